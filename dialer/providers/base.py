@@ -1,0 +1,112 @@
+"""The telephony provider port.
+
+A provider places one outbound call and tells how it ended. The dialer chooses
+the provider call id before the call is placed (a SIP Call-ID, or the
+simulated carrier's call id) and hands it to the server in StartAttempt, so
+that recovery can later ask the provider about a call whose dialer died.
+
+Outcome words are the product's: completed, no_answer, busy, timeout,
+invalid_number, blocked, carrier_error, agent_error.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class Outcome(str, enum.Enum):
+    COMPLETED = "completed"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    TIMEOUT = "timeout"
+    INVALID_NUMBER = "invalid_number"
+    BLOCKED = "blocked"
+    CARRIER_ERROR = "carrier_error"
+    AGENT_ERROR = "agent_error"
+
+
+@dataclass(frozen=True)
+class TrunkSettings:
+    """Outbound trunk of the caller number (from StartAttemptResponse)."""
+
+    kind: str  # "simulated" | "sip"
+    host: str = ""
+    port: int = 0
+    transport: str = "udp"  # "udp" | "tcp"
+    username: str = ""
+    password: str = ""
+    caller_id_format: str = "e164"  # "e164" | "e164_no_plus" | "national"
+    # Simulated trunk only: weights by outcome word, mean_call_seconds, ring_seconds.
+    simulation: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    provider_call_id: str
+    to_number: str  # E.164
+    from_number: str  # E.164
+    trunk: TrunkSettings
+    ring_timeout_seconds: float
+    max_call_duration_seconds: float
+    organization_id: str
+    batch_id: str
+    contact_id: str
+    agent_id: str
+    attempt_number: int
+    variables: dict[str, str] = field(default_factory=dict)
+    recording_enabled: bool = False
+    transcript_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Outcome
+    start_time: datetime
+    end_time: datetime
+    answer_time: datetime | None = None
+    # Connected (talk) seconds; 0 when never answered.
+    duration_seconds: float = 0.0
+    sip_code: int = 0
+    recording_uri: str = ""
+    transcript: str = ""
+    detail: str = ""
+
+
+class CallState(str, enum.Enum):
+    UNKNOWN = "unknown"  # the provider never heard of the call
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class CallStatus:
+    state: CallState
+    # Set when state is ENDED.
+    result: CallResult | None = None
+
+
+class AnswerCallback(Protocol):
+    async def __call__(self, answer_time: datetime) -> None: ...
+
+
+class TelephonyProvider(Protocol):
+    """One implementation per trunk kind."""
+
+    async def place_call(self, request: CallRequest, on_answer: AnswerCallback) -> CallResult:
+        """Places the call and returns when it is over.
+
+        Calls ``on_answer`` once when the callee answers. Cancelling the
+        awaiting task hangs up (CANCEL before answer, BYE after) and still
+        must not leave the call live at the provider.
+        """
+        ...
+
+    async def call_status(self, provider_call_id: str, trunk: TrunkSettings) -> CallStatus:
+        """What the provider knows of a call, for recovery after a dialer died."""
+        ...
+
+    async def close(self) -> None: ...

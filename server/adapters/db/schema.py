@@ -1,0 +1,255 @@
+"""Postgres schema (SQLAlchemy Core). Postgres is the source of truth.
+
+Batch counters live on the batch row and are changed in the same
+transaction as every contact change, so reads never count contacts. Status
+words are the lowercase names of the domain enums.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+TS = DateTime(timezone=True)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("concurrency_limit", Integer, nullable=False, server_default="10"),
+    Column("credit_balance_micros", BigInteger, nullable=False, server_default="0"),
+    Column("credits_enforced", Boolean, nullable=False, server_default=text("true")),
+    # Default calling window ("HH:MM"), null = none.
+    Column("window_start", String(5)),
+    Column("window_end", String(5)),
+    Column("window_weekdays", ARRAY(SmallInteger)),
+    Column("frequency_cap_per_24h", Integer, nullable=False, server_default="0"),
+    Column("circuit_breaker_window", Integer, nullable=False, server_default="20"),
+    Column("circuit_breaker_threshold", Float, nullable=False, server_default="0.5"),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(200), nullable=False, server_default=""),
+    Column("role", String(10), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    # sha256 of the secret; the secret itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    Column("last_used_at", TS),
+    Column("revoked_at", TS),
+    CheckConstraint("role in ('owner','admin','member')", name="role"),
+)
+Index("ix_api_keys_org", api_keys.c.org_id)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("architecture", String(10), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("recording_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("transcript_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    CheckConstraint("architecture in ('pipeline','realtime','text')", name="architecture"),
+)
+Index("ix_agents_org", agents.c.org_id, agents.c.created_at)
+
+phone_numbers = Table(
+    "phone_numbers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("e164", String(20), nullable=False),
+    Column("display_name", String(200), nullable=False, server_default=""),
+    # null = no outbound trunk.
+    Column("trunk_kind", String(10)),
+    Column("trunk_host", String(255), nullable=False, server_default=""),
+    Column("trunk_port", Integer, nullable=False, server_default="0"),
+    Column("trunk_transport", String(4), nullable=False, server_default="udp"),
+    Column("trunk_username", String(128), nullable=False, server_default=""),
+    # Never returned by the public API.
+    Column("trunk_password", String(256), nullable=False, server_default=""),
+    Column("caller_id_format", String(16), nullable=False, server_default="e164"),
+    Column("simulation", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    # Soft delete: batches keep pointing at the number they called from.
+    Column("deleted_at", TS),
+)
+Index(
+    "uq_phone_numbers_org_e164_live",
+    phone_numbers.c.org_id,
+    phone_numbers.c.e164,
+    unique=True,
+    postgresql_where=phone_numbers.c.deleted_at.is_(None),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("request_id", String(128)),
+    Column("display_name", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", String(10), nullable=False),
+    Column("status_reason", Text, nullable=False, server_default=""),
+    Column("agent_id", String(40), ForeignKey("agents.id"), nullable=False),
+    Column("from_number_id", String(40), ForeignKey("phone_numbers.id"), nullable=False),
+    Column("concurrency_limit", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("max_call_seconds", Integer, nullable=False, server_default="1800"),
+    Column("scheduled_at", TS),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("default_region", String(2), nullable=False, server_default=""),
+    Column("custom_columns", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("window_mode", String(10), nullable=False, server_default="org"),
+    Column("window_start", String(5)),
+    Column("window_end", String(5)),
+    Column("window_weekdays", ARRAY(SmallInteger)),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    Column("started_at", TS),
+    Column("completed_at", TS),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    # Latest StartAttempt grant: pause and cancel wait out its dial deadline.
+    Column("last_grant_at", TS),
+    Column("estimated_cost_micros", BigInteger, nullable=False, server_default="0"),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    # Maintained counters (one per contact status) and call figures.
+    Column("total_contacts", Integer, nullable=False, server_default="0"),
+    Column("n_pending", Integer, nullable=False, server_default="0"),
+    Column("n_queued", Integer, nullable=False, server_default="0"),
+    Column("n_dialing", Integer, nullable=False, server_default="0"),
+    Column("n_connected", Integer, nullable=False, server_default="0"),
+    Column("n_completed", Integer, nullable=False, server_default="0"),
+    Column("n_failed", Integer, nullable=False, server_default="0"),
+    Column("n_invalid_number", Integer, nullable=False, server_default="0"),
+    Column("n_blocked", Integer, nullable=False, server_default="0"),
+    Column("n_carrier_error", Integer, nullable=False, server_default="0"),
+    Column("n_cancelled", Integer, nullable=False, server_default="0"),
+    Column("n_suppressed", Integer, nullable=False, server_default="0"),
+    Column("attempts_total", Integer, nullable=False, server_default="0"),
+    Column("connected_calls", Integer, nullable=False, server_default="0"),
+    Column("total_duration_seconds", Float, nullable=False, server_default="0"),
+    # {"<attempts>": contacts} over final contacts.
+    Column("attempt_histogram", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # {"<attempt number>:<outcome>": count} over closed attempts.
+    Column("outcomes_by_attempt", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Outcomes of the latest attempts, newest last, for the circuit breaker.
+    Column("recent_outcomes", ARRAY(String(16)), nullable=False, server_default=text("'{}'")),
+    UniqueConstraint("org_id", "request_id", name="uq_batches_org_request"),
+    CheckConstraint(
+        "status in ('pending','scheduled','running','paused','completed','failed','cancelled')",
+        name="status",
+    ),
+)
+Index("ix_batches_org_created", batches.c.org_id, batches.c.created_at.desc(), batches.c.id)
+Index("ix_batches_status_scheduled", batches.c.status, batches.c.scheduled_at)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("batch_id", String(40), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("org_id", String(40), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("email", String(320), nullable=False, server_default=""),
+    Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False),
+    Column("last_outcome", String(16), nullable=False, server_default=""),
+    Column("failure_reason", Text, nullable=False, server_default=""),
+    Column("wait_reason", Text, nullable=False, server_default=""),
+    Column("last_attempt_at", TS),
+    Column("next_attempt_at", TS),
+    Column("call_started_at", TS),
+    Column("call_ended_at", TS),
+    Column("duration_seconds", Float, nullable=False, server_default="0"),
+    Column("recording_uri", Text, nullable=False, server_default=""),
+    Column("transcript", Text, nullable=False, server_default=""),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    Column("timezones", ARRAY(String(64)), nullable=False, server_default=text("'{}'")),
+    Column("tz_fallback", Boolean, nullable=False, server_default=text("false")),
+    # The open attempt while DIALING / CONNECTED.
+    Column("current_attempt_id", String(40)),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+)
+Index("ix_contacts_batch_id", contacts.c.batch_id, contacts.c.id)
+Index("ix_contacts_batch_status", contacts.c.batch_id, contacts.c.status, contacts.c.id)
+Index("ix_contacts_batch_attempts", contacts.c.batch_id, contacts.c.attempts, contacts.c.id)
+Index("ix_contacts_batch_last_attempt", contacts.c.batch_id, contacts.c.last_attempt_at)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("contact_id", BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("batch_id", String(40), nullable=False),
+    Column("org_id", String(40), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    Column("fence_token", BigInteger, nullable=False),
+    Column("lease_id", String(64), nullable=False),
+    Column("dialer_id", String(128), nullable=False, server_default=""),
+    Column("provider_call_id", String(128), nullable=False, server_default=""),
+    Column("started_at", TS, nullable=False),
+    Column("answered_at", TS),
+    Column("ended_at", TS),
+    Column("outcome", String(16), nullable=False, server_default=""),
+    Column("duration_seconds", Float, nullable=False, server_default="0"),
+    Column("sip_code", Integer, nullable=False, server_default="0"),
+    Column("recording_uri", Text, nullable=False, server_default=""),
+    Column("transcript", Text, nullable=False, server_default=""),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    Column("closed_by", String(160), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+)
+Index("ix_attempts_contact", attempts.c.contact_id, attempts.c.attempt_number)
+Index("ix_attempts_open", attempts.c.org_id, postgresql_where=attempts.c.ended_at.is_(None))
+Index("ix_attempts_org_phone_started", attempts.c.org_id, attempts.c.phone, attempts.c.started_at)
+
+do_not_call = Table(
+    "do_not_call",
+    metadata,
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("phone", String(20), primary_key=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+)
