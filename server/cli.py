@@ -1,2 +1,153 @@
-def main() -> None:
-    print("batchcalls")
+"""`batchcalls` command line: up | server | dialer | ui | migrate | org | simcarrier."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("batchcalls")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("BATCHCALLS_LOG_LEVEL", "INFO"),
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from server.adapters.db.engine import migrate
+    from server.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.database_url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+async def serve(settings: "object", *, port: int | None = None, ready_file: str | None = None) -> None:
+    from server.app import create_server, mark_serving
+    from server.bootstrap import build_context, close_context
+
+    ctx = build_context(settings)  # type: ignore[arg-type]
+    srv = create_server(ctx, settings.grpc_host, settings.grpc_port if port is None else port)  # type: ignore[attr-defined]
+    await srv.start()
+    await mark_serving(srv)
+    print(f"SERVER_READY {settings.grpc_host}:{srv.port}", flush=True)  # type: ignore[attr-defined]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await srv.stop()
+    await close_context(ctx)
+
+
+def cmd_server(_: argparse.Namespace) -> int:
+    from server.adapters.db.engine import migrate
+    from server.settings import Settings
+
+    _setup_logging()
+    settings = Settings.from_env()
+    missing = [n for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+                              ("BATCHCALLS_SERVICE_TOKEN", settings.service_token)) if not v]
+    if missing:
+        print("missing settings: " + ", ".join(missing) + " (or use `batchcalls up`)", file=sys.stderr)
+        return 2
+    if os.environ.get("BATCHCALLS_AUTO_MIGRATE", "1") == "1":
+        migrate(settings.database_url)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_dialer(_: argparse.Namespace) -> int:
+    from dialer.__main__ import main as dialer_main
+
+    return dialer_main([])
+
+
+def cmd_simcarrier(args: argparse.Namespace) -> int:
+    from dialer.simcarrier.__main__ import main as sim_main
+
+    return sim_main(args.rest)
+
+
+def ui_command(port: int) -> list[str]:
+    app = Path(__file__).resolve().parent.parent / "admin_ui" / "app.py"
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+def cmd_ui(_: argparse.Namespace) -> int:
+    port = int(os.environ.get("BATCHCALLS_UI_PORT", "8501"))
+    return subprocess.call(ui_command(port))
+
+
+async def _create_org(settings: "object", name: str, credits_usd: float) -> tuple[str, str]:
+    from server.bootstrap import build_context, close_context
+    from server.service.organizations import create_organization
+
+    ctx = build_context(settings, validator=object())  # type: ignore[arg-type]
+    try:
+        return await create_organization(ctx, name, credit_micros=int(credits_usd * 1_000_000))
+    finally:
+        await ctx.engine.dispose()
+
+
+def cmd_org(args: argparse.Namespace) -> int:
+    from server.settings import Settings
+
+    settings = Settings.from_env()
+    org_id, secret = asyncio.run(_create_org(settings, args.name, args.credits))
+    print(f"organization {org_id} created\nowner API key (shown once): {secret}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from server.devstack import run_up
+
+    return run_up(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchcalls", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start everything on embedded Postgres and Redis")
+    up.add_argument("--data-dir", default=os.environ.get("BATCHCALLS_DATA_DIR", ".data"))
+    up.add_argument("--grpc-port", type=int, default=int(os.environ.get("BATCHCALLS_GRPC_PORT", "50051")))
+    up.add_argument("--ui-port", type=int, default=int(os.environ.get("BATCHCALLS_UI_PORT", "8501")))
+    up.add_argument("--no-ui", action="store_true", help="do not start the Streamlit admin UI")
+    up.add_argument("--time-scale", type=float, default=float(os.environ.get("BATCHCALLS_SIM_TIME_SCALE", "0.05")),
+                    help="simulated carrier time scale (0.05: a 3-minute call lasts 9 s)")
+    up.set_defaults(fn=cmd_up)
+    sub.add_parser("server", help="run the gRPC server (DATABASE_URL, REDIS_URL)").set_defaults(fn=cmd_server)
+    sub.add_parser("dialer", help="run a dialer (REDIS_URL, BATCHCALLS_SERVER_ADDR)").set_defaults(fn=cmd_dialer)
+    sub.add_parser("ui", help="run the Streamlit admin UI").set_defaults(fn=cmd_ui)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    sim = sub.add_parser("simcarrier", help="run the simulated carrier")
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    sim.set_defaults(fn=cmd_simcarrier)
+    org = sub.add_parser("org", help="create an organization and print its owner key")
+    org.add_argument("name")
+    org.add_argument("--credits", type=float, default=100.0, help="starting credit, USD")
+    org.set_defaults(fn=cmd_org)
+    args = parser.parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

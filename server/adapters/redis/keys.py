@@ -20,6 +20,12 @@ STATE_MARKER = f"{PREFIX}:state-marker"
 REBUILD_LOCK = f"{PREFIX}:rebuild-lock"
 #: Lock that elects the replica running the scheduler tick.
 SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
+#: SET of organization ids that may hold leases (live or expired). A superset
+#: of ACTIVE_ORGS' lease holders: a paused or cancelled batch leaves the ring
+#: (and maybe its org leaves ACTIVE_ORGS) while its calls still hold leases,
+#: and the reapers must keep watching them. Dialers SADD on claim and on every
+#: heartbeat; reapers SREM an org whose lease zset is empty.
+LEASE_ORGS = f"{PREFIX}:lease-orgs"
 
 
 def _org(org_id: str) -> str:
@@ -62,9 +68,36 @@ def batch_ready(org_id: str, batch_id: str) -> str:
 
 
 def lease_info(org_id: str, lease_id: str) -> str:
-    """HASH describing one lease, for recovery: batch, contact, token,
-    dialer, attempt, provider call id, started (ms), max call ms, trunk."""
+    """HASH describing one lease, for recovery. Fields (see LEASE_FIELDS):
+    ``batch``, ``contact``, ``token``, ``dialer``, ``provider_call_id``,
+    ``claimed_ms`` (claim instant), ``started_ms`` (grant instant, = claimed
+    until attached), ``due_ms`` (ready score it was claimed with) and, once
+    StartAttempt granted it, ``attempt_id``, ``max_call_ms``, ``trunk`` (json
+    of TrunkSettings). Written by claim.lua / attach.lua / restore_lease.lua,
+    deleted by release.lua. Has a long safety TTL, refreshed by renew.lua."""
     return f"{_org(org_id)}:lease:{lease_id}"
+
+
+#: Field names of a lease info hash.
+LEASE_FIELDS = (
+    "batch",
+    "contact",
+    "token",
+    "dialer",
+    "provider_call_id",
+    "claimed_ms",
+    "started_ms",
+    "due_ms",
+    "attempt_id",
+    "max_call_ms",
+    "trunk",
+)
+
+
+def reaper_lock(org_id: str) -> str:
+    """STRING lock (SET NX PX, value = dialer id) so one dialer at a time
+    reaps an organization's expired leases."""
+    return f"{_org(org_id)}:reaper-lock"
 
 
 def batch_events(org_id: str, batch_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Development tools of the admin UI (an in-memory fake of the API)."""

@@ -1,0 +1,1 @@
+"""Page bodies of the admin UI, one module per page, plain functions."""

@@ -1,0 +1,102 @@
+"""``python -m dialer`` / ``batchcalls dialer``: run one dialer process.
+
+Configuration comes from the environment (see ``dialer.settings``).
+Prometheus metrics on ``BATCHCALLS_DIALER_METRICS_PORT`` (default 9102,
+0 = off). SIGTERM / SIGINT: stop claiming, let live calls finish (up to
+``BATCHCALLS_DRAIN_TIMEOUT_SECONDS``), report them, release leases, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from dialer.logging import configure_logging, log_event
+from dialer.settings import DialerSettings, SettingsError
+
+log = logging.getLogger("dialer")
+
+
+def make_redis(url: str):
+    """redis.asyncio client from redis://, rediss:// or unix:// URLs."""
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(url, decode_responses=False, health_check_interval=30)
+
+
+async def _amain(settings: DialerSettings) -> int:
+    import grpc
+
+    from dialer.metrics import DialerMetrics
+    from dialer.providers.registry import ProviderRegistry
+    from dialer.worker import Dialer
+
+    metrics = DialerMetrics()
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port)
+            log_event(log, "metrics.serving", port=settings.metrics_port)
+        except OSError as exc:
+            log_event(log, "metrics.port_unavailable", logging.WARNING, port=settings.metrics_port, error=repr(exc))
+    redis = make_redis(settings.redis_url)
+    channel = grpc.aio.insecure_channel(
+        settings.server_addr,
+        options=[
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
+        ],
+    )
+    providers = ProviderRegistry(settings)
+    dialer = Dialer(settings, redis, channel, providers, metrics=metrics)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, _on_signal, dialer, sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(dialer.request_stop))
+    try:
+        await dialer.run()
+    finally:
+        await providers.close()
+        await channel.close()
+        await redis.aclose()
+    return 0
+
+
+def _on_signal(dialer, sig) -> None:
+    log_event(log, "dialer.signal", signal=signal.Signals(sig).name)
+    dialer.request_stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchcalls dialer", description="Run a batchcalls dialer.")
+    parser.add_argument("--dialer-id", help="override BATCHCALLS_DIALER_ID")
+    parser.add_argument("--metrics-port", type=int, help="override BATCHCALLS_DIALER_METRICS_PORT (0 = off)")
+    args = parser.parse_args(argv)
+    try:
+        settings = DialerSettings.from_env()
+        changes = {}
+        if args.dialer_id:
+            changes["dialer_id"] = args.dialer_id
+        if args.metrics_port is not None:
+            changes["metrics_port"] = args.metrics_port
+        if changes:
+            settings = settings.with_(**changes)
+    except SettingsError as exc:
+        print(f"batchcalls dialer: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return asyncio.run(_amain(settings))
+    except KeyboardInterrupt:  # pragma: no cover - second Ctrl-C
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Prometheus metrics of a dialer.
+
+Served by ``python -m dialer`` / ``batchcalls dialer`` on
+``BATCHCALLS_DIALER_METRICS_PORT`` (default **9102**, 0 = off) at ``/metrics``.
+
+- ``batchcalls_dialer_live_calls{org}``            gauge, calls this dialer has up
+- ``batchcalls_dialer_org_slots_in_use{org}``      gauge, leases in the org zset (all dialers)
+- ``batchcalls_dialer_org_slots_limit{org}``       gauge, the org's limit
+- ``batchcalls_dialer_claim_to_dial_seconds``      histogram, claim -> call placed
+- ``batchcalls_dialer_claims_total{result}``       counter, claim script answers
+- ``batchcalls_dialer_start_decisions_total{decision}`` counter, StartAttempt answers
+- ``batchcalls_dialer_outcomes_total{outcome}``    counter, FinishAttempt outcomes sent
+- ``batchcalls_dialer_leases_lost_total``          counter, failed renewals (lease lost)
+- ``batchcalls_dialer_leases_reaped_total{result}`` counter, leases released by the reaper
+
+Each ``DialerMetrics`` has its own registry, so several dialers can live in
+one test process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class DialerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.live_calls = Gauge("batchcalls_dialer_live_calls", "Calls this dialer has up.", ["org"], registry=r)
+        self.slots_in_use = Gauge(
+            "batchcalls_dialer_org_slots_in_use", "Leases held in the organization (all dialers).", ["org"], registry=r
+        )
+        self.slots_limit = Gauge("batchcalls_dialer_org_slots_limit", "The organization's call limit.", ["org"], registry=r)
+        self.claim_to_dial = Histogram(
+            "batchcalls_dialer_claim_to_dial_seconds",
+            "From a successful claim to the call being placed.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.claims = Counter("batchcalls_dialer_claims_total", "Answers of the claim script.", ["result"], registry=r)
+        self.start_decisions = Counter(
+            "batchcalls_dialer_start_decisions_total", "StartAttempt decisions.", ["decision"], registry=r
+        )
+        self.outcomes = Counter("batchcalls_dialer_outcomes_total", "Outcomes reported.", ["outcome"], registry=r)
+        self.leases_lost = Counter("batchcalls_dialer_leases_lost_total", "Failed lease renewals.", registry=r)
+        self.reaped = Counter("batchcalls_dialer_leases_reaped_total", "Leases released by the reaper.", ["result"], registry=r)
+
+    def serve(self, port: int, addr: str = "0.0.0.0"):
+        """Start the /metrics HTTP server (a daemon thread). Returns (server, thread)."""
+        return start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,213 @@
+"""Recovery of leases whose holder stopped heartbeating.
+
+Runs in every dialer about once a second. Per organization a short Redis
+lock (``bc:{org}:reaper-lock``, SET NX PX) lets one dialer at a time judge
+that organization's expired leases (expiry < now, own leases skipped):
+
+- no attempt attached (the claim died before StartAttempt was granted, or
+  before the dialer recorded the grant) -> no call was placed under it:
+  release it (conditionally: release.lua refuses if an attempt got attached
+  meanwhile) and put the contact back in the ready queue (ZADD NX, only if
+  the batch is still active). If the server did grant the attempt, the
+  next claim gets STALE and the server's reconciler closes the attempt.
+- attempt attached -> ask the provider (by trunk kind) for the call:
+  ENDED -> FinishAttempt with the provider's result, closed_by
+  "reaper:<dialer id>", then release; RINGING / IN_PROGRESS -> keep;
+  UNKNOWN or provider unreachable -> keep until started + max call +
+  ring timeout + lease ttl has passed, then FinishAttempt(DIALER_LOST) and
+  release. A rejected FinishAttempt (already closed, stale token) ->
+  release. A transient gRPC error -> keep, try again next tick.
+
+A lease is never released sooner: the slot stays taken until the call it
+guards is known to be over (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Container
+from typing import Any
+
+from dialer.leases import LeaseClient, LeaseRecord
+from dialer.logging import log_event
+from dialer.metrics import DialerMetrics
+from dialer.providers.base import CallState
+from dialer.server_client import ServerClient, finish_request, outcome_to_proto, trunk_from_json
+from server.adapters.redis import keys
+from batchcalls.v1 import resources_pb2
+
+log = logging.getLogger("dialer.reaper")
+
+#: Max call duration assumed when a lease does not say (should not happen).
+DEFAULT_MAX_CALL_MS = 3600 * 1000
+
+
+class Reaper:
+    def __init__(
+        self,
+        leases: LeaseClient,
+        providers: Any,
+        server: ServerClient,
+        *,
+        dialer_id: str,
+        lease_ttl_ms: int,
+        ring_timeout_seconds: float,
+        metrics: DialerMetrics | None = None,
+        own_leases: Callable[[], Container[str]] = lambda: (),
+        lock_ttl_ms: int = 15_000,
+        status_timeout: float = 10.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.leases = leases
+        self.providers = providers
+        self.server = server
+        self.dialer_id = dialer_id
+        self.closed_by = f"reaper:{dialer_id}"
+        self.lease_ttl_ms = lease_ttl_ms
+        self.ring_timeout_ms = int(ring_timeout_seconds * 1000)
+        self.metrics = metrics
+        self.own_leases = own_leases
+        self.lock_ttl_ms = lock_ttl_ms
+        self.status_timeout = status_timeout
+        self._sem = asyncio.Semaphore(concurrency)
+
+    async def tick(self) -> int:
+        """One pass over every organization that may hold leases. Returns
+        the number of leases released."""
+        if not await self.leases.state_present():
+            return 0  # Redis lost its data; wait for the rebuild
+        active = await self.leases.active_orgs()
+        orgs = active | await self.leases.lease_orgs()
+        released = 0
+        for org_id in sorted(orgs):
+            lock = keys.reaper_lock(org_id)
+            token = f"{self.dialer_id}:{uuid.uuid4().hex}"
+            if await self.leases.try_lock(lock, token, self.lock_ttl_ms):
+                try:
+                    released += await self.reap_org(org_id)
+                    if org_id not in active:
+                        await self.leases.forget_lease_org_if_empty(org_id)
+                finally:
+                    await self.leases.unlock(lock, token)
+            if self.metrics is not None:
+                used, limit = await self.leases.org_usage(org_id)
+                self.metrics.slots_in_use.labels(org_id).set(used)
+                if limit is not None:
+                    self.metrics.slots_limit.labels(org_id).set(limit)
+        return released
+
+    async def reap_org(self, org_id: str) -> int:
+        records = await self.leases.list_expired(org_id)
+        own = self.own_leases()
+        todo = [r for r in records if r.lease_id not in own]
+        if not todo:
+            return 0
+        results = await asyncio.gather(*(self._judge_bounded(r) for r in todo), return_exceptions=True)
+        released = 0
+        for record, result in zip(todo, results):
+            if isinstance(result, BaseException):
+                log_event(log, "reaper.error", logging.ERROR, org_id=org_id, lease_id=record.lease_id,
+                          error=repr(result))
+            elif result.startswith("released"):
+                released += 1
+        return released
+
+    async def _judge_bounded(self, record: LeaseRecord) -> str:
+        async with self._sem:
+            return await self.judge(record)
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None and result.startswith("released"):
+            self.metrics.reaped.labels(result.removeprefix("released:")).inc()
+
+    async def judge(self, record: LeaseRecord) -> str:
+        """Decide one expired lease: "released:<why>" or "kept:<why>"."""
+        result = await self._judge(record)
+        self._count(result)
+        level = logging.INFO if result.startswith("released") else logging.DEBUG
+        log_event(log, "reaper.judged", level, org_id=record.org_id, lease_id=record.lease_id,
+                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
+                  holder=record.dialer_id, result=result)
+        return result
+
+    async def _judge(self, record: LeaseRecord) -> str:
+        now = self.leases.now_ms()
+        org_id = record.org_id
+        if not record.info:
+            # The info hash outlived its safety TTL (the lease was not renewed
+            # for a day): nothing can still be live under it.
+            await self._drop_orphan(record)
+            return "released:orphan"
+
+        if not record.attempt_id:
+            if now - record.claimed_ms < self.lease_ttl_ms:
+                return "kept:young_claim"
+            due = int(float(record.info.get("due_ms") or 0)) or now
+            r = await self.leases.release(
+                org_id, record.batch_id, record.lease_id,
+                only_unattached=True, requeue_contact=record.contact_id, requeue_due_ms=due, requeue_mode="nx",
+            )
+            if r == -1:
+                return "kept:attached_meanwhile"
+            return "released:unattached_claim"
+
+        max_call_ms = record.max_call_ms or DEFAULT_MAX_CALL_MS
+        deadline = record.started_ms + max_call_ms + self.ring_timeout_ms + self.lease_ttl_ms
+        state: CallState | None = None
+        result = None
+        try:
+            trunk = trunk_from_json(record.trunk_json)
+            provider = self.providers.get(trunk.kind)
+            status = await asyncio.wait_for(provider.call_status(record.provider_call_id, trunk), self.status_timeout)
+            state, result = status.state, status.result
+        except Exception as exc:  # provider unreachable: not proof the call is over
+            log_event(log, "reaper.call_status_failed", logging.WARNING, org_id=org_id, lease_id=record.lease_id,
+                      provider_call_id=record.provider_call_id, error=repr(exc))
+
+        if state is CallState.ENDED and result is not None:
+            req = finish_request(
+                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+                outcome=outcome_to_proto(result.outcome), closed_by=self.closed_by,
+                end_time=now / 1000, result=result,
+            )
+            why = "ended"
+        elif state in (CallState.RINGING, CallState.IN_PROGRESS):
+            if now > deadline:
+                log_event(log, "reaper.call_overdue", logging.WARNING, org_id=org_id, lease_id=record.lease_id,
+                          provider_call_id=record.provider_call_id, state=state.value,
+                          overdue_seconds=(now - deadline) / 1000)
+            return "kept:" + state.value
+        elif now > deadline:
+            req = finish_request(
+                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+                outcome=resources_pb2.CALL_OUTCOME_DIALER_LOST, closed_by=self.closed_by,
+                end_time=now / 1000,
+                detail=f"dialer {record.dialer_id} lost; provider state {state.value if state else 'unreachable'}",
+            )
+            why = "dialer_lost"
+        else:
+            return "kept:" + (state.value if state else "unreachable") + "_before_deadline"
+
+        answer, _ = await self.server.finish_once(req)
+        if answer == "retry":
+            return "kept:finish_unavailable"
+        if self.metrics is not None and answer == "ok":
+            self.metrics.outcomes.labels(
+                resources_pb2.CallOutcome.Name(req.outcome).removeprefix("CALL_OUTCOME_").lower()
+            ).inc()
+        await self.leases.release(org_id, record.batch_id, record.lease_id)
+        return f"released:{why}" if answer == "ok" else "released:already_closed"
+
+    async def _drop_orphan(self, record: LeaseRecord) -> None:
+        """Remove a lease without info from the org zset and from whichever
+        batch zset of the org holds it (found by SCAN: a rare path)."""
+        redis = self.leases.redis
+        org_id = record.org_id
+        await redis.zrem(keys.org_leases(org_id), record.lease_id)
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in org_id)
+        pattern = keys.batch_leases(escaped, "*")
+        async for key in redis.scan_iter(match=pattern, count=500):
+            await redis.zrem(key, record.lease_id)

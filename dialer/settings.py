@@ -1,0 +1,120 @@
+"""Dialer settings, read from the environment.
+
+| variable                           | default                 |
+|------------------------------------|-------------------------|
+| BATCHCALLS_SERVER_ADDR             | 127.0.0.1:50051         |
+| BATCHCALLS_SERVICE_TOKEN           | "" (required by server) |
+| REDIS_URL                          | redis://127.0.0.1:6379/0 (redis:// or unix://) |
+| BATCHCALLS_SIMCARRIER_URL          | http://127.0.0.1:50070  |
+| BATCHCALLS_DIALER_ID               | <hostname>-<pid>        |
+| BATCHCALLS_LEASE_TTL_SECONDS       | 10                      |
+| BATCHCALLS_HEARTBEAT_SECONDS       | lease ttl / 3           |
+| BATCHCALLS_RING_TIMEOUT_SECONDS    | 30                      |
+| BATCHCALLS_DIALER_METRICS_PORT     | 9102 (0 = off)          |
+| BATCHCALLS_POLL_SECONDS            | 0.05                    |
+| BATCHCALLS_DIAL_GRACE_SECONDS      | 1.0 (the server's grant window) |
+| BATCHCALLS_DRAIN_TIMEOUT_SECONDS   | 30 (SIGTERM: wait this long for live calls) |
+| BATCHCALLS_REAPER_SECONDS          | 1.0                     |
+| BATCHCALLS_DIALER_MAX_CALLS        | 1000 (calls one dialer holds at once) |
+| BATCHCALLS_RPC_TIMEOUT_SECONDS     | 5                       |
+| BATCHCALLS_LOG_LEVEL               | INFO                    |
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def default_dialer_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class DialerSettings:
+    server_addr: str = "127.0.0.1:50051"
+    service_token: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    simcarrier_url: str = "http://127.0.0.1:50070"
+    dialer_id: str = ""
+    lease_ttl_seconds: float = 10.0
+    heartbeat_seconds: float = 10.0 / 3
+    ring_timeout_seconds: float = 30.0
+    metrics_port: int = 9102
+    poll_seconds: float = 0.05
+    dial_grace_seconds: float = 1.0
+    drain_timeout_seconds: float = 30.0
+    reaper_interval_seconds: float = 1.0
+    max_live_calls: int = 1000
+    rpc_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.dialer_id:
+            object.__setattr__(self, "dialer_id", default_dialer_id())
+        if self.lease_ttl_seconds <= 0:
+            raise SettingsError("lease ttl must be > 0")
+        if not 0 < self.heartbeat_seconds < self.lease_ttl_seconds:
+            raise SettingsError("heartbeat must be > 0 and shorter than the lease ttl")
+
+    @property
+    def lease_ttl_ms(self) -> int:
+        return int(self.lease_ttl_seconds * 1000)
+
+    def with_(self, **changes) -> "DialerSettings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "DialerSettings":
+        env = os.environ if env is None else env
+        ttl = _float(env, "BATCHCALLS_LEASE_TTL_SECONDS", 10.0, minimum=0.001)
+        return cls(
+            server_addr=env.get("BATCHCALLS_SERVER_ADDR", "").strip() or "127.0.0.1:50051",
+            service_token=env.get("BATCHCALLS_SERVICE_TOKEN", "").strip(),
+            redis_url=env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
+            simcarrier_url=env.get("BATCHCALLS_SIMCARRIER_URL", "").strip() or "http://127.0.0.1:50070",
+            dialer_id=env.get("BATCHCALLS_DIALER_ID", "").strip() or default_dialer_id(),
+            lease_ttl_seconds=ttl,
+            heartbeat_seconds=_float(env, "BATCHCALLS_HEARTBEAT_SECONDS", ttl / 3, minimum=0.001),
+            ring_timeout_seconds=_float(env, "BATCHCALLS_RING_TIMEOUT_SECONDS", 30.0),
+            metrics_port=_int(env, "BATCHCALLS_DIALER_METRICS_PORT", 9102),
+            poll_seconds=_float(env, "BATCHCALLS_POLL_SECONDS", 0.05, minimum=0.001),
+            dial_grace_seconds=_float(env, "BATCHCALLS_DIAL_GRACE_SECONDS", 1.0, minimum=0.001),
+            drain_timeout_seconds=_float(env, "BATCHCALLS_DRAIN_TIMEOUT_SECONDS", 30.0),
+            reaper_interval_seconds=_float(env, "BATCHCALLS_REAPER_SECONDS", 1.0, minimum=0.01),
+            max_live_calls=_int(env, "BATCHCALLS_DIALER_MAX_CALLS", 1000, minimum=1),
+            rpc_timeout_seconds=_float(env, "BATCHCALLS_RPC_TIMEOUT_SECONDS", 5.0, minimum=0.01),
+            log_level=env.get("BATCHCALLS_LOG_LEVEL", "").strip().upper() or "INFO",
+        )

@@ -1,0 +1,82 @@
+"""Command line entry: ``python -m dialer.simcarrier``.
+
+Prints exactly one line, ``SIMCARRIER_READY http://HOST:PORT``, to stdout once
+the socket listens, so a parent process (``batchcalls up``, a test) can start
+it with ``--port 0`` and read the port it got. Everything else goes to the
+log on stderr. SIGTERM and SIGINT stop it cleanly.
+
+Every option has an environment fallback, for compose files:
+``SIMCARRIER_HOST``, ``SIMCARRIER_PORT``, ``SIMCARRIER_TIME_SCALE``,
+``SIMCARRIER_SEED``, ``SIMCARRIER_RECORD_FILE``, ``SIMCARRIER_LOG_LEVEL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from dialer.simcarrier.server import serve
+
+
+def _raise_fd_limit() -> None:
+    """Lifts the soft open-files limit: one socket per long-polled live call."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dialer.simcarrier", description="Simulated telephony carrier and voice agent.")
+    parser.add_argument("--host", default=os.environ.get("SIMCARRIER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SIMCARRIER_PORT", "0")))
+    parser.add_argument(
+        "--time-scale", type=float, default=float(os.environ.get("SIMCARRIER_TIME_SCALE", "1.0")),
+        help="real seconds per simulated second (0.001: a 3-minute call lasts 180 ms)",
+    )
+    parser.add_argument("--seed", default=os.environ.get("SIMCARRIER_SEED", "0"), help="seed of the random outcome mix")
+    parser.add_argument("--record-file", default=os.environ.get("SIMCARRIER_RECORD_FILE") or None,
+                        help="append every call (JSONL, last line per call_id wins)")
+    parser.add_argument("--log-level", default=os.environ.get("SIMCARRIER_LOG_LEVEL", "WARNING"))
+    args = parser.parse_args(argv)
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be > 0")
+    return args
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    def ready(url: str) -> None:
+        sys.stdout.write(f"SIMCARRIER_READY {url}\n")
+        sys.stdout.flush()
+
+    await serve(args.host, args.port, time_scale=args.time_scale, seed=args.seed,
+                record_file=args.record_file, on_ready=ready, stop=stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _raise_fd_limit()
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,553 @@
+"""The dialer's main loop (DESIGN.md §5 is the contract).
+
+``Dialer(settings, redis, channel, providers, clock=..., monotonic=...)``;
+``await dialer.run()`` until ``await dialer.stop()``.
+
+Claiming. Every ``poll_seconds`` (at once again while there is work) the
+dialer serves every organization in ACTIVE_ORGS, provided the state marker
+exists (else Redis lost its data: claim nothing until the reconciler has
+rebuilt it; heartbeats and live calls go on). Per organization the ring of
+running batches is rotated by one, then passes are made over it, claiming at
+most one contact per batch per pass with claim.lua, until every batch is
+full / empty / not due or the organization is full. Each claim is handled in
+a task of its own:
+
+1. StartAttempt(org, batch, contact, token, lease id, dialer id, provider
+   call id) with the service token; t0 = monotonic() before sending.
+2. Not GRANTED -> release the lease at once (BATCH_NOT_RUNNING: the contact
+   goes back to the ready queue if the batch is still active, i.e. paused;
+   DEFERRED: back at next_attempt_time; STALE / SUPPRESSED: dropped).
+   A gRPC error -> release with the contact re-queued, and claiming backs
+   off for a moment (the server is probably restarting).
+3. GRANTED -> attach.lua records attempt id, trunk, max call ms on the lease,
+   only if the lease is still held. If it is not, or monotonic() - t0 >
+   dial_grace (the server's grant window), or the dialer is stopping:
+   FinishAttempt(NOT_DIALED) and release; no call.
+4. Otherwise place the call (a task), MarkAnswered on answer, FinishAttempt
+   with the result (retried until the server answers), release the lease.
+
+Heartbeat: every ``heartbeat_seconds`` all held leases are renewed with
+renew.lua (ZADD XX). A failed renewal = lease lost: a warning and a metric,
+but the call goes on (a person may be talking) and the lease keeps being
+renewed, which works again once the reconciler rebuilt it; the attempt is
+finished normally and Postgres decides.
+
+Stop: no more claims; live calls finish (up to ``drain_timeout_seconds``),
+then are hung up (provider cancellation) and reported; every lease whose
+attempt is closed is released. A lease whose FinishAttempt could not be
+delivered is left in Redis for a reaper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import grpc
+from redis.exceptions import RedisError
+
+from batchcalls.v1 import dialer_service_pb2, resources_pb2
+from dialer.leases import Claim, ClaimMiss, LeaseClient
+from dialer.logging import log_event
+from dialer.metrics import DialerMetrics
+from dialer.providers.base import CallRequest, CallResult, CallState, Outcome
+from dialer.reaper import DEFAULT_MAX_CALL_MS, Reaper
+from dialer.server_client import (
+    ServerClient,
+    finish_request,
+    outcome_name,
+    outcome_to_proto,
+    trunk_from_proto,
+    trunk_to_json,
+)
+from dialer.settings import DialerSettings
+
+log = logging.getLogger("dialer.worker")
+
+D = dialer_service_pb2
+GRANTED = D.START_ATTEMPT_DECISION_GRANTED
+
+#: Budget for delivering outcomes once a hard stop began (after the drain).
+FINISH_BUDGET_AT_STOP_SECONDS = 10.0
+
+
+def _clock_fn(clock: Any) -> Callable[[], float]:
+    """Accept ``Callable[[], float]`` (epoch s) or a ``server.domain.clock``
+    Clock (``.now() -> aware datetime``)."""
+    if hasattr(clock, "now") and callable(clock.now):
+        return lambda: clock.now().timestamp()
+    return clock
+
+
+@dataclass
+class HeldLease:
+    org_id: str
+    batch_id: str
+    lease_id: str
+    contact_id: str
+    lost: bool = False
+
+
+class Dialer:
+    def __init__(
+        self,
+        settings: DialerSettings,
+        redis: Any,
+        channel: grpc.aio.Channel | None,
+        providers: Any,
+        *,
+        clock: Any = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        metrics: DialerMetrics | None = None,
+        server: ServerClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.providers = providers
+        self.clock = _clock_fn(clock)
+        self.monotonic = monotonic
+        self.metrics = metrics or DialerMetrics()
+        self.dialer_id = settings.dialer_id
+        self.leases = LeaseClient(redis, dialer_id=self.dialer_id, lease_ttl_ms=settings.lease_ttl_ms, clock=self.clock)
+        if server is None:
+            if channel is None:
+                raise ValueError("a gRPC channel or a ServerClient is required")
+            server = ServerClient(channel, settings.service_token, rpc_timeout=settings.rpc_timeout_seconds)
+        self.server = server
+        self.reaper = Reaper(
+            self.leases,
+            providers,
+            server,
+            dialer_id=self.dialer_id,
+            lease_ttl_ms=settings.lease_ttl_ms,
+            ring_timeout_seconds=settings.ring_timeout_seconds,
+            metrics=self.metrics,
+            own_leases=lambda: self._held,
+        )
+        self._held: dict[str, HeldLease] = {}
+        self._tasks: dict[str, asyncio.Task] = {}  # lease id -> claim handler
+        self._call_tasks: dict[str, asyncio.Task] = {}  # lease id -> provider.place_call
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._started = False
+        self._hard_stop_at: float | None = None
+        self._claim_pause_until = 0.0
+        self._start_failures = 0
+        self._marker_missing_logged = False
+        self._drain_timeout: float | None = None
+
+    # -- public ------------------------------------------------------------------
+
+    @property
+    def live_calls(self) -> int:
+        return len(self._call_tasks)
+
+    @property
+    def held_leases(self) -> dict[str, HeldLease]:
+        return dict(self._held)
+
+    async def run(self) -> None:
+        """Claim and dial until ``stop()``; then drain and return."""
+        if self._started:
+            raise RuntimeError("Dialer.run() may only be called once")
+        self._started = True
+        log_event(log, "dialer.started", dialer_id=self.dialer_id, server=self.settings.server_addr,
+                  lease_ttl_seconds=self.settings.lease_ttl_seconds)
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="dialer-heartbeat")
+        reaper = asyncio.create_task(self._reaper_loop(), name="dialer-reaper")
+        try:
+            await self._claim_loop()
+            reaper.cancel()
+            await self._drain()
+        finally:
+            for task in (heartbeat, reaper):
+                task.cancel()
+            await asyncio.gather(heartbeat, reaper, return_exceptions=True)
+            for task in list(self._tasks.values()):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if self._held:
+                log_event(log, "dialer.leases_left_for_reaper", logging.WARNING, leases=sorted(self._held))
+            self._finished.set()
+            log_event(log, "dialer.stopped", dialer_id=self.dialer_id)
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop claiming, let live calls finish (bounded), release, return
+        when ``run()`` has returned."""
+        if drain_timeout is not None:
+            self._drain_timeout = drain_timeout
+        self._stopping.set()
+        if self._started:
+            await self._finished.wait()
+
+    def request_stop(self) -> None:
+        """Signal-handler friendly: begin stopping without waiting."""
+        self._stopping.set()
+
+    # -- claiming ----------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early when stopping."""
+        if seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _claim_loop(self) -> None:
+        errors = 0
+        while not self._stopping.is_set():
+            try:
+                claimed = await self.claim_round()
+                errors = 0
+            except (RedisError, OSError) as exc:
+                errors += 1
+                log_event(log, "claim.redis_error", logging.WARNING, error=repr(exc))
+                await self._sleep(min(0.1 * 2**errors, 2.0))
+                continue
+            if not claimed:
+                await self._sleep(self.settings.poll_seconds)
+
+    async def claim_round(self) -> bool:
+        """One round over every active organization. True if anything was claimed."""
+        pause = self._claim_pause_until - self.monotonic()
+        if pause > 0:
+            await self._sleep(min(pause, self.settings.poll_seconds * 4))
+            return False
+        if len(self._tasks) >= self.settings.max_live_calls:
+            return False
+        if not await self.leases.state_present():
+            if not self._marker_missing_logged:
+                log_event(log, "claim.state_marker_missing", logging.WARNING,
+                          detail="Redis state missing; not claiming until the server rebuilds it")
+                self._marker_missing_logged = True
+            return False
+        if self._marker_missing_logged:
+            log_event(log, "claim.state_marker_back")
+            self._marker_missing_logged = False
+        orgs = list(await self.leases.active_orgs())
+        random.shuffle(orgs)
+        claimed = 0
+        for org_id in orgs:
+            if self._stopping.is_set():
+                break
+            claimed += await self._serve_org(org_id)
+        return claimed > 0
+
+    async def _serve_org(self, org_id: str) -> int:
+        ring = await self.leases.rotate_ring(org_id)
+        claimed = 0
+        remaining = ring
+        while remaining:
+            next_pass: list[str] = []
+            for batch_id in remaining:
+                if self._stopping.is_set() or len(self._tasks) >= self.settings.max_live_calls:
+                    return claimed
+                if self.monotonic() < self._claim_pause_until:
+                    return claimed
+                result = await self.leases.claim(org_id, batch_id)
+                if isinstance(result, Claim):
+                    self.metrics.claims.labels("ok").inc()
+                    self._spawn(result)
+                    claimed += 1
+                    next_pass.append(batch_id)
+                    continue
+                assert isinstance(result, ClaimMiss)
+                self.metrics.claims.labels(result.reason).inc()
+                if result.reason in ("org_full", "org_unconfigured"):
+                    return claimed
+            remaining = next_pass
+        return claimed
+
+    def _spawn(self, claim: Claim) -> None:
+        self._held[claim.lease_id] = HeldLease(claim.org_id, claim.batch_id, claim.lease_id, claim.contact_id)
+        task = asyncio.create_task(self._handle_claim(claim, self.monotonic()), name=f"claim-{claim.lease_id}")
+        self._tasks[claim.lease_id] = task
+
+    # -- one claim ---------------------------------------------------------------
+
+    async def _handle_claim(self, claim: Claim, claim_mono: float) -> None:
+        try:
+            await self.leases.note_lease_orgs([claim.org_id])
+            await self._run_claim(claim, claim_mono)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log_event(log, "claim.crashed", logging.ERROR, org_id=claim.org_id, batch_id=claim.batch_id,
+                      contact_id=claim.contact_id, lease_id=claim.lease_id, error=repr(exc), exc_info=True)
+            # Leave the lease to expire: the reaper judges it (released
+            # if no attempt is attached, else by the provider's word).
+            self._held.pop(claim.lease_id, None)
+        finally:
+            self._tasks.pop(claim.lease_id, None)
+
+    async def _release(self, claim: Claim, *, requeue_due_ms: int | None = None, requeue_mode: str = "nx") -> None:
+        for i in range(5):
+            try:
+                await self.leases.release(
+                    claim.org_id, claim.batch_id, claim.lease_id,
+                    requeue_contact=claim.contact_id if requeue_due_ms is not None else "",
+                    requeue_due_ms=requeue_due_ms or 0,
+                    requeue_mode=requeue_mode,
+                )
+                break
+            except (RedisError, OSError) as exc:
+                log_event(log, "lease.release_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
+                await asyncio.sleep(0.2 * (i + 1))
+        self._held.pop(claim.lease_id, None)
+
+    async def _run_claim(self, claim: Claim, claim_mono: float) -> None:
+        fields = dict(org_id=claim.org_id, batch_id=claim.batch_id, contact_id=claim.contact_id,
+                      lease_id=claim.lease_id, fencing_token=claim.fencing_token)
+        t0 = self.monotonic()
+        try:
+            resp = await self.server.start_attempt(
+                organization_id=claim.org_id,
+                batch_id=claim.batch_id,
+                contact_id=claim.contact_id,
+                fencing_token=claim.fencing_token,
+                lease_id=claim.lease_id,
+                dialer_id=self.dialer_id,
+                provider_call_id=claim.provider_call_id,
+            )
+        except grpc.aio.AioRpcError as exc:
+            self.metrics.start_decisions.labels("rpc_error").inc()
+            self._start_failures += 1
+            backoff = min(0.1 * 2 ** min(self._start_failures, 6), 5.0)
+            self._claim_pause_until = max(self._claim_pause_until, self.monotonic() + backoff)
+            log_event(log, "start_attempt.error", logging.WARNING, code=exc.code().name, error=exc.details(),
+                      pause_seconds=backoff, **fields)
+            await self._release(claim, requeue_due_ms=claim.due_ms)
+            return
+        self._start_failures = 0
+        decision = resp.decision
+        self.metrics.start_decisions.labels(D.StartAttemptDecision.Name(decision)
+                                            .removeprefix("START_ATTEMPT_DECISION_").lower()).inc()
+        if decision != GRANTED:
+            log_event(log, "start_attempt.declined", logging.DEBUG, decision=D.StartAttemptDecision.Name(decision),
+                      reason=resp.reason, **fields)
+            if decision == D.START_ATTEMPT_DECISION_BATCH_NOT_RUNNING:
+                await self._release(claim, requeue_due_ms=claim.due_ms)
+            elif decision == D.START_ATTEMPT_DECISION_DEFERRED and resp.HasField("next_attempt_time"):
+                due = resp.next_attempt_time.ToMilliseconds()
+                await self._release(claim, requeue_due_ms=due, requeue_mode="set")
+            else:
+                await self._release(claim)
+            return
+
+        attempt_id = resp.attempt_id
+        trunk = trunk_from_proto(resp.outbound_trunk)
+        max_call_s = resp.max_call_duration_seconds or DEFAULT_MAX_CALL_MS // 1000
+        started_ms = self.leases.now_ms()
+        try:
+            attached = await self.leases.attach(
+                claim.org_id, claim.lease_id, attempt_id=attempt_id, started_ms=started_ms,
+                max_call_ms=max_call_s * 1000, trunk_json=trunk_to_json(trunk),
+            )
+        except (RedisError, OSError) as exc:
+            log_event(log, "lease.attach_failed", logging.WARNING, error=repr(exc), **fields)
+            attached = False
+        elapsed = self.monotonic() - t0
+        fields.update(attempt_id=attempt_id, provider_call_id=claim.provider_call_id)
+        not_dialed = None
+        if self._stopping.is_set():
+            not_dialed = "dialer stopping"
+        elif not attached:
+            not_dialed = "lease lost before dialing"
+        elif elapsed > self.settings.dial_grace_seconds:
+            not_dialed = f"grant arrived after {elapsed:.3f}s (> dial grace {self.settings.dial_grace_seconds}s)"
+        if not_dialed is not None:
+            log_event(log, "call.not_dialed", logging.INFO, reason=not_dialed, **fields)
+            await self._finish(claim, attempt_id, resources_pb2.CALL_OUTCOME_NOT_DIALED, None, not_dialed)
+            return
+
+        try:
+            provider = self.providers.get(trunk.kind)
+        except Exception as exc:
+            detail = f"no telephony provider for trunk kind {trunk.kind!r}: {exc}"
+            log_event(log, "call.no_provider", logging.ERROR, error=detail, **fields)
+            await self._finish(claim, attempt_id, resources_pb2.CALL_OUTCOME_CARRIER_ERROR, None, detail)
+            return
+
+        request = CallRequest(
+            provider_call_id=claim.provider_call_id,
+            to_number=resp.phone_number,
+            from_number=resp.from_phone_number,
+            trunk=trunk,
+            ring_timeout_seconds=self.settings.ring_timeout_seconds,
+            max_call_duration_seconds=float(max_call_s),
+            organization_id=claim.org_id,
+            batch_id=claim.batch_id,
+            contact_id=claim.contact_id,
+            agent_id=resp.agent_id,
+            attempt_number=resp.attempt_number,
+            variables=dict(resp.variables),
+            recording_enabled=resp.recording_enabled,
+            transcript_enabled=resp.transcript_enabled,
+        )
+        answered: list[datetime] = []
+        side_tasks: list[asyncio.Task] = []
+
+        async def on_answer(answer_time: datetime) -> None:
+            if answered:
+                return
+            answered.append(answer_time)
+            side_tasks.append(asyncio.create_task(
+                self.server.mark_answered(attempt_id, claim.fencing_token, answer_time)))
+
+        call_task = asyncio.create_task(provider.place_call(request, on_answer), name=f"call-{claim.lease_id}")
+        self._call_tasks[claim.lease_id] = call_task
+        gauge = self.metrics.live_calls.labels(claim.org_id)
+        gauge.inc()
+        self.metrics.claim_to_dial.observe(max(0.0, self.monotonic() - claim_mono))
+        log_event(log, "call.placed", logging.INFO, to=resp.phone_number, attempt_number=resp.attempt_number, **fields)
+        try:
+            await asyncio.wait({call_task})
+        finally:
+            gauge.dec()
+            self._call_tasks.pop(claim.lease_id, None)
+
+        outcome: int
+        result: CallResult | None = None
+        detail = ""
+        if call_task.cancelled():
+            outcome, result, detail = await self._settle_cancelled(provider, request, answered)
+        elif call_task.exception() is not None:
+            exc = call_task.exception()
+            log_event(log, "call.provider_error", logging.WARNING, error=repr(exc), **fields)
+            outcome, result, detail = await self._settle_after_error(provider, request, started_ms, exc)
+        else:
+            result = call_task.result()
+            outcome = outcome_to_proto(result.outcome)
+        if side_tasks:
+            await asyncio.gather(*side_tasks, return_exceptions=True)
+        log_event(log, "call.ended", logging.INFO, outcome=outcome_name(outcome),
+                  duration_seconds=result.duration_seconds if result else 0.0, **fields)
+        await self._finish(claim, attempt_id, outcome, result, detail)
+
+    async def _settle_cancelled(self, provider: Any, request: CallRequest, answered: list[datetime]):
+        """The call was hung up by us (hard stop). Prefer the provider's record."""
+        try:
+            status = await asyncio.wait_for(provider.call_status(request.provider_call_id, request.trunk), 5)
+            if status.state is CallState.ENDED and status.result is not None:
+                return outcome_to_proto(status.result.outcome), status.result, "hung up: dialer shutting down"
+        except Exception:
+            pass
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        if answered:
+            result = CallResult(
+                outcome=Outcome.COMPLETED, start_time=answered[0], end_time=now, answer_time=answered[0],
+                duration_seconds=max(0.0, (now - answered[0]).total_seconds()),
+                detail="hung up: dialer shutting down",
+            )
+            return resources_pb2.CALL_OUTCOME_COMPLETED, result, result.detail
+        return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, "cancelled before answer: dialer shutting down"
+
+    async def _settle_after_error(self, provider: Any, request: CallRequest, started_ms: int, exc: BaseException):
+        """place_call raised: learn from the provider whether a call exists.
+        ENDED -> its result; RINGING/IN_PROGRESS -> wait for it; UNKNOWN ->
+        no call is live: DIALER_LOST (retryable, counted)."""
+        deadline_ms = (started_ms + int(request.max_call_duration_seconds * 1000)
+                       + int(self.settings.ring_timeout_seconds * 1000) + self.settings.lease_ttl_ms)
+        detail = f"provider error: {exc!r}"[:500]
+        while True:
+            state = None
+            try:
+                status = await asyncio.wait_for(provider.call_status(request.provider_call_id, request.trunk), 10)
+                state = status.state
+                if state is CallState.ENDED and status.result is not None:
+                    return outcome_to_proto(status.result.outcome), status.result, detail
+                if state is CallState.UNKNOWN:
+                    return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail
+            except Exception:
+                pass
+            if self.leases.now_ms() > deadline_ms or self._hard_stop_at is not None:
+                return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail + f"; provider state {state}"
+            await asyncio.sleep(1.0)
+
+    def _give_up_finishing(self) -> bool:
+        return self._hard_stop_at is not None and self.monotonic() > self._hard_stop_at + FINISH_BUDGET_AT_STOP_SECONDS
+
+    async def _finish(self, claim: Claim, attempt_id: str, outcome: int, result: CallResult | None, detail: str) -> None:
+        req = finish_request(
+            attempt_id=attempt_id, fencing_token=claim.fencing_token, outcome=outcome,
+            closed_by=self.dialer_id, end_time=self.clock(), result=result, detail=detail,
+        )
+        answer = await self.server.finish(req, give_up=self._give_up_finishing)
+        if answer == "gave_up":
+            log_event(log, "finish_attempt.gave_up", logging.ERROR, org_id=claim.org_id, lease_id=claim.lease_id,
+                      attempt_id=attempt_id, detail="lease left for a reaper")
+            self._held.pop(claim.lease_id, None)
+            return
+        if answer == "ok":
+            self.metrics.outcomes.labels(outcome_name(outcome)).inc()
+        await self._release(claim)
+
+    # -- heartbeat & reaper ------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except (RedisError, OSError) as exc:
+                log_event(log, "heartbeat.redis_error", logging.WARNING, error=repr(exc))
+            except Exception as exc:  # pragma: no cover - keep beating whatever happens
+                log_event(log, "heartbeat.error", logging.ERROR, error=repr(exc), exc_info=True)
+
+    async def heartbeat(self) -> dict[str, bool]:
+        """Renew every held lease once. Returns lease id -> held."""
+        held = list(self._held.values())
+        if not held:
+            return {}
+        results = await self.leases.renew_many((h.org_id, h.batch_id, h.lease_id) for h in held)
+        await self.leases.note_lease_orgs({h.org_id for h in held})
+        for h in held:
+            ok = results.get(h.lease_id, False)
+            if not ok and not h.lost and h.lease_id in self._held:
+                h.lost = True
+                self.metrics.leases_lost.inc()
+                log_event(log, "lease.lost", logging.WARNING, org_id=h.org_id, batch_id=h.batch_id,
+                          lease_id=h.lease_id, contact_id=h.contact_id,
+                          live_call=h.lease_id in self._call_tasks)
+            elif ok and h.lost:
+                h.lost = False
+                log_event(log, "lease.recovered", logging.INFO, org_id=h.org_id, lease_id=h.lease_id)
+        return results
+
+    async def _reaper_loop(self) -> None:
+        while True:
+            try:
+                await self.reaper.tick()
+            except (RedisError, OSError) as exc:
+                log_event(log, "reaper.redis_error", logging.WARNING, error=repr(exc))
+            except Exception as exc:
+                log_event(log, "reaper.error", logging.ERROR, error=repr(exc), exc_info=True)
+            await asyncio.sleep(self.settings.reaper_interval_seconds)
+
+    # -- stopping ------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        timeout = self.settings.drain_timeout_seconds if self._drain_timeout is None else self._drain_timeout
+        pending = set(self._tasks.values())
+        if not pending:
+            return
+        log_event(log, "dialer.draining", live_calls=len(self._call_tasks), claims=len(pending),
+                  drain_timeout_seconds=timeout)
+        _, pending = await asyncio.wait(pending, timeout=timeout)
+        if not pending:
+            return
+        self._hard_stop_at = self.monotonic()
+        log_event(log, "dialer.hanging_up", logging.WARNING, live_calls=len(self._call_tasks))
+        for task in list(self._call_tasks.values()):
+            task.cancel()
+        await asyncio.wait(pending, timeout=FINISH_BUDGET_AT_STOP_SECONDS + 10.0)

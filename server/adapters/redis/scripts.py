@@ -1,0 +1,72 @@
+"""The Lua scripts of batchcalls, loaded from ``lua/*.lua``.
+
+Each script lives in its own file with a KEYS/ARGV header comment. They are
+registered with redis-py's ``register_script``: the SHA1 is computed once,
+calls go out as ``EVALSHA``, and a ``NOSCRIPT`` reply (a restarted or
+flushed server, ``SCRIPT FLUSH``, another node) makes redis-py load the
+script and retry. Inside a pipeline redis-py loads missing scripts before
+executing it.
+
+Compatibility: Redis 6.2 and 7.x (no functions, no 7-only commands). Every
+multi-key script touches keys of one organization only (hash tag
+``{org_id}``), so they also run on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+#: Names of the scripts (file stems in ``lua/``).
+SCRIPT_NAMES = (
+    "claim",
+    "attach",
+    "renew",
+    "release",
+    "restore_lease",
+    "fence_floor",
+    "ring_add",
+    "deactivate",
+    "set_if_exists",
+    "unlock",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The Lua source of script ``name``."""
+    if name not in SCRIPT_NAMES:
+        raise KeyError(f"unknown Lua script {name!r}")
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """The registered scripts of one redis client (``redis.asyncio.Redis`` or
+    ``RedisCluster``), as attributes: ``scripts.claim(keys=[...], args=[...])``.
+
+    Pass ``client=pipeline`` to queue a call in a pipeline.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        for name in SCRIPT_NAMES:
+            setattr(self, name, redis.register_script(source(name)))
+
+    # Attribute annotations for type checkers.
+    claim: Any
+    attach: Any
+    renew: Any
+    release: Any
+    restore_lease: Any
+    fence_floor: Any
+    ring_add: Any
+    deactivate: Any
+    set_if_exists: Any
+    unlock: Any
+
+    async def load_all(self) -> None:
+        """SCRIPT LOAD every script now (optional; EVALSHA loads lazily)."""
+        for name in SCRIPT_NAMES:
+            script = getattr(self, name)
+            script.sha = await self._redis.script_load(script.script)

@@ -1,0 +1,310 @@
+"""Server-side Redis state: organization/batch config, ready queues, the
+round-robin ring, progress pub/sub, and the rebuild after a data loss.
+
+Redis is advisory; Postgres decides (DESIGN.md §5). Layout in ``keys``; the
+Lua scripts in ``lua/`` (see ``scripts``). Times are epoch seconds in this
+API and epoch milliseconds inside Redis.
+
+Gating after a data loss: claim.lua refuses while the organization's config
+hash (its limit) is missing ("org_unconfigured") and while a batch's meta is
+missing ("inactive"). ``rebuild`` therefore writes, per organization, the
+leases of in-flight attempts and the fence floor FIRST, then batch meta and
+ready queues, then the ring, and the org config LAST; the state marker after
+every organization. So even a dialer that missed the marker check cannot
+claim a slot that an in-flight call still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from server.adapters.redis import keys
+from server.adapters.redis.scripts import Scripts
+
+if TYPE_CHECKING:  # pragma: no cover
+    import redis.asyncio
+
+#: ZADD members per command and commands per pipeline when loading queues.
+ZADD_CHUNK = 1000
+PIPELINE_COMMANDS = 20
+#: Safety TTL of lease info hashes (must match dialer.leases.DEFAULT_INFO_TTL_MS).
+LEASE_INFO_TTL_MS = 24 * 3600 * 1000
+
+
+def _s(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+@dataclass(frozen=True)
+class InflightLease:
+    """An attempt open in Postgres (contact DIALING/CONNECTED)."""
+
+    lease_id: str
+    batch_id: str
+    contact_id: str
+    attempt_id: str
+    fencing_token: int
+    dialer_id: str
+    provider_call_id: str
+    started_at: float  # epoch s
+    max_call_seconds: int
+    trunk_json: str  # serialized TrunkSettings (json of dataclasses.asdict)
+
+
+@dataclass(frozen=True)
+class BatchSnapshot:
+    batch_id: str
+    concurrency_limit: int
+    max_call_seconds: int
+    ready: list[tuple[str, float]] = field(default_factory=list)  # (contact_id, due epoch s)
+    inflight: list[InflightLease] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrgSnapshot:
+    org_id: str
+    concurrency_limit: int
+    max_fencing_token: int
+    running: list[BatchSnapshot] = field(default_factory=list)
+    # Open attempts of batches no longer running (paused/cancelled): their leases still count.
+    inflight_other: list[InflightLease] = field(default_factory=list)
+
+
+def _default_lease_ttl() -> float:
+    try:
+        return float(os.environ.get("BATCHCALLS_LEASE_TTL_SECONDS", "") or 10.0)
+    except ValueError:
+        return 10.0
+
+
+class RedisState:
+    def __init__(
+        self,
+        redis: "redis.asyncio.Redis",
+        clock: Callable[[], float] = time.time,
+        *,
+        lease_ttl_seconds: float | None = None,
+    ) -> None:
+        self.redis = redis
+        if hasattr(clock, "now") and callable(getattr(clock, "now")):
+            clock_obj = clock
+            clock = lambda: clock_obj.now().timestamp()  # noqa: E731 - server.domain.clock.Clock
+        self._clock = clock
+        self.lease_ttl_seconds = _default_lease_ttl() if lease_ttl_seconds is None else float(lease_ttl_seconds)
+        self.scripts = Scripts(redis)
+
+    # -- configuration ---------------------------------------------------------------
+
+    async def set_org_limit(self, org_id: str, limit: int) -> None:
+        await self.redis.hset(keys.org_config(org_id), "limit", int(limit))
+
+    async def set_batch_limit(self, org_id: str, batch_id: str, limit: int) -> None:
+        """Changes the live-call limit of an active (running or paused) batch;
+        a no-op for a batch that is not active (its meta is written on
+        activation)."""
+        await self.scripts.set_if_exists(keys=[keys.batch_meta(org_id, batch_id)], args=["limit", int(limit)])
+
+    async def activate_batch(
+        self,
+        org_id: str,
+        batch_id: str,
+        *,
+        concurrency_limit: int,
+        max_call_seconds: int,
+        ready: Iterable[tuple[str, float]],
+    ) -> None:
+        """Batch RUNNING: meta, ready queue (chunked pipelines), ring (no
+        duplicates), active orgs."""
+        await self.redis.hset(
+            keys.batch_meta(org_id, batch_id),
+            mapping={"limit": int(concurrency_limit), "max_call_ms": int(max_call_seconds) * 1000},
+        )
+        await self._zadd_chunks(keys.batch_ready(org_id, batch_id), ready, nx=False)
+        await self.scripts.ring_add(keys=[keys.org_running(org_id)], args=[batch_id])
+        await self.redis.sadd(keys.ACTIVE_ORGS, org_id)
+
+    async def deactivate_batch(self, org_id: str, batch_id: str, *, discard_queue: bool) -> None:
+        """Pause (``discard_queue=False``): out of the ring, queue and meta
+        kept. Cancel/complete/fail/delete (True): also delete the ready queue
+        and meta. Leases of calls in progress are untouched. The org leaves
+        ACTIVE_ORGS when its ring is empty."""
+        remaining = await self.scripts.deactivate(
+            keys=[keys.org_running(org_id), keys.batch_ready(org_id, batch_id), keys.batch_meta(org_id, batch_id)],
+            args=[batch_id, "1" if discard_queue else "0"],
+        )
+        if int(remaining) == 0:
+            await self.redis.srem(keys.ACTIVE_ORGS, org_id)
+            # A concurrent activate_batch may have pushed to the ring between
+            # the script and the SREM: re-check so the org is not forgotten.
+            if await self.redis.llen(keys.org_running(org_id)):
+                await self.redis.sadd(keys.ACTIVE_ORGS, org_id)
+
+    # -- ready queues --------------------------------------------------------------------
+
+    async def enqueue(self, org_id: str, batch_id: str, contact_id: str, due: float) -> None:
+        await self.redis.zadd(keys.batch_ready(org_id, batch_id), {contact_id: _ms(due)})
+
+    async def enqueue_many(
+        self, org_id: str, batch_id: str, items: Iterable[tuple[str, float]], *, only_missing: bool = False
+    ) -> int:
+        """ZADD (NX with ``only_missing``) in chunked pipelines; returns how many were added."""
+        return await self._zadd_chunks(keys.batch_ready(org_id, batch_id), items, nx=only_missing)
+
+    async def dequeue(self, org_id: str, batch_id: str, contact_id: str) -> None:
+        await self.redis.zrem(keys.batch_ready(org_id, batch_id), contact_id)
+
+    async def ready_contacts(self, org_id: str, batch_id: str) -> set[str]:
+        return {_s(m) for m in await self.redis.zrange(keys.batch_ready(org_id, batch_id), 0, -1)}
+
+    async def leased_contacts(self, org_id: str, batch_id: str) -> set[str]:
+        """Contacts currently under a lease of this batch (claimed or in call)."""
+        lease_ids = [_s(m) for m in await self.redis.zrange(keys.batch_leases(org_id, batch_id), 0, -1)]
+        if not lease_ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease_id in lease_ids:
+                pipe.hget(keys.lease_info(org_id, lease_id), "contact")
+            contacts = await pipe.execute()
+        return {_s(c) for c in contacts if c is not None}
+
+    async def slots_in_use(self, org_id: str, batch_id: str | None = None) -> int:
+        key = keys.org_leases(org_id) if batch_id is None else keys.batch_leases(org_id, batch_id)
+        return int(await self.redis.zcard(key))
+
+    async def _zadd_chunks(self, key: str, items: Iterable[tuple[str, float]], *, nx: bool) -> int:
+        added = 0
+        chunk: dict[str, int] = {}
+        pipe = self.redis.pipeline(transaction=False)
+        queued = 0
+
+        async def flush_pipe() -> int:
+            nonlocal pipe, queued
+            if not queued:
+                return 0
+            results = await pipe.execute()
+            pipe = self.redis.pipeline(transaction=False)
+            queued = 0
+            return sum(int(r) for r in results)
+
+        for contact_id, due in items:
+            chunk[contact_id] = _ms(due)
+            if len(chunk) >= ZADD_CHUNK:
+                pipe.zadd(key, chunk, nx=nx)
+                queued += 1
+                chunk = {}
+                if queued >= PIPELINE_COMMANDS:
+                    added += await flush_pipe()
+        if chunk:
+            pipe.zadd(key, chunk, nx=nx)
+            queued += 1
+        added += await flush_pipe()
+        return added
+
+    # -- events --------------------------------------------------------------------------
+
+    async def publish(self, org_id: str, batch_id: str, payload: bytes) -> None:
+        await self.redis.publish(keys.batch_events(org_id, batch_id), payload)
+
+    async def subscribe(self, org_id: str, batch_id: str) -> AsyncIterator[bytes]:
+        """Async generator over the batch's pub/sub messages; unsubscribes
+        and closes its connection when the consumer stops (aclose/break)."""
+        channel = keys.batch_events(org_id, batch_id)
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                if message.get("type") != "message":
+                    continue
+                data = message["data"]
+                yield data if isinstance(data, bytes) else str(data).encode("utf-8")
+        finally:
+            try:
+                await asyncio.shield(self._close_pubsub(pubsub, channel))
+            except Exception:  # pragma: no cover - best effort
+                pass
+
+    @staticmethod
+    async def _close_pubsub(pubsub: Any, channel: str) -> None:
+        try:
+            await pubsub.unsubscribe(channel)
+        finally:
+            await pubsub.aclose()
+
+    # -- marker & rebuild ------------------------------------------------------------------
+
+    async def state_present(self) -> bool:
+        return bool(await self.redis.exists(keys.STATE_MARKER))
+
+    async def mark_present(self) -> None:
+        await self.redis.set(keys.STATE_MARKER, repr(self._clock()))
+
+    async def rebuild(self, orgs: Iterable[OrgSnapshot]) -> None:
+        """Rebuild Redis from Postgres snapshots after a data loss, then set
+        the marker. Idempotent: leases are added with ZADD NX (never twice),
+        the fence counter is only raised, ring adds skip present ids."""
+        now_ms = _ms(self._clock())
+        expiry_ms = now_ms + _ms(self.lease_ttl_seconds)
+        for org in orgs:
+            org_id = org.org_id
+            # 1. leases of in-flight attempts + fence floor (before anything
+            #    that lets a claim through).
+            inflight = [lease for b in org.running for lease in b.inflight] + list(org.inflight_other)
+            if inflight:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for lease in inflight:
+                        await self.scripts.restore_lease(
+                            keys=[
+                                keys.org_leases(org_id),
+                                keys.batch_leases(org_id, lease.batch_id),
+                                keys.lease_info(org_id, lease.lease_id),
+                            ],
+                            args=[lease.lease_id, expiry_ms, LEASE_INFO_TTL_MS, *self._lease_fields(lease)],
+                            client=pipe,
+                        )
+                    await pipe.execute()
+                await self.redis.sadd(keys.LEASE_ORGS, org_id)
+            max_token = max([org.max_fencing_token, *(lease.fencing_token for lease in inflight)])
+            await self.scripts.fence_floor(keys=[keys.fence_counter(org_id)], args=[int(max_token) + 1])
+            # 2. batch meta + ready queues, 3. ring.
+            for batch in org.running:
+                await self.redis.hset(
+                    keys.batch_meta(org_id, batch.batch_id),
+                    mapping={"limit": int(batch.concurrency_limit), "max_call_ms": int(batch.max_call_seconds) * 1000},
+                )
+                await self._zadd_chunks(keys.batch_ready(org_id, batch.batch_id), batch.ready, nx=False)
+                await self.scripts.ring_add(keys=[keys.org_running(org_id)], args=[batch.batch_id])
+            # 4. org config last: it gates claim.lua.
+            await self.set_org_limit(org_id, org.concurrency_limit)
+            if org.running:
+                await self.redis.sadd(keys.ACTIVE_ORGS, org_id)
+        await self.mark_present()
+
+    @staticmethod
+    def _lease_fields(lease: InflightLease) -> list[Any]:
+        started_ms = _ms(lease.started_at)
+        return [
+            "batch", lease.batch_id,
+            "contact", lease.contact_id,
+            "token", int(lease.fencing_token),
+            "dialer", lease.dialer_id,
+            "provider_call_id", lease.provider_call_id,
+            "claimed_ms", started_ms,
+            "started_ms", started_ms,
+            "due_ms", started_ms,
+            "attempt_id", lease.attempt_id,
+            "max_call_ms", int(lease.max_call_seconds) * 1000,
+            "trunk", lease.trunk_json,
+            "restored", 1,
+        ]

@@ -1,0 +1,208 @@
+"""BatchService: converts proto <-> use-case inputs; no rules live here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+import grpc
+
+from batchcalls.v1 import batch_pb2, batch_service_pb2 as pb, batch_service_pb2_grpc as pb_grpc, resources_pb2 as res
+from server.api import convert
+from server.api.auth import principal
+from server.api.errors import handles_errors, handles_stream_errors
+from server.domain import batch_rules as rules
+from server.domain.errors import FieldViolation, InvalidArgument, Violations
+from server.domain.ids import parse_contact_name, parse_name
+from server.domain.schedule import resolve_schedule
+from server.service import batches, lifecycle
+from server.service.batches import ContactFilter, CreateBatchInput, WindowInput
+from server.service.context import ServiceContext
+
+FILENAME_MAX = 255
+
+
+def _ref(name: str, collection: str, field: str, v: Violations) -> str | None:
+    try:
+        return parse_name(name, collection, field)
+    except InvalidArgument as exc:
+        v.items.extend(exc.violations)
+    except Exception:
+        return "missing_0000000000000000"  # well-formed name of nothing: reported as not found
+    return None
+
+
+def _window_mode(value: int) -> str:
+    word = convert.enum_word(res.CallingWindowMode, "CALLING_WINDOW_MODE", value)
+    return word or "org"
+
+
+def _statuses(values: Any, enum: Any, prefix: str, field: str) -> list[str]:
+    out = []
+    for v in values:
+        word = convert.enum_word(enum, prefix, v)
+        if word is None:
+            raise InvalidArgument(FieldViolation(field, f"unknown value {v}"))
+        out.append(word)
+    return out
+
+
+class BatchServicer(pb_grpc.BatchServiceServicer):
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def _batch_msg(self, p: Any, batch_id: str) -> batch_pb2.Batch:
+        row = await batches.get_batch(self.ctx, p, batch_id)
+        from server.service.analytics import live_figures
+
+        figures = await live_figures(self.ctx, row)
+        return convert.batch_msg(row, **figures)
+
+    def _cost(self, report: Any, suppressed: set[int], estimate: int) -> batch_pb2.CostEstimate:
+        return convert.cost_msg(report.valid_rows - len(suppressed), estimate, self.ctx.prices.per_minute_micros)
+
+    @handles_errors
+    async def ValidateContacts(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        if len(request.filename) > FILENAME_MAX:
+            raise InvalidArgument(FieldViolation("filename", f"at most {FILENAME_MAX} characters"))
+        report, suppressed, estimate = await batches.validate_contacts(
+            self.ctx, p, request.csv_content, request.filename, request.default_region
+        )
+        return pb.ValidateContactsResponse(
+            report=convert.report_msg(report, suppressed), cost_estimate=self._cost(report, suppressed, estimate)
+        )
+
+    @handles_errors
+    async def CreateBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        p.require_write()
+        v = Violations()
+        if len(request.filename) > FILENAME_MAX:
+            v.add("filename", f"at most {FILENAME_MAX} characters")
+        agent_id = _ref(request.agent, "agents", "agent", v) if request.agent else None
+        number_id = (
+            _ref(request.from_phone_number, "phoneNumbers", "from_phone_number", v) if request.from_phone_number else None
+        )
+        window = None
+        if request.HasField("calling_window"):
+            w = request.calling_window
+            window = WindowInput(w.start_local_time, w.end_local_time, tuple(w.weekdays))
+        v.raise_if_any()
+        inp = CreateBatchInput(
+            request_id=request.request_id,
+            display_name=request.display_name,
+            description=request.description,
+            agent_id=agent_id,
+            from_number_id=number_id,
+            concurrency_limit=request.concurrency_limit or rules.CONCURRENCY_DEFAULT,
+            max_attempts=request.max_attempts or rules.ATTEMPTS_DEFAULT,
+            scheduled_start_time=convert.from_ts(request.scheduled_start_time, request.HasField("scheduled_start_time")),
+            scheduled_local_time=request.scheduled_local_time,
+            timezone=request.timezone,
+            csv_content=request.csv_content,
+            filename=request.filename,
+            default_region=request.default_region,
+            window_mode=_window_mode(request.calling_window_mode),
+            window=window,
+            max_call_seconds=request.max_call_duration_seconds or rules.MAX_CALL_SECONDS_DEFAULT,
+        )
+        batch_id, report, estimate = await batches.create_batch(self.ctx, p, inp)
+        suppressed = set()
+        return pb.CreateBatchResponse(
+            batch=await self._batch_msg(p, batch_id),
+            report=convert.report_msg(report, suppressed),
+            cost_estimate=convert.cost_msg(report.valid_rows, estimate, self.ctx.prices.per_minute_micros),
+        )
+
+    @handles_errors
+    async def GetBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        return pb.GetBatchResponse(batch=await self._batch_msg(p, parse_name(request.name, "batches")))
+
+    @handles_errors
+    async def ListBatches(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        statuses = _statuses(request.statuses, res.BatchStatus, "BATCH_STATUS", "statuses")
+        rows, nxt, total = await batches.list_batches(self.ctx, p, request.page_size, request.page_token, statuses, request.search)
+        return pb.ListBatchesResponse(batches=[convert.batch_msg(r) for r in rows], next_page_token=nxt, total_size=total)
+
+    @handles_errors
+    async def ListContacts(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id = parse_name(request.parent, "batches", "parent")
+        f = ContactFilter(
+            statuses=_statuses(request.statuses, res.ContactStatus, "CONTACT_STATUS", "statuses"),
+            min_attempts=request.min_attempts if request.HasField("min_attempts") and request.min_attempts >= 0 else None,
+            max_attempts=request.max_attempts if request.HasField("max_attempts") and request.max_attempts >= 0 else None,
+            last_attempt_from=convert.from_ts(request.last_attempt_from, request.HasField("last_attempt_from")),
+            last_attempt_to=convert.from_ts(request.last_attempt_to, request.HasField("last_attempt_to")),
+            search=request.search,
+        )
+        rows, nxt, total = await batches.list_contacts(self.ctx, p, batch_id, request.page_size, request.page_token, f)
+        return pb.ListContactsResponse(contacts=[convert.contact_msg(r) for r in rows], next_page_token=nxt, total_size=total)
+
+    @handles_errors
+    async def GetContact(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id, contact_id = parse_contact_name(request.name)
+        row, tries = await batches.get_contact(self.ctx, p, batch_id, contact_id)
+        return pb.GetContactResponse(contact=convert.contact_msg(row, tries))
+
+    @handles_errors
+    async def PauseBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id = await lifecycle.pause(self.ctx, p, parse_name(request.name, "batches"))
+        return pb.PauseBatchResponse(batch=await self._batch_msg(p, batch_id))
+
+    @handles_errors
+    async def ResumeBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id = await lifecycle.resume(self.ctx, p, parse_name(request.name, "batches"))
+        return pb.ResumeBatchResponse(batch=await self._batch_msg(p, batch_id))
+
+    @handles_errors
+    async def CancelBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id = await lifecycle.cancel(self.ctx, p, parse_name(request.name, "batches"))
+        return pb.CancelBatchResponse(batch=await self._batch_msg(p, batch_id))
+
+    @handles_errors
+    async def DeleteBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        await lifecycle.delete(self.ctx, p, parse_name(request.name, "batches"))
+        return pb.DeleteBatchResponse()
+
+    @handles_errors
+    async def RescheduleBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        batch_id = parse_name(request.name, "batches")
+        when, tz = resolve_schedule(
+            convert.from_ts(request.scheduled_start_time, request.HasField("scheduled_start_time")),
+            request.scheduled_local_time,
+            request.timezone,
+            self.ctx.clock.now(),
+            required=True,
+        )
+        assert when is not None
+        await lifecycle.reschedule(self.ctx, p, batch_id, when, tz)
+        return pb.RescheduleBatchResponse(batch=await self._batch_msg(p, batch_id))
+
+    @handles_stream_errors
+    async def WatchBatch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        from server.api.watch import watch_batch
+
+        p = await principal(self.ctx, context)
+        batch_id = parse_name(request.name, "batches")
+        async for msg in watch_batch(self, p, batch_id):
+            yield msg
+
+    @handles_stream_errors
+    async def ExportBatch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        from server.api.export import export_batch
+
+        p = await principal(self.ctx, context)
+        batch_id = parse_name(request.name, "batches")
+        async for msg in export_batch(self.ctx, p, batch_id, request):
+            yield msg

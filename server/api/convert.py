@@ -1,0 +1,321 @@
+"""Pure conversions between rows / domain values and batchcalls.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from batchcalls.v1 import batch_pb2, organization_service_pb2 as org_pb2, resources_pb2 as res
+from server.domain.contact_rules import FINAL_FAILURES
+from server.domain.ids import batch_name, contact_name
+
+
+def enum_value(enum: Any, prefix: str, word: str) -> int:
+    if not word:
+        return 0
+    try:
+        return enum.Value(f"{prefix}_{word.upper()}")
+    except ValueError:
+        return 0
+
+
+def enum_word(enum: Any, prefix: str, value: int) -> str | None:
+    """Proto enum -> lowercase domain word; None for UNSPECIFIED/unknown."""
+    try:
+        name = enum.Name(value)
+    except ValueError:
+        return None
+    word = name[len(prefix) + 1:].lower()
+    return None if word == "unspecified" else word
+
+
+def ts(dt: datetime | None) -> Timestamp | None:
+    if dt is None:
+        return None
+    t = Timestamp()
+    t.FromDatetime(dt.astimezone(timezone.utc))
+    return t
+
+
+def from_ts(t: Timestamp, present: bool) -> datetime | None:
+    if not present:
+        return None
+    return t.ToDatetime(tzinfo=timezone.utc)
+
+
+def batch_status(word: str) -> int:
+    return enum_value(res.BatchStatus, "BATCH_STATUS", word)
+
+
+def contact_status(word: str) -> int:
+    return enum_value(res.ContactStatus, "CONTACT_STATUS", word)
+
+
+def call_outcome(word: str) -> int:
+    return enum_value(res.CallOutcome, "CALL_OUTCOME", word)
+
+
+def window_msg(start: str | None, end: str | None, weekdays: Any) -> res.CallingWindow | None:
+    if not start:
+        return None
+    return res.CallingWindow(start_local_time=start, end_local_time=end or "", weekdays=list(weekdays or []))
+
+
+def agent_msg(r: Any) -> res.Agent:
+    return res.Agent(
+        name=f"agents/{r.id}",
+        agent_id=r.id,
+        display_name=r.display_name,
+        architecture=enum_value(res.AgentArchitecture, "AGENT_ARCHITECTURE", r.architecture),
+        active=r.active,
+        recording_enabled=r.recording_enabled,
+        transcript_enabled=r.transcript_enabled,
+        create_time=ts(r.created_at),
+        update_time=ts(r.updated_at),
+    )
+
+
+def simulation_msg(sim: dict[str, float]) -> res.SimulationProfile:
+    fields = {f.name for f in res.SimulationProfile.DESCRIPTOR.fields}
+    return res.SimulationProfile(**{k: float(v) for k, v in (sim or {}).items() if k in fields})
+
+
+def phone_number_msg(r: Any) -> res.PhoneNumber:
+    msg = res.PhoneNumber(
+        name=f"phoneNumbers/{r.id}",
+        phone_number_id=r.id,
+        phone_number=r.e164,
+        display_name=r.display_name,
+        create_time=ts(r.created_at),
+    )
+    if r.trunk_kind:
+        msg.outbound_trunk.CopyFrom(
+            res.OutboundTrunk(
+                kind=enum_value(res.TrunkKind, "TRUNK_KIND", r.trunk_kind),
+                host=r.trunk_host,
+                port=r.trunk_port,
+                transport=enum_value(res.SipTransport, "SIP_TRANSPORT", r.trunk_transport) if r.trunk_kind == "sip" else 0,
+                username=r.trunk_username,
+                password_set=bool(r.trunk_password),
+                caller_id_format=enum_value(res.CallerIdFormat, "CALLER_ID_FORMAT", r.caller_id_format),
+                simulation=simulation_msg(r.simulation) if r.trunk_kind == "simulated" else None,
+            )
+        )
+    return msg
+
+
+def trunk_input(msg: res.PhoneNumber) -> dict[str, Any] | None:
+    if not msg.HasField("outbound_trunk"):
+        return None
+    t = msg.outbound_trunk
+    sim = {}
+    if t.HasField("simulation"):
+        sim = {f.name: v for f, v in t.simulation.ListFields()}
+    return {
+        "kind": enum_word(res.TrunkKind, "TRUNK_KIND", t.kind),
+        "host": t.host,
+        "port": t.port,
+        "transport": enum_word(res.SipTransport, "SIP_TRANSPORT", t.transport) or "udp",
+        "username": t.username,
+        "password": t.password,
+        "caller_id_format": enum_word(res.CallerIdFormat, "CALLER_ID_FORMAT", t.caller_id_format) or "e164",
+        "simulation": sim,
+    }
+
+
+def organization_msg(r: Any) -> org_pb2.Organization:
+    return org_pb2.Organization(
+        name=f"organizations/{r.id}",
+        organization_id=r.id,
+        display_name=r.display_name,
+        concurrency_limit=r.concurrency_limit,
+        credit_balance_micros=r.credit_balance_micros,
+        default_calling_window=window_msg(r.window_start, r.window_end, r.window_weekdays),
+        frequency_cap_per_24h=r.frequency_cap_per_24h,
+        circuit_breaker_window=r.circuit_breaker_window,
+        circuit_breaker_threshold=r.circuit_breaker_threshold,
+        credits_enforced=r.credits_enforced,
+        create_time=ts(r.created_at),
+    )
+
+
+def api_key_msg(r: Any) -> org_pb2.ApiKey:
+    return org_pb2.ApiKey(
+        name=f"apiKeys/{r.id}",
+        api_key_id=r.id,
+        display_name=r.display_name,
+        role=enum_value(res.Role, "ROLE", r.role),
+        prefix=r.prefix,
+        create_time=ts(r.created_at),
+        last_used_time=ts(r.last_used_at),
+    )
+
+
+def stats_msg(r: Any, eta: datetime | None = None, waiting_for_window: int = 0, retries_pending: int = 0) -> batch_pb2.BatchStats:
+    failed_total = r.n_failed + r.n_invalid_number + r.n_blocked + r.n_carrier_error
+    processing = r.n_pending + r.n_queued + r.n_dialing + r.n_connected
+    finished = r.n_completed + failed_total
+    hist = sorted((int(k), v) for k, v in (r.attempt_histogram or {}).items())
+    outcomes = []
+    for key, count in sorted((r.outcomes_by_attempt or {}).items()):
+        number, _, outcome = key.partition(":")
+        outcomes.append(
+            batch_pb2.OutcomeByAttempt(attempt_number=int(number), outcome=call_outcome(outcome), count=count)
+        )
+    return batch_pb2.BatchStats(
+        total_contacts=r.total_contacts,
+        pending=r.n_pending,
+        queued=r.n_queued,
+        dialing=r.n_dialing,
+        connected=r.n_connected,
+        completed=r.n_completed,
+        failed=r.n_failed,
+        invalid_number=r.n_invalid_number,
+        blocked=r.n_blocked,
+        carrier_error=r.n_carrier_error,
+        cancelled=r.n_cancelled,
+        suppressed=r.n_suppressed,
+        successful=r.n_completed,
+        success_rate=(r.n_completed / finished) if finished else 0.0,
+        failed_total=failed_total,
+        failure_rate=(failed_total / finished) if finished else 0.0,
+        processing=processing,
+        attempts_total=r.attempts_total,
+        connected_calls=r.connected_calls,
+        total_duration_seconds=r.total_duration_seconds,
+        average_duration_seconds=(r.total_duration_seconds / r.connected_calls) if r.connected_calls else 0.0,
+        estimated_completion_time=ts(eta),
+        estimated_cost_micros=r.estimated_cost_micros,
+        cost_micros=r.cost_micros,
+        attempts_histogram=[batch_pb2.AttemptCount(attempts=a, contacts=c) for a, c in hist],
+        outcomes_by_attempt=outcomes,
+        waiting_for_window=waiting_for_window,
+        retries_pending=retries_pending,
+    )
+
+
+def batch_msg(r: Any, eta: datetime | None = None, **extra: int) -> batch_pb2.Batch:
+    mode = {"none": "NONE", "custom": "CUSTOM"}.get(r.window_mode, "UNSPECIFIED")
+    if r.window_mode == "custom":
+        window = window_msg(r.window_start, r.window_end, r.window_weekdays)
+    elif r.window_mode == "none":
+        window = None
+    else:
+        window = window_msg(r.org_window_start, r.org_window_end, r.org_window_weekdays)
+    return batch_pb2.Batch(
+        name=batch_name(r.id),
+        batch_id=r.id,
+        display_name=r.display_name,
+        description=r.description,
+        status=batch_status(r.status),
+        status_reason=r.status_reason,
+        agent=f"agents/{r.agent_id}",
+        agent_display_name=r.agent_display_name,
+        from_phone_number=f"phoneNumbers/{r.from_number_id}",
+        from_phone_number_e164=r.from_e164,
+        concurrency_limit=r.concurrency_limit,
+        max_attempts=r.max_attempts,
+        scheduled_start_time=ts(r.scheduled_at),
+        timezone=r.timezone,
+        create_time=ts(r.created_at),
+        start_time=ts(r.started_at),
+        complete_time=ts(r.completed_at),
+        update_time=ts(r.updated_at),
+        stats=stats_msg(r, eta, **extra),
+        calling_window_mode=res.CallingWindowMode.Value(f"CALLING_WINDOW_MODE_{mode}"),
+        calling_window=window,
+        default_region=r.default_region,
+        custom_columns=list(r.custom_columns or []),
+        max_call_duration_seconds=r.max_call_seconds,
+    )
+
+
+def attempt_msg(a: Any) -> batch_pb2.Attempt:
+    return batch_pb2.Attempt(
+        attempt_number=a.attempt_number,
+        outcome=call_outcome(a.outcome),
+        start_time=ts(a.started_at),
+        answer_time=ts(a.answered_at),
+        end_time=ts(a.ended_at),
+        duration_seconds=a.duration_seconds,
+        provider_call_id=a.provider_call_id,
+        recording_uri=a.recording_uri,
+        transcript=a.transcript,
+        sip_code=a.sip_code,
+        dialer_id=a.dialer_id,
+        cost_micros=a.cost_micros,
+    )
+
+
+def contact_msg(c: Any, tries: list[Any] | None = None) -> batch_pb2.Contact:
+    return batch_pb2.Contact(
+        name=contact_name(c.batch_id, c.id),
+        contact_id=str(c.id),
+        display_name=c.name,
+        phone_number=c.phone,
+        email=c.email,
+        variables={str(k): str(v) for k, v in (c.variables or {}).items()},
+        status=contact_status(c.status),
+        attempts=c.attempts,
+        max_attempts=c.max_attempts,
+        last_outcome=call_outcome(c.last_outcome),
+        failure_reason=c.failure_reason,
+        last_attempt_time=ts(c.last_attempt_at),
+        next_attempt_time=ts(c.next_attempt_at),
+        duration_seconds=c.duration_seconds,
+        call_start_time=ts(c.call_started_at),
+        call_end_time=ts(c.call_ended_at),
+        recording_uri=c.recording_uri,
+        transcript=c.transcript,
+        row_number=c.row_number,
+        timezones=list(c.timezones or []),
+        timezone_fallback=c.tz_fallback,
+        wait_reason=c.wait_reason,
+        attempt_details=[attempt_msg(a) for a in (tries or [])],
+        cost_micros=c.cost_micros,
+    )
+
+
+def report_msg(report: Any, suppressed: set[int] | None = None) -> batch_pb2.ValidationReport:
+    suppressed = suppressed or set()
+    sup_rows = [
+        batch_pb2.SuppressedRow(row_number=c.row_number, phone_number=c.phone)
+        for c in report.contacts
+        if c.row_number in suppressed
+    ]
+    return batch_pb2.ValidationReport(
+        total_rows=report.total_rows,
+        valid_rows=report.valid_rows,
+        invalid_count=len(report.invalid_rows),
+        invalid_rows=[
+            batch_pb2.InvalidRow(row_number=i.row_number, reason=i.reason, value=i.value) for i in report.invalid_rows
+        ],
+        duplicate_count=len(report.duplicate_rows),
+        duplicate_rows=[
+            batch_pb2.DuplicateRow(row_number=d.row_number, duplicate_of_row=d.duplicate_of_row, phone_number=d.phone)
+            for d in report.duplicate_rows
+        ],
+        empty_rows=report.empty_rows,
+        normalized_count=report.normalized_count,
+        custom_columns=list(report.custom_columns),
+        header_detected=report.header_detected,
+        delimiter=report.delimiter,
+        suppressed_count=len(sup_rows),
+        suppressed_rows=sup_rows,
+        warnings=list(report.warnings),
+    )
+
+
+def cost_msg(contacts: int, estimate_micros: int, rate_micros: int) -> batch_pb2.CostEstimate:
+    return batch_pb2.CostEstimate(
+        contacts=contacts,
+        assumed_minutes_per_call=3.0,
+        rate_micros_per_minute=rate_micros,
+        estimated_cost_micros=estimate_micros,
+    )
+
+
+def is_final_failure(status: str) -> bool:
+    return status in {s.value for s in FINAL_FAILURES}

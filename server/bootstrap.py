@@ -1,0 +1,47 @@
+"""The one place that wires settings, engines, Redis and use cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from server.adapters.db.engine import make_async_engine
+from server.adapters.redis.state import RedisState
+from server.domain.clock import Clock, SystemClock
+from server.domain.cost import PriceTable
+from server.domain.retry import RetryPolicy
+from server.service.context import ServiceContext
+from server.service.validation_cache import CachingValidator
+from server.settings import Settings
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
+
+
+def build_context(settings: Settings, clock: Clock | None = None, validator: Any = None) -> ServiceContext:
+    clock = clock or SystemClock()
+    engine = make_async_engine(settings.database_url)
+    state = RedisState(redis_client(settings.redis_url), clock=lambda: clock.now().timestamp())
+    return ServiceContext(
+        engine=engine,
+        redis_state=state,
+        clock=clock,
+        settings=settings,
+        retry_policy=RetryPolicy(delays_seconds=settings.retry_delays),
+        prices=PriceTable.from_env_string(settings.prices),
+        validator=validator or CachingValidator(workers=settings.validation_workers),
+    )
+
+
+async def close_context(ctx: ServiceContext) -> None:
+    await ctx.engine.dispose()
+    try:
+        await ctx.redis_state.redis.aclose()
+    except Exception:
+        pass
+    close = getattr(ctx.validator, "shutdown", None)
+    if close:
+        close()

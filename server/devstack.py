@@ -1,0 +1,161 @@
+"""`batchcalls up`: the whole product on one machine with only Python.
+
+Starts embedded PostgreSQL and Redis (data kept in --data-dir between runs),
+migrates, seeds a demo organization once (its owner key printed once), then
+runs the simulated carrier, the server, one dialer and the admin UI as child
+processes. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from server.settings import Settings
+
+DEMO_MARKER = "demo-seeded"
+
+
+def ensure_service_token(data_dir: Path) -> str:
+    path = data_dir / "service-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.write_text(token)
+    path.chmod(0o600)
+    return token
+
+
+def start_simcarrier(time_scale: float, record_file: Path | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "dialer.simcarrier", "--host", "127.0.0.1", "--port", "0",
+           "--time-scale", str(time_scale)]
+    if record_file is not None:
+        cmd += ["--record-file", str(record_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    return proc, _read_ready(proc, "SIMCARRIER_READY")
+
+
+def _read_ready(proc: subprocess.Popen[str], marker: str, timeout: float = 60.0) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited ({proc.returncode}) before {marker}")
+            continue
+        if line.startswith(marker):
+            return line.split(maxsplit=1)[1].strip()
+    raise RuntimeError(f"timed out waiting for {marker}")
+
+
+async def seed_demo(settings: Settings) -> dict[str, str]:
+    """Demo organization, owner key, voice agent, caller number (simulated)."""
+    from server.bootstrap import build_context
+    from server.domain.auth import Principal, Role
+    from server.service import catalog
+    from server.service.organizations import create_organization
+
+    ctx = build_context(settings, validator=object())
+    try:
+        org_id, secret = await create_organization(
+            ctx, "Demo organization", concurrency_limit=10, credit_micros=1_000 * 1_000_000
+        )
+        owner = Principal(org_id=org_id, role=Role.OWNER, key_id="seed")
+        agent = await catalog.create_agent(
+            ctx, owner,
+            {"display_name": "Payment Collection Agent", "architecture": "pipeline", "active": True,
+             "recording_enabled": True, "transcript_enabled": True},
+        )
+        number = await catalog.create_phone_number(
+            ctx, owner, "+14155550100", "Demo caller (simulated)", {"kind": "simulated", "caller_id_format": "e164"}
+        )
+        return {"org_id": org_id, "secret": secret, "agent": f"agents/{agent.id}", "number": f"phoneNumbers/{number.id}"}
+    finally:
+        await ctx.engine.dispose()
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from server.adapters.db.engine import migrate
+    from server.cli import ui_command
+    from server.embedded import start_embedded
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"starting embedded PostgreSQL and Redis in {data_dir} …", flush=True)
+    services = start_embedded(data_dir)
+    children: list[subprocess.Popen[Any]] = []
+    try:
+        migrate(services.database_url)
+        token = ensure_service_token(data_dir)
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=services.database_url,
+            REDIS_URL=services.redis_url,
+            BATCHCALLS_SERVICE_TOKEN=token,
+            BATCHCALLS_GRPC_PORT=str(args.grpc_port),
+            BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{args.grpc_port}",
+            BATCHCALLS_GRPC_ADDR=f"127.0.0.1:{args.grpc_port}",
+            BATCHCALLS_AUTO_MIGRATE="0",
+        )
+        settings = Settings.from_env(env)
+        seeded = None
+        if not (data_dir / DEMO_MARKER).exists():
+            seeded = asyncio.run(seed_demo(settings))
+            (data_dir / DEMO_MARKER).write_text(seeded["org_id"])
+        sim, sim_url = start_simcarrier(args.time_scale, data_dir / "simcarrier-calls.jsonl", env)
+        children.append(sim)
+        env["BATCHCALLS_SIMCARRIER_URL"] = sim_url
+        server = subprocess.Popen([sys.executable, "-m", "server.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
+        children.append(server)
+        address = _read_ready(server, "SERVER_READY")
+        children.append(subprocess.Popen([sys.executable, "-m", "dialer"], env=env))
+        if not args.no_ui:
+            children.append(subprocess.Popen(ui_command(args.ui_port), env=env, stdout=subprocess.DEVNULL))
+        print("\n=== batchcalls is up ===")
+        print(f"gRPC API      : {address}   (grpcurl -plaintext {address} list)")
+        if not args.no_ui:
+            print(f"Admin UI      : http://127.0.0.1:{args.ui_port}")
+        print(f"Sim carrier   : {sim_url}")
+        if seeded:
+            print(f"Demo org      : {seeded['org_id']}")
+            print(f"Owner API key : {seeded['secret']}   (shown once; keep it)")
+            print(f"Demo agent    : {seeded['agent']}")
+            print(f"Demo number   : {seeded['number']}")
+        else:
+            print("Demo org already seeded; use the owner key printed on the first run "
+                  "(or `batchcalls org create NAME` for a new org and key)")
+        print("Ctrl-C stops everything.", flush=True)
+        stop = False
+
+        def _stop(*_: Any) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stop:
+            time.sleep(0.5)
+            if any(c.poll() is not None for c in children[:3]):
+                print("a component exited; stopping", file=sys.stderr)
+                break
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        services.stop()
+        print("stopped.")

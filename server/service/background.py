@@ -1,0 +1,207 @@
+"""Background duties of the server: the scheduler (SCHEDULED -> RUNNING at
+the instant; PENDING batches held for credits) and the reconciler (rebuilds
+Redis from Postgres after a data loss, repairs missing queue entries).
+
+Both are safe with several replicas: state changes happen under the batch
+row lock in Postgres, and the rebuild takes a Redis lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func, select
+
+from server.adapters.db.schema import attempts, batches, contacts, organizations, phone_numbers
+from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot
+from server.domain.batch_rules import BatchStatus
+from server.service import lifecycle
+from server.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+async def scheduler_tick(ctx: ServiceContext) -> int:
+    """Starts every batch whose time has come; returns how many started."""
+    now = ctx.clock.now()
+    async with ctx.engine.connect() as conn:
+        due = (
+            await conn.execute(
+                select(batches.c.org_id, batches.c.id, batches.c.status).where(
+                    (
+                        (batches.c.status == BatchStatus.SCHEDULED.value) & (batches.c.scheduled_at <= now)
+                    )
+                    | (batches.c.status == BatchStatus.PENDING.value)
+                )
+            )
+        ).all()
+    started = 0
+    for org_id, batch_id, status in due:
+        new = await lifecycle.try_start(ctx, org_id, batch_id, from_statuses=(status,))
+        started += new == BatchStatus.RUNNING.value
+    return started
+
+
+def trunk_json(number: Any) -> str:
+    from dialer.providers.base import TrunkSettings
+
+    trunk = TrunkSettings(
+        kind=number.trunk_kind or "",
+        host=number.trunk_host,
+        port=number.trunk_port,
+        transport=number.trunk_transport,
+        username=number.trunk_username,
+        password=number.trunk_password,
+        caller_id_format=number.caller_id_format,
+        simulation=dict(number.simulation or {}),
+    )
+    return json.dumps(asdict(trunk))
+
+
+async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
+    """Everything Redis should hold, read from Postgres."""
+    now = ctx.clock.now()
+    async with ctx.engine.connect() as conn:
+        orgs = (await conn.execute(select(organizations.c.id, organizations.c.concurrency_limit))).all()
+        running = (
+            await conn.execute(select(batches).where(batches.c.status == BatchStatus.RUNNING.value))
+        ).all()
+        open_attempts = (
+            await conn.execute(
+                select(attempts, batches.c.max_call_seconds, batches.c.from_number_id)
+                .join(batches, batches.c.id == attempts.c.batch_id)
+                .where(attempts.c.ended_at.is_(None))
+            )
+        ).all()
+        numbers = {
+            r.id: r
+            for r in (
+                await conn.execute(
+                    select(phone_numbers).where(
+                        phone_numbers.c.id.in_({a.from_number_id for a in open_attempts} or {""})
+                    )
+                )
+            ).all()
+        }
+        waiting: dict[str, list[tuple[str, float]]] = {}
+        if running:
+            rows = await conn.execute(
+                select(contacts.c.batch_id, contacts.c.id, contacts.c.next_attempt_at).where(
+                    contacts.c.batch_id.in_([b.id for b in running]),
+                    contacts.c.status.in_(lifecycle.WAITING_STATUSES),
+                )
+            )
+            for r in rows:
+                waiting.setdefault(r.batch_id, []).append((str(r.id), (r.next_attempt_at or now).timestamp()))
+        max_token = dict(
+            (
+                await conn.execute(select(attempts.c.org_id, func.max(attempts.c.fence_token)).group_by(attempts.c.org_id))
+            ).all()
+        )
+    leases: dict[str, list[InflightLease]] = {}
+    for a in open_attempts:
+        number = numbers.get(a.from_number_id)
+        leases.setdefault(a.batch_id, []).append(
+            InflightLease(
+                lease_id=a.lease_id,
+                batch_id=a.batch_id,
+                contact_id=str(a.contact_id),
+                attempt_id=a.id,
+                fencing_token=a.fence_token,
+                dialer_id=a.dialer_id,
+                provider_call_id=a.provider_call_id,
+                started_at=a.started_at.timestamp(),
+                max_call_seconds=a.max_call_seconds,
+                trunk_json=trunk_json(number) if number is not None else "{}",
+            )
+        )
+    running_ids = {b.id for b in running}
+    out: list[OrgSnapshot] = []
+    for org_id, limit in orgs:
+        org_running = [
+            BatchSnapshot(
+                batch_id=b.id,
+                concurrency_limit=b.concurrency_limit,
+                max_call_seconds=b.max_call_seconds,
+                ready=waiting.get(b.id, []),
+                inflight=leases.get(b.id, []),
+            )
+            for b in running
+            if b.org_id == org_id
+        ]
+        other = [
+            lease
+            for a_batch, items in leases.items()
+            if a_batch not in running_ids
+            for lease in items
+            if any(True for _ in [0]) and _org_of(open_attempts, a_batch) == org_id
+        ]
+        out.append(
+            OrgSnapshot(
+                org_id=org_id,
+                concurrency_limit=limit,
+                max_fencing_token=int(max_token.get(org_id) or 0),
+                running=org_running,
+                inflight_other=other,
+            )
+        )
+    return out
+
+
+def _org_of(open_attempts: list[Any], batch_id: str) -> str:
+    for a in open_attempts:
+        if a.batch_id == batch_id:
+            return a.org_id
+    return ""
+
+
+async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
+    """Rebuild Redis if its data is gone; otherwise add missing queue entries.
+
+    Returns "rebuilt", "repaired" or "ok"."""
+    state = ctx.redis_state
+    if force or not await state.state_present():
+        lock = await state.try_lock_rebuild() if hasattr(state, "try_lock_rebuild") else True
+        if not lock:
+            return "ok"
+        orgs = await snapshot(ctx)
+        await state.rebuild(orgs)
+        log.warning("redis state rebuilt from postgres (%d organizations)", len(orgs))
+        return "rebuilt"
+    repaired = 0
+    for org in await snapshot(ctx):
+        await state.set_org_limit(org.org_id, org.concurrency_limit)
+        for b in org.running:
+            leased = await state.leased_contacts(org.org_id, b.batch_id)
+            await state.activate_batch(
+                org.org_id, b.batch_id, concurrency_limit=b.concurrency_limit,
+                max_call_seconds=b.max_call_seconds, ready=[],
+            )
+            missing = [(c, due) for c, due in b.ready if c not in leased]
+            repaired += await state.enqueue_many(org.org_id, b.batch_id, missing, only_missing=True)
+    return "repaired" if repaired else "ok"
+
+
+async def run_forever(ctx: ServiceContext, stop: asyncio.Event) -> None:
+    """The loop every replica runs; each duty is idempotent."""
+    last_reconcile = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            if not await ctx.redis_state.state_present():
+                await reconcile(ctx)
+                last_reconcile = loop.time()
+            await scheduler_tick(ctx)
+            if loop.time() - last_reconcile >= ctx.settings.reconcile_interval_seconds:
+                await reconcile(ctx)
+                last_reconcile = loop.time()
+        except Exception:
+            log.exception("background duty failed; retrying")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=ctx.settings.scheduler_interval_seconds)
+        except asyncio.TimeoutError:
+            pass

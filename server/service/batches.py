@@ -1,0 +1,417 @@
+"""Batch use cases: validate a CSV, create a batch, read batches and contacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
+from server.domain import batch_rules as rules
+from server.domain.batch_rules import BatchStatus
+from server.domain.contact_rules import ContactStatus
+from server.domain.cost import estimate_cost_micros
+from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Violations
+from server.domain.ids import new_id
+from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
+from server.domain.schedule import resolve_schedule
+from server.service import lifecycle
+from server.service.context import ServiceContext
+from server.service.organizations import dnc_members
+
+log = logging.getLogger(__name__)
+REGION_MAX = 2
+CONTACT_PAGE_SIZES = (25, 50, 100)
+SEARCH_MAX = 100
+STATUS_WORDS = {s.value.replace("_", " "): s.value for s in ContactStatus}
+
+
+@dataclass(frozen=True)
+class WindowInput:
+    start: str
+    end: str
+    weekdays: tuple[int, ...]
+
+
+@dataclass
+class CreateBatchInput:
+    request_id: str
+    display_name: str
+    description: str
+    agent_id: str | None  # None: the name was malformed or missing
+    from_number_id: str | None
+    concurrency_limit: int
+    max_attempts: int
+    scheduled_start_time: datetime | None
+    scheduled_local_time: str
+    timezone: str
+    csv_content: bytes
+    filename: str
+    default_region: str
+    window_mode: str  # "org" | "none" | "custom"
+    window: WindowInput | None
+    max_call_seconds: int
+
+
+def _check_region(region: str, field: str = "default_region") -> str | None:
+    if not region:
+        return None
+    import phonenumbers
+
+    region = region.upper()
+    if len(region) != REGION_MAX or region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidArgument(FieldViolation(field, "an ISO 3166 region code such as US or GB"))
+    return region
+
+
+async def validate_contacts(ctx: ServiceContext, p: Any, content: bytes, filename: str, region: str) -> tuple[Any, set[int], int]:
+    """Returns (report, suppressed row numbers, estimated cost micros)."""
+    report = await ctx.validator.validate_async(content, filename, _check_region(region))
+    async with ctx.engine.connect() as conn:
+        on_list = await dnc_members(conn, p.org_id, [c.phone for c in report.contacts])
+    suppressed = {c.row_number for c in report.contacts if c.phone in on_list}
+    dialable = report.valid_rows - len(suppressed)
+    return report, suppressed, estimate_cost_micros(dialable, ctx.prices)
+
+
+def _check_config(inp: CreateBatchInput, v: Violations) -> None:
+    name = inp.display_name.strip()
+    if not name:
+        v.add("display_name", "required: a descriptive batch name")
+    elif len(name) > rules.NAME_MAX:
+        v.add("display_name", f"at most {rules.NAME_MAX} characters")
+    if len(inp.description) > rules.DESCRIPTION_MAX:
+        v.add("description", f"at most {rules.DESCRIPTION_MAX} characters")
+    if len(inp.request_id) > rules.REQUEST_ID_MAX:
+        v.add("request_id", f"at most {rules.REQUEST_ID_MAX} characters")
+    if inp.agent_id is None:
+        v.add("agent", "required: agents/<id> of a voice agent")
+    if inp.from_number_id is None:
+        v.add("from_phone_number", "required: phoneNumbers/<id> of a registered number")
+    if not rules.CONCURRENCY_MIN <= inp.concurrency_limit <= rules.CONCURRENCY_MAX:
+        v.add("concurrency_limit", f"must be between {rules.CONCURRENCY_MIN} and {rules.CONCURRENCY_MAX}")
+    if not rules.ATTEMPTS_MIN <= inp.max_attempts <= rules.ATTEMPTS_MAX:
+        v.add("max_attempts", f"must be between {rules.ATTEMPTS_MIN} and {rules.ATTEMPTS_MAX}")
+    if not rules.MAX_CALL_SECONDS_MIN <= inp.max_call_seconds <= rules.MAX_CALL_SECONDS_MAX:
+        v.add(
+            "max_call_duration_seconds",
+            f"must be between {rules.MAX_CALL_SECONDS_MIN} and {rules.MAX_CALL_SECONDS_MAX}",
+        )
+
+
+async def _check_references(conn: Any, p: Any, inp: CreateBatchInput, v: Violations) -> None:
+    if inp.agent_id:
+        agent = (
+            await conn.execute(select(agents).where(agents.c.id == inp.agent_id, agents.c.org_id == p.org_id))
+        ).first()
+        if agent is None:
+            v.add("agent", f"agents/{inp.agent_id} not found in your organization")
+        elif agent.architecture == "text":
+            v.add("agent", "TEXT agents can't make calls; choose a PIPELINE or REALTIME agent")
+        elif not agent.active:
+            v.add("agent", "agent is not active")
+    if inp.from_number_id:
+        number = (
+            await conn.execute(
+                select(phone_numbers).where(
+                    phone_numbers.c.id == inp.from_number_id,
+                    phone_numbers.c.org_id == p.org_id,
+                    phone_numbers.c.deleted_at.is_(None),
+                )
+            )
+        ).first()
+        if number is None:
+            v.add("from_phone_number", f"phoneNumbers/{inp.from_number_id} is not registered in your organization")
+        elif number.trunk_kind is None:
+            v.add("from_phone_number", "this number has no outbound trunk configured")
+
+
+def _window_columns(inp: CreateBatchInput, v: Violations) -> dict[str, Any]:
+    if inp.window_mode != "custom":
+        if inp.window is not None and inp.window_mode == "none":
+            v.add("calling_window", "set calling_window_mode to CALLING_WINDOW_MODE_CUSTOM to use it")
+        return {"window_mode": inp.window_mode}
+    if inp.window is None:
+        v.add("calling_window", "required when calling_window_mode is CUSTOM")
+        return {}
+    from server.domain.calling_window import CallingWindow
+
+    try:
+        w = CallingWindow.parse(inp.window.start, inp.window.end, inp.window.weekdays)
+    except ValueError as exc:
+        v.add("calling_window", str(exc))
+        return {}
+    return {
+        "window_mode": "custom",
+        "window_start": w.start.strftime("%H:%M"),
+        "window_end": w.end.strftime("%H:%M"),
+        "window_weekdays": sorted(w.weekdays),
+    }
+
+
+async def _existing_by_request(ctx: ServiceContext, org_id: str, request_id: str) -> str | None:
+    if not request_id:
+        return None
+    async with ctx.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(batches.c.id).where(batches.c.org_id == org_id, batches.c.request_id == request_id)
+            )
+        ).scalar()
+
+
+async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tuple[str, Any, int]:
+    """Returns (batch id, report, estimated cost). Idempotent on request_id."""
+    p.require_write()
+    now = ctx.clock.now()
+    v = Violations()
+    _check_config(inp, v)
+    window_cols = _window_columns(inp, v)
+    try:
+        scheduled_at, tz = resolve_schedule(inp.scheduled_start_time, inp.scheduled_local_time, inp.timezone, now)
+    except InvalidArgument as exc:
+        v.items.extend(exc.violations)
+        scheduled_at, tz = None, inp.timezone or "UTC"
+    region = None
+    try:
+        region = _check_region(inp.default_region)
+    except InvalidArgument as exc:
+        v.items.extend(exc.violations)
+    async with ctx.engine.connect() as conn:
+        await _check_references(conn, p, inp, v)
+    v.raise_if_any()
+
+    existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
+    report, suppressed, estimate = await validate_contacts(ctx, p, inp.csv_content, inp.filename, region or "")
+    if existing:
+        return existing, report, estimate
+
+    batch_id = new_id("batch")
+    dialable = report.valid_rows - len(suppressed)
+    status = BatchStatus.SCHEDULED.value if scheduled_at else BatchStatus.PENDING.value
+    try:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(
+                insert(batches).values(
+                    id=batch_id,
+                    org_id=p.org_id,
+                    request_id=inp.request_id or None,
+                    display_name=inp.display_name.strip(),
+                    description=inp.description,
+                    status=status,
+                    agent_id=inp.agent_id,
+                    from_number_id=inp.from_number_id,
+                    concurrency_limit=inp.concurrency_limit,
+                    max_attempts=inp.max_attempts,
+                    max_call_seconds=inp.max_call_seconds,
+                    scheduled_at=scheduled_at,
+                    timezone=tz,
+                    default_region=region or "",
+                    custom_columns=list(report.custom_columns),
+                    estimated_cost_micros=estimate,
+                    total_contacts=report.valid_rows,
+                    n_pending=dialable,
+                    n_suppressed=len(suppressed),
+                    created_at=now,
+                    updated_at=now,
+                    **window_cols,
+                )
+            )
+            await _copy_contacts(conn, batch_id, p.org_id, inp.max_attempts, report.contacts, suppressed)
+    except IntegrityError:
+        # Same request_id raced with another replica: that one won.
+        existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
+        if existing:
+            return existing, report, estimate
+        raise
+    if status == BatchStatus.PENDING.value:
+        await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,))
+    return batch_id, report, estimate
+
+
+async def _copy_contacts(conn: Any, batch_id: str, org_id: str, max_attempts: int, parsed: list[Any], suppressed: set[int]) -> None:
+    """COPY is an order of magnitude faster than INSERT for 10,000 rows."""
+    raw = await conn.get_raw_connection()
+    pg = raw.driver_connection
+    columns = "batch_id, org_id, row_number, phone, name, email, variables, status, max_attempts, failure_reason"
+    async with pg.cursor() as cur:
+        async with cur.copy(f"COPY contacts ({columns}) FROM STDIN") as copy:
+            for c in parsed:
+                is_suppressed = c.row_number in suppressed
+                await copy.write_row(
+                    (
+                        batch_id,
+                        org_id,
+                        c.row_number,
+                        c.phone,
+                        c.name,
+                        c.email,
+                        json.dumps(c.variables),
+                        ContactStatus.SUPPRESSED.value if is_suppressed else ContactStatus.PENDING.value,
+                        max_attempts,
+                        "on do-not-call list" if is_suppressed else "",
+                    )
+                )
+
+
+BATCH_VIEW = (
+    select(
+        batches,
+        agents.c.display_name.label("agent_display_name"),
+        phone_numbers.c.e164.label("from_e164"),
+        organizations.c.concurrency_limit.label("org_limit"),
+        organizations.c.window_start.label("org_window_start"),
+        organizations.c.window_end.label("org_window_end"),
+        organizations.c.window_weekdays.label("org_window_weekdays"),
+    )
+    .join(agents, agents.c.id == batches.c.agent_id)
+    .join(phone_numbers, phone_numbers.c.id == batches.c.from_number_id)
+    .join(organizations, organizations.c.id == batches.c.org_id)
+)
+
+
+async def get_batch(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(BATCH_VIEW.where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
+        ).first()
+    if row is None:
+        raise NotFound(f"batches/{batch_id} not found")
+    return row
+
+
+async def list_batches(ctx: ServiceContext, p: Any, size: int, token: str, statuses: list[str], search: str) -> tuple[list[Any], str, int]:
+    size = page_size(size)
+    if len(search) > SEARCH_MAX:
+        raise InvalidArgument(FieldViolation("search", f"at most {SEARCH_MAX} characters"))
+    fp = filter_fingerprint(kind="batches", statuses=sorted(statuses), search=search)
+    pos = decode_token(token, fp)
+    cond = [batches.c.org_id == p.org_id]
+    if statuses:
+        cond.append(batches.c.status.in_(statuses))
+    if search:
+        cond.append(batches.c.display_name.ilike(f"%{_escape_like(search)}%", escape="\\"))
+    q = BATCH_VIEW.where(*cond)
+    if pos:
+        created = datetime.fromisoformat(pos["c"])
+        q = q.where(
+            or_(batches.c.created_at < created, and_(batches.c.created_at == created, batches.c.id < pos["i"]))
+        )
+    async with ctx.engine.connect() as conn:
+        rows = (
+            await conn.execute(q.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(size + 1))
+        ).all()
+        total = (await conn.execute(select(func.count()).select_from(batches).where(*cond))).scalar_one()
+    nxt = ""
+    if len(rows) > size:
+        last = rows[size - 1]
+        nxt = encode_token({"c": last.created_at.isoformat(), "i": last.id}, fp)
+    return rows[:size], nxt, total
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class ContactFilter:
+    statuses: list[str]
+    min_attempts: int | None
+    max_attempts: int | None
+    last_attempt_from: datetime | None
+    last_attempt_to: datetime | None
+    search: str
+
+
+def _contact_conditions(batch_id: str, f: ContactFilter) -> list[Any]:
+    cond: list[Any] = [contacts.c.batch_id == batch_id]
+    if f.statuses:
+        cond.append(contacts.c.status.in_(f.statuses))
+    if f.min_attempts is not None:
+        cond.append(contacts.c.attempts >= f.min_attempts)
+    if f.max_attempts is not None:
+        cond.append(contacts.c.attempts <= f.max_attempts)
+    if f.last_attempt_from is not None:
+        cond.append(contacts.c.last_attempt_at >= f.last_attempt_from)
+    if f.last_attempt_to is not None:
+        cond.append(contacts.c.last_attempt_at < f.last_attempt_to)
+    if f.search:
+        term = f.search.strip()
+        word = STATUS_WORDS.get(term.lower().replace("_", " "))
+        pattern = f"%{_escape_like(term)}%"
+        options = [
+            contacts.c.phone.like(f"%{_escape_like(term.replace(' ', '').replace('-', ''))}%", escape="\\"),
+            contacts.c.name.ilike(pattern, escape="\\"),
+        ]
+        if word:
+            options.append(contacts.c.status == word)
+        cond.append(or_(*options))
+    return cond
+
+
+def _total_from_counters(batch: Any, f: ContactFilter) -> int | None:
+    """Reads never count rows when the counters already know the answer."""
+    only_status = f.min_attempts is None and f.max_attempts is None and not f.search
+    only_status = only_status and f.last_attempt_from is None and f.last_attempt_to is None
+    if not only_status:
+        return None
+    if not f.statuses:
+        return batch.total_contacts
+    return sum(getattr(batch, f"n_{s}", 0) for s in set(f.statuses))
+
+
+async def list_contacts(ctx: ServiceContext, p: Any, batch_id: str, size: int, token: str, f: ContactFilter) -> tuple[list[Any], str, int]:
+    size = page_size(size, allowed=CONTACT_PAGE_SIZES)
+    v = Violations()
+    if len(f.search) > SEARCH_MAX:
+        v.add("search", f"at most {SEARCH_MAX} characters")
+    for name, value in (("min_attempts", f.min_attempts), ("max_attempts", f.max_attempts)):
+        if value is not None and not 0 <= value <= rules.ATTEMPTS_MAX:
+            v.add(name, f"must be between 0 and {rules.ATTEMPTS_MAX}")
+    if f.min_attempts is not None and f.max_attempts is not None and f.min_attempts > f.max_attempts:
+        v.add("min_attempts", "must not exceed max_attempts")
+    if f.last_attempt_from and f.last_attempt_to and f.last_attempt_from >= f.last_attempt_to:
+        v.add("last_attempt_from", "must be before last_attempt_to")
+    v.raise_if_any()
+    fp = filter_fingerprint(kind="contacts", batch=batch_id, f=f.__dict__)
+    pos = decode_token(token, fp)
+    async with ctx.engine.connect() as conn:
+        batch = (
+            await conn.execute(select(batches).where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
+        ).first()
+        if batch is None:
+            raise NotFound(f"batches/{batch_id} not found")
+        cond = _contact_conditions(batch_id, f)
+        q = select(contacts).where(*cond)
+        if pos:
+            q = q.where(contacts.c.id > int(pos["a"]))
+        rows = (await conn.execute(q.order_by(contacts.c.id).limit(size + 1))).all()
+        total = _total_from_counters(batch, f)
+        if total is None:
+            total = (await conn.execute(select(func.count()).select_from(contacts).where(*cond))).scalar_one()
+    nxt = encode_token({"a": rows[size - 1].id}, fp) if len(rows) > size else ""
+    return rows[:size], nxt, total
+
+
+async def get_contact(ctx: ServiceContext, p: Any, batch_id: str, contact_id: int) -> tuple[Any, list[Any]]:
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(contacts).where(
+                    contacts.c.id == contact_id, contacts.c.batch_id == batch_id, contacts.c.org_id == p.org_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"batches/{batch_id}/contacts/{contact_id} not found")
+        tries = (
+            await conn.execute(
+                select(attempts).where(attempts.c.contact_id == contact_id).order_by(attempts.c.attempt_number)
+            )
+        ).all()
+    return row, tries

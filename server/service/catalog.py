@@ -1,0 +1,224 @@
+"""Voice agents and caller numbers of an organization.
+
+Deactivating an agent (or making it TEXT) and removing a caller number are
+system errors for the batches that use them: running and paused batches
+fail with a reason, and their waiting contacts end CANCELLED.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from server.adapters.db.schema import agents, batches, phone_numbers
+from server.domain import batch_rules
+from server.domain.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
+from server.domain.ids import new_id
+from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
+from server.domain.phone import normalize_phone
+from server.service.context import ServiceContext
+
+ARCHITECTURES = ("pipeline", "realtime", "text")
+VOICE_ARCHITECTURES = ("pipeline", "realtime")
+TRUNK_KINDS = ("simulated", "sip")
+TRANSPORTS = ("udp", "tcp")
+CALLER_ID_FORMATS = ("e164", "e164_no_plus", "national")
+
+
+def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool) -> None:
+    if "display_name" in values or creating:
+        name = (values.get("display_name") or "").strip()
+        if not name or len(name) > batch_rules.NAME_MAX:
+            v.add("agent.display_name", f"required, at most {batch_rules.NAME_MAX} characters")
+        values["display_name"] = name
+    if "architecture" in values or creating:
+        if values.get("architecture") not in ARCHITECTURES:
+            v.add("agent.architecture", "required: PIPELINE, REALTIME or TEXT")
+
+
+async def create_agent(ctx: ServiceContext, p: Any, values: dict[str, Any]) -> Any:
+    p.require_write()
+    v = Violations()
+    _check_agent_fields(values, v, creating=True)
+    v.raise_if_any()
+    async with ctx.engine.begin() as conn:
+        return (
+            await conn.execute(
+                insert(agents).values(id=new_id("agt"), org_id=p.org_id, **values).returning(agents)
+            )
+        ).one()
+
+
+async def get_agent(ctx: ServiceContext, p: Any, agent_id: str) -> Any:
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(select(agents).where(agents.c.id == agent_id, agents.c.org_id == p.org_id))
+        ).first()
+    if row is None:
+        raise NotFound(f"agents/{agent_id} not found")
+    return row
+
+
+async def list_agents(ctx: ServiceContext, p: Any, size: int, token: str, voice_only: bool) -> tuple[list[Any], str, int]:
+    size = page_size(size)
+    fp = filter_fingerprint(kind="agents", voice_only=voice_only)
+    offset = int((decode_token(token, fp) or {}).get("o", 0))
+    cond = [agents.c.org_id == p.org_id]
+    if voice_only:
+        cond += [agents.c.active.is_(True), agents.c.architecture.in_(VOICE_ARCHITECTURES)]
+    async with ctx.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(agents).where(*cond).order_by(agents.c.created_at, agents.c.id).offset(offset).limit(size + 1)
+            )
+        ).all()
+        total = (await conn.execute(select(func.count()).select_from(agents).where(*cond))).scalar_one()
+    nxt = encode_token({"o": offset + size}, fp) if len(rows) > size else ""
+    return rows[:size], nxt, total
+
+
+async def update_agent(ctx: ServiceContext, p: Any, agent_id: str, values: dict[str, Any]) -> Any:
+    p.require_write()
+    v = Violations()
+    _check_agent_fields(values, v, creating=False)
+    v.raise_if_any()
+    await get_agent(ctx, p, agent_id)
+    async with ctx.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id, agents.c.org_id == p.org_id)
+                .values(**values, updated_at=ctx.clock.now())
+                .returning(agents)
+            )
+        ).one()
+    if not row.active or row.architecture not in VOICE_ARCHITECTURES:
+        from server.service.lifecycle import fail_batches_using
+
+        reason = "agent deactivated" if not row.active else "agent can no longer place calls (TEXT)"
+        await fail_batches_using(ctx, p.org_id, batches.c.agent_id == agent_id, reason)
+    return row
+
+
+# --- caller numbers --------------------------------------------------------
+
+
+def _trunk_values(trunk: dict[str, Any] | None, v: Violations) -> dict[str, Any]:
+    if trunk is None:
+        return {"trunk_kind": None}
+    kind = trunk.get("kind")
+    out: dict[str, Any] = {"trunk_kind": kind}
+    if kind not in TRUNK_KINDS:
+        v.add("phone_number.outbound_trunk.kind", "required: TRUNK_KIND_SIMULATED or TRUNK_KIND_SIP")
+        return out
+    if kind == "sip":
+        host = (trunk.get("host") or "").strip()
+        if not host or len(host) > 255 or any(c in host for c in " /@;"):
+            v.add("phone_number.outbound_trunk.host", "required: a host name or address")
+        port = trunk.get("port") or 5060
+        if not 1 <= port <= 65535:
+            v.add("phone_number.outbound_trunk.port", "must be between 1 and 65535")
+        transport = trunk.get("transport") or "udp"
+        if transport not in TRANSPORTS:
+            v.add("phone_number.outbound_trunk.transport", "UDP or TCP")
+        for f, limit in (("username", 128), ("password", 256)):
+            if len(trunk.get(f) or "") > limit:
+                v.add(f"phone_number.outbound_trunk.{f}", f"at most {limit} characters")
+        out.update(
+            trunk_host=host,
+            trunk_port=port,
+            trunk_transport=transport,
+            trunk_username=trunk.get("username") or "",
+            trunk_password=trunk.get("password") or "",
+        )
+    fmt = trunk.get("caller_id_format") or "e164"
+    if fmt not in CALLER_ID_FORMATS:
+        v.add("phone_number.outbound_trunk.caller_id_format", "unknown format")
+    out["caller_id_format"] = fmt
+    sim = trunk.get("simulation") or {}
+    if any(w < 0 for k, w in sim.items()):
+        v.add("phone_number.outbound_trunk.simulation", "weights and durations must not be negative")
+    out["simulation"] = sim
+    return out
+
+
+async def create_phone_number(ctx: ServiceContext, p: Any, number: str, display_name: str, trunk: dict[str, Any] | None) -> Any:
+    p.require_write()
+    v = Violations()
+    result = normalize_phone(number or "", None)
+    if result.e164 is None:
+        v.add("phone_number.phone_number", result.reason or "must be E.164, e.g. +12025550100")
+    if len(display_name) > batch_rules.NAME_MAX:
+        v.add("phone_number.display_name", f"at most {batch_rules.NAME_MAX} characters")
+    values = _trunk_values(trunk, v)
+    v.raise_if_any()
+    async with ctx.engine.begin() as conn:
+        exists = (
+            await conn.execute(
+                select(phone_numbers.c.id).where(
+                    phone_numbers.c.org_id == p.org_id,
+                    phone_numbers.c.e164 == result.e164,
+                    phone_numbers.c.deleted_at.is_(None),
+                )
+            )
+        ).first()
+        if exists:
+            raise AlreadyExists(f"{result.e164} is already registered as phoneNumbers/{exists.id}")
+        return (
+            await conn.execute(
+                insert(phone_numbers)
+                .values(id=new_id("pn"), org_id=p.org_id, e164=result.e164, display_name=display_name, **values)
+                .returning(phone_numbers)
+            )
+        ).one()
+
+
+async def get_phone_number(ctx: ServiceContext, p: Any, pn_id: str) -> Any:
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(phone_numbers).where(
+                    phone_numbers.c.id == pn_id,
+                    phone_numbers.c.org_id == p.org_id,
+                    phone_numbers.c.deleted_at.is_(None),
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"phoneNumbers/{pn_id} not found")
+    return row
+
+
+async def list_phone_numbers(ctx: ServiceContext, p: Any, size: int, token: str, trunk_only: bool) -> tuple[list[Any], str, int]:
+    size = page_size(size)
+    fp = filter_fingerprint(kind="numbers", trunk_only=trunk_only)
+    offset = int((decode_token(token, fp) or {}).get("o", 0))
+    cond = [phone_numbers.c.org_id == p.org_id, phone_numbers.c.deleted_at.is_(None)]
+    if trunk_only:
+        cond.append(phone_numbers.c.trunk_kind.is_not(None))
+    async with ctx.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(phone_numbers)
+                .where(*cond)
+                .order_by(phone_numbers.c.created_at, phone_numbers.c.id)
+                .offset(offset)
+                .limit(size + 1)
+            )
+        ).all()
+        total = (await conn.execute(select(func.count()).select_from(phone_numbers).where(*cond))).scalar_one()
+    nxt = encode_token({"o": offset + size}, fp) if len(rows) > size else ""
+    return rows[:size], nxt, total
+
+
+async def delete_phone_number(ctx: ServiceContext, p: Any, pn_id: str) -> None:
+    p.require_write()
+    await get_phone_number(ctx, p, pn_id)
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            update(phone_numbers).where(phone_numbers.c.id == pn_id).values(deleted_at=ctx.clock.now())
+        )
+    from server.service.lifecycle import fail_batches_using
+
+    await fail_batches_using(ctx, p.org_id, batches.c.from_number_id == pn_id, "caller number removed")

@@ -1,0 +1,343 @@
+"""Batch state transitions. Postgres decides (row lock on the batch); Redis
+follows after the commit and is repaired by the reconciler if that fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.adapters.db.schema import agents, batches, contacts, organizations, phone_numbers
+from server.domain.batch_rules import (
+    REFUSAL_REASON,
+    Action,
+    BatchStatus,
+    allowed,
+    refusal_message,
+)
+from server.domain.contact_rules import ContactStatus
+from server.domain.cost import format_usd
+from server.domain.errors import FailedPrecondition, NotFound
+from server.service import events
+from server.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+WAITING_STATUSES = (ContactStatus.PENDING.value, ContactStatus.QUEUED.value)
+PROCESSING_SUM = batches.c.n_pending + batches.c.n_queued + batches.c.n_dialing + batches.c.n_connected
+
+
+async def lock_batch(conn: AsyncConnection, org_id: str, batch_id: str) -> Any:
+    row = (
+        await conn.execute(
+            select(batches).where(batches.c.id == batch_id, batches.c.org_id == org_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"batches/{batch_id} not found")
+    return row
+
+
+def check_action(action: Action, row: Any) -> None:
+    status = BatchStatus(row.status)
+    if not allowed(action, status):
+        raise FailedPrecondition(
+            REFUSAL_REASON[action], refusal_message(action, status), {"status": status.label}
+        )
+
+
+async def _ready_items(conn: AsyncConnection, batch_id: str, now: datetime) -> list[tuple[str, float]]:
+    rows = await conn.execute(
+        select(contacts.c.id, contacts.c.next_attempt_at).where(
+            contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES)
+        )
+    )
+    return [(str(r.id), (r.next_attempt_at or now).timestamp()) for r in rows]
+
+
+async def _start_blocker(conn: AsyncConnection, row: Any) -> tuple[str, str] | None:
+    """Why the batch cannot run now: ("fail", reason) for a system error,
+    ("hold", reason) to wait (credits), None when it can start."""
+    agent = (await conn.execute(select(agents).where(agents.c.id == row.agent_id))).first()
+    if agent is None or not agent.active:
+        return "fail", "agent deactivated"
+    if agent.architecture not in ("pipeline", "realtime"):
+        return "fail", "agent can no longer place calls (TEXT)"
+    number = (await conn.execute(select(phone_numbers).where(phone_numbers.c.id == row.from_number_id))).first()
+    if number is None or number.deleted_at is not None:
+        return "fail", "caller number removed"
+    if number.trunk_kind is None:
+        return "fail", "caller number has no outbound trunk"
+    org = (await conn.execute(select(organizations).where(organizations.c.id == row.org_id))).one()
+    if org.credits_enforced and org.credit_balance_micros <= 0:
+        return "hold", (
+            f"waiting for credits: the organization's balance is {format_usd(org.credit_balance_micros)}; "
+            "an owner can top up"
+        )
+    return None
+
+
+async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_statuses: tuple[str, ...]) -> str:
+    """PENDING/SCHEDULED -> RUNNING when nothing blocks it. Returns the new
+    status. Safe with several replicas: the row lock decides."""
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, org_id, batch_id)
+        if row.status not in from_statuses:
+            return row.status
+        blocker = await _start_blocker(conn, row)
+        if blocker is not None:
+            kind, reason = blocker
+            if kind == "fail":
+                await _fail_locked(conn, row, reason, now)
+                new_status = BatchStatus.FAILED.value
+            else:
+                if row.status_reason != reason or row.status != BatchStatus.PENDING.value:
+                    await conn.execute(
+                        update(batches)
+                        .where(batches.c.id == batch_id)
+                        .values(status=BatchStatus.PENDING.value, status_reason=reason, updated_at=now)
+                    )
+                return BatchStatus.PENDING.value
+        else:
+            new_status = BatchStatus.RUNNING.value
+            await conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(
+                    status=new_status,
+                    status_reason="",
+                    started_at=func.coalesce(batches.c.started_at, now),
+                    updated_at=now,
+                )
+            )
+            ready = await _ready_items(conn, batch_id, now)
+            if not ready and row.n_dialing + row.n_connected == 0:
+                await conn.execute(
+                    update(batches)
+                    .where(batches.c.id == batch_id)
+                    .values(status=BatchStatus.COMPLETED.value, completed_at=now)
+                )
+                new_status = BatchStatus.COMPLETED.value
+    if new_status == BatchStatus.RUNNING.value:
+        await activate_in_redis(ctx, org_id, row, ready)
+    await events.publish(ctx, org_id, batch_id, events.batch_event(new_status, now))
+    return new_status
+
+
+async def activate_in_redis(ctx: ServiceContext, org_id: str, row: Any, ready: list[tuple[str, float]]) -> None:
+    try:
+        await ctx.redis_state.activate_batch(
+            org_id,
+            row.id,
+            concurrency_limit=row.concurrency_limit,
+            max_call_seconds=row.max_call_seconds,
+            ready=ready,
+        )
+    except Exception as exc:  # the reconciler repairs Redis from Postgres
+        log.warning("redis activation of %s failed (%s); reconciler will repair", row.id, exc)
+
+
+async def deactivate_in_redis(ctx: ServiceContext, org_id: str, batch_id: str, discard_queue: bool) -> None:
+    try:
+        await ctx.redis_state.deactivate_batch(org_id, batch_id, discard_queue=discard_queue)
+    except Exception as exc:
+        log.warning("redis deactivation of %s failed (%s); reconciler will repair", batch_id, exc)
+
+
+async def _wait_out_grants(ctx: ServiceContext, last_grant_at: datetime | None) -> None:
+    """A grant issued just before the status change may still turn into a
+    call within the dial grace; wait it out so that once pause or cancel
+    returns, no call starts (dialers abandon grants older than the grace)."""
+    if last_grant_at is None:
+        return
+    remaining = (last_grant_at.timestamp() + ctx.settings.dial_grace_seconds) - ctx.clock.now().timestamp()
+    if remaining > 0:
+        await asyncio.sleep(min(remaining, ctx.settings.dial_grace_seconds))
+
+
+async def pause(ctx: ServiceContext, p: Any, batch_id: str, reason: str = "") -> Any:
+    p.require_write()
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, p.org_id, batch_id)
+        check_action(Action.PAUSE, row)
+        await _set_paused(conn, batch_id, reason, now)
+    await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=False)
+    await _wait_out_grants(ctx, row.last_grant_at)
+    await events.publish(ctx, p.org_id, batch_id, events.batch_event(BatchStatus.PAUSED.value, now))
+    return batch_id
+
+
+async def _set_paused(conn: AsyncConnection, batch_id: str, reason: str, now: datetime) -> None:
+    await conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(status=BatchStatus.PAUSED.value, status_reason=reason, updated_at=now)
+    )
+
+
+async def auto_pause(ctx: ServiceContext, conn: AsyncConnection, row: Any, reason: str, now: datetime) -> None:
+    """Inside a caller's transaction: the system pauses a running batch."""
+    await _set_paused(conn, row.id, reason, now)
+
+
+async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+    p.require_write()
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, p.org_id, batch_id)
+        check_action(Action.RESUME, row)
+        blocker = await _start_blocker(conn, row)
+        if blocker is not None:
+            kind, reason = blocker
+            if kind == "fail":
+                await _fail_locked(conn, row, reason, now)
+                status = BatchStatus.FAILED.value
+            else:
+                raise FailedPrecondition("INSUFFICIENT_CREDITS", f"cannot resume: {reason}", {"status": "PAUSED"})
+        else:
+            status = BatchStatus.RUNNING.value
+            processing = row.n_pending + row.n_queued + row.n_dialing + row.n_connected
+            if processing == 0:
+                status = BatchStatus.COMPLETED.value
+            await conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(
+                    status=status,
+                    status_reason="",
+                    updated_at=now,
+                    completed_at=now if status == BatchStatus.COMPLETED.value else None,
+                )
+            )
+            ready = await _ready_items(conn, batch_id, now)
+    if status == BatchStatus.RUNNING.value:
+        await activate_in_redis(ctx, p.org_id, row, ready)
+    else:
+        await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)
+    await events.publish(ctx, p.org_id, batch_id, events.batch_event(status, now))
+    return batch_id
+
+
+async def _end_waiting(conn: AsyncConnection, batch_id: str, reason: str, now: datetime) -> int:
+    """Waiting contacts of a stopped batch end CANCELLED (never called)."""
+    counts = dict(
+        (
+            await conn.execute(
+                select(contacts.c.status, func.count())
+                .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES))
+                .group_by(contacts.c.status)
+            )
+        ).all()
+    )
+    if not counts:
+        return 0
+    await conn.execute(
+        update(contacts)
+        .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES))
+        .values(
+            status=ContactStatus.CANCELLED.value,
+            failure_reason=reason,
+            next_attempt_at=None,
+            wait_reason="",
+            updated_at=now,
+        )
+    )
+    moved = sum(counts.values())
+    await conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            n_pending=batches.c.n_pending - counts.get("pending", 0),
+            n_queued=batches.c.n_queued - counts.get("queued", 0),
+            n_cancelled=batches.c.n_cancelled + moved,
+        )
+    )
+    return moved
+
+
+async def cancel(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+    p.require_write()
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, p.org_id, batch_id)
+        check_action(Action.CANCEL, row)
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(status=BatchStatus.CANCELLED.value, status_reason="cancelled by user", updated_at=now)
+        )
+        await _end_waiting(conn, batch_id, "batch cancelled", now)
+    await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)
+    await _wait_out_grants(ctx, row.last_grant_at)
+    await events.publish(ctx, p.org_id, batch_id, events.batch_event(BatchStatus.CANCELLED.value, now))
+    return batch_id
+
+
+async def _fail_locked(conn: AsyncConnection, row: Any, reason: str, now: datetime) -> None:
+    await conn.execute(
+        update(batches)
+        .where(batches.c.id == row.id)
+        .values(status=BatchStatus.FAILED.value, status_reason=reason, updated_at=now, completed_at=now)
+    )
+    await _end_waiting(conn, row.id, f"batch failed: {reason}", now)
+
+
+async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, reason: str) -> list[str]:
+    """Running and paused batches that depend on a removed resource fail."""
+    now = ctx.clock.now()
+    failed: list[str] = []
+    async with ctx.engine.begin() as conn:
+        ids = (
+            await conn.execute(
+                select(batches.c.id).where(
+                    batches.c.org_id == org_id,
+                    condition,
+                    batches.c.status.in_((BatchStatus.RUNNING.value, BatchStatus.PAUSED.value)),
+                )
+            )
+        ).scalars().all()
+        for batch_id in ids:
+            row = await lock_batch(conn, org_id, batch_id)
+            if row.status in (BatchStatus.RUNNING.value, BatchStatus.PAUSED.value):
+                await _fail_locked(conn, row, reason, now)
+                failed.append(batch_id)
+    for batch_id in failed:
+        await deactivate_in_redis(ctx, org_id, batch_id, discard_queue=True)
+        await events.publish(ctx, org_id, batch_id, events.batch_event(BatchStatus.FAILED.value, now))
+    return failed
+
+
+async def delete(ctx: ServiceContext, p: Any, batch_id: str) -> None:
+    p.require_write()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, p.org_id, batch_id)
+        check_action(Action.DELETE, row)
+        await conn.execute(delete(contacts).where(contacts.c.batch_id == batch_id))
+        await conn.execute(delete(batches).where(batches.c.id == batch_id))
+    await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)
+
+
+async def reschedule(ctx: ServiceContext, p: Any, batch_id: str, when: datetime, tz: str) -> Any:
+    p.require_write()
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, p.org_id, batch_id)
+        check_action(Action.RESCHEDULE, row)
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(
+                status=BatchStatus.SCHEDULED.value,
+                scheduled_at=when,
+                timezone=tz,
+                status_reason="",
+                updated_at=now,
+            )
+        )
+    await events.publish(ctx, p.org_id, batch_id, events.batch_event(BatchStatus.SCHEDULED.value, now))
+    return batch_id

@@ -1,0 +1,271 @@
+"""Run CSV validation off the event loop, spreading phone parsing over processes.
+
+``phonenumbers.parse`` is pure Python and dominates validation (DESIGN §8: the
+floor is parsing 10,000 numbers), so threads cannot speed it up. This runner:
+
+* does phase 1 (:func:`split_csv`) and phase 3 (:func:`assemble_report`) in
+  the calling process — they are cheap and need the row objects;
+* ships only the raw phone strings, in a few big chunks, to a
+  ``ProcessPoolExecutor`` (2 workers, created lazily, reused, ``spawn`` start
+  method so the workers never inherit the gRPC server's threads or sockets),
+  and streams the results back in order into phase 3;
+* runs small files (fewer than ``parallel_threshold`` phones) entirely
+  in-process, where the pickling/IPC round trip would cost more than it saves.
+
+Because phase 3 consumes results in file order, the report (or the
+CsvRejected) is exactly what :func:`validate_csv` produces. If the pool breaks
+(a worker killed), the affected chunks are parsed in-process and the pool is
+recreated on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterator
+
+from server.domain.csv_ingest import (
+    CsvLimits,
+    CsvReport,
+    assemble_report,
+    split_csv,
+)
+from server.domain.phone import phone_outcome, phone_outcomes
+
+__all__ = [
+    "ValidationRunner",
+    "validate_async",
+    "validate_parallel",
+    "shutdown",
+    "default_runner",
+]
+
+log = logging.getLogger(__name__)
+
+_WARM_NUMBERS = (
+    "+14155552671",
+    "+442071838750",
+    "+919876543210",
+    "+81312345678",
+    "+61212345678",
+    "+4930123456",
+    "+33123456789",
+    "+5511912345678",
+)
+
+
+def _warm_worker() -> None:
+    """Worker initializer: import phonenumbers and load common region metadata.
+
+    phonenumbers loads each region's metadata on first use; doing it here
+    keeps that one-off cost out of the first upload's latency.
+    """
+    for number in _WARM_NUMBERS:
+        phone_outcome(number, None)
+
+
+def _ping() -> bool:
+    """A no-op task used by :meth:`ValidationRunner.warm_up`."""
+    return True
+
+
+class ValidationRunner:
+    """Owns the process pool; thread-safe; reusable until :meth:`shutdown`."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        parallel_threshold: int = 2000,
+        chunks_per_worker: int = 2,
+    ) -> None:
+        """``parallel_threshold``: fewer phones than this are parsed in-process.
+
+        ``chunks_per_worker``: each worker receives this many chunks, so phase 3
+        can start on the first results while later chunks are still parsed,
+        without paying a round trip per small chunk.
+        """
+        self.workers = workers
+        self.parallel_threshold = parallel_threshold
+        self.chunks_per_worker = chunks_per_worker
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- pool lifecycle ---------------------------------------------------
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        """Create the pool on first use (lazily: most processes never need it)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ValidationRunner is shut down")
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_warm_worker,
+                )
+            return self._pool
+
+    def _discard_pool(self, pool: ProcessPoolExecutor) -> None:
+        """Forget a broken pool so the next call starts a fresh one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def warm_up(self) -> None:
+        """Start the workers now (e.g. at server start or before a benchmark)."""
+        pool = self._get_pool()
+        for future in [pool.submit(_ping) for _ in range(self.workers * 2)]:
+            future.result()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the workers; later calls raise RuntimeError."""
+        with self._lock:
+            pool, self._pool, self._closed = self._pool, None, True
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    # -- validation -------------------------------------------------------
+
+    def validate_parallel(
+        self,
+        content: bytes,
+        filename: str,
+        default_region: str | None = None,
+        limits: CsvLimits = CsvLimits(),
+        *,
+        require_valid: bool = True,
+    ) -> CsvReport:
+        """Same contract and result as :func:`validate_csv`, phones parsed in parallel."""
+        split = split_csv(content, filename, default_region, limits)
+        region = split.default_region
+        if len(split.phones) < self.parallel_threshold:
+            outcomes = phone_outcomes(split.phones, region)
+            return assemble_report(split, outcomes, limits, require_valid=require_valid)
+        stream = self._parallel_results(split.phones, region)
+        try:
+            return assemble_report(split, stream, limits, require_valid=require_valid)
+        finally:
+            stream.close()  # cancels chunks not needed after an early rejection
+
+    async def validate_async(
+        self,
+        content: bytes,
+        filename: str,
+        default_region: str | None = None,
+        limits: CsvLimits = CsvLimits(),
+        *,
+        require_valid: bool = True,
+    ) -> CsvReport:
+        """Validate without blocking the event loop (runs in a thread; big files fan out)."""
+        return await asyncio.to_thread(
+            self.validate_parallel,
+            content,
+            filename,
+            default_region,
+            limits,
+            require_valid=require_valid,
+        )
+
+    def _chunks(self, phones: list[str]) -> list[list[str]]:
+        """Split into ``workers * chunks_per_worker`` contiguous, ordered chunks."""
+        count = max(1, self.workers * self.chunks_per_worker)
+        size = -(-len(phones) // count)
+        return [phones[i : i + size] for i in range(0, len(phones), size)]
+
+    def _parallel_results(
+        self, phones: list[str], region: str | None
+    ) -> Iterator[str]:
+        """Yield phone outcomes (E.164 or reason) in order, computed by the pool.
+
+        Chunks whose future fails because the pool broke are recomputed
+        in-process (same function, same results). Closing the generator
+        cancels the chunks still queued.
+        """
+        chunks = self._chunks(phones)
+        pool = self._get_pool()
+        futures: list[Future[list[str]] | None] = []
+        try:
+            for chunk in chunks:
+                futures.append(pool.submit(phone_outcomes, chunk, region))
+        except (BrokenProcessPool, RuntimeError):
+            self._discard_pool(pool)
+            futures.extend([None] * (len(chunks) - len(futures)))
+        try:
+            for chunk, future in zip(chunks, futures):
+                yield from self._chunk_result(pool, chunk, future, region)
+        finally:
+            for future in futures:
+                if future is not None:
+                    future.cancel()
+
+    def _chunk_result(
+        self,
+        pool: ProcessPoolExecutor,
+        chunk: list[str],
+        future: Future[list[str]] | None,
+        region: str | None,
+    ) -> list[str]:
+        """One chunk's results, falling back to in-process on a broken pool."""
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                log.warning("validation worker pool broke; parsing phones in-process")
+                self._discard_pool(pool)
+        return phone_outcomes(chunk, region)
+
+
+_default_runner: ValidationRunner | None = None
+_default_lock = threading.Lock()
+
+
+def default_runner() -> ValidationRunner:
+    """The process-wide runner (created on first use, replaced after shutdown())."""
+    global _default_runner
+    with _default_lock:
+        if _default_runner is None:
+            _default_runner = ValidationRunner()
+        return _default_runner
+
+
+def validate_parallel(
+    content: bytes,
+    filename: str,
+    default_region: str | None = None,
+    limits: CsvLimits = CsvLimits(),
+    *,
+    require_valid: bool = True,
+) -> CsvReport:
+    """Synchronous parallel validation with the default runner."""
+    return default_runner().validate_parallel(
+        content, filename, default_region, limits, require_valid=require_valid
+    )
+
+
+async def validate_async(
+    content: bytes,
+    filename: str,
+    default_region: str | None = None,
+    limits: CsvLimits = CsvLimits(),
+    *,
+    require_valid: bool = True,
+) -> CsvReport:
+    """Event-loop-friendly validation with the default runner."""
+    return await default_runner().validate_async(
+        content, filename, default_region, limits, require_valid=require_valid
+    )
+
+
+def shutdown(wait: bool = True) -> None:
+    """Stop the default runner's workers (call at server shutdown)."""
+    global _default_runner
+    with _default_lock:
+        runner, _default_runner = _default_runner, None
+    if runner is not None:
+        runner.shutdown(wait=wait)

