@@ -4,8 +4,8 @@ It follows the API contract (auth metadata, roles, rich error details, the
 action matrix, pagination) closely enough to drive every page of the admin
 UI without Postgres, Redis or a dialer. It is NOT the real server: batches
 "run" instantly (every contact ends on the next read), and outcomes are
-decided by the last digit of the number (…0 no answer until retries are
-exhausted, …1 busy ditto, everything else completed).
+decided by the last digit of the number (…3 no answer until retries are
+exhausted, …9 busy ditto, everything else completed).
 
     python -m admin_ui.devtools.fake_api --port 50051
 
@@ -515,11 +515,11 @@ class BatchServicer(batch_service_pb2_grpc.BatchServiceServicer):
             if c.status in _FINAL:
                 continue
             last = c.phone_number[-1]
-            c.attempts = c.max_attempts if last in "01" else 1
+            c.attempts = c.max_attempts if last in "39" else 1
             c.last_attempt_time.CopyFrom(_ts(t - dt.timedelta(seconds=5 * (len(o.contacts[b.name]) - i))))
-            if last in "01":
+            if last in "39":
                 c.status = CS.CONTACT_STATUS_FAILED
-                c.last_outcome = R.CALL_OUTCOME_NO_ANSWER if last == "0" else R.CALL_OUTCOME_BUSY
+                c.last_outcome = R.CALL_OUTCOME_NO_ANSWER if last == "3" else R.CALL_OUTCOME_BUSY
                 c.failure_reason = "permanently_failed"
             else:
                 c.status = CS.CONTACT_STATUS_COMPLETED

@@ -23,8 +23,31 @@ def close_batch() -> None:
         del st.query_params[QP_BATCH]
 
 
-@st.dialog("Confirm")
+K_PENDING = "pending_batch_action"
+
+
 def confirm_action_dialog(client: BatchcallsClient, name: str, label: str, action: str, tz: str = "UTC") -> None:
+    """Asks for confirmation of an action.
+
+    The request is kept in session state and the dialog is opened by
+    render_pending_action() at the end of the page, so it stays open across
+    full reruns until it is confirmed, closed or dismissed.
+    """
+    st.session_state[K_PENDING] = {"name": name, "label": label, "action": action, "tz": tz}
+
+
+def render_pending_action(client: BatchcallsClient) -> None:
+    pending = st.session_state.get(K_PENDING)
+    if pending:
+        _action_dialog(client, pending["name"], pending["label"], pending["action"], pending["tz"])
+
+
+def _clear_pending() -> None:
+    st.session_state.pop(K_PENDING, None)
+
+
+@st.dialog("Confirm", on_dismiss=_clear_pending)
+def _action_dialog(client: BatchcallsClient, name: str, label: str, action: str, tz: str = "UTC") -> None:
     st.markdown(f"### {vm.ACTION_ICONS.get(action, '')} {vm.ACTION_LABELS.get(action, action)} batch")
     text = vm.action_confirm_text(action, label)
     if action in (vm.ACTION_CANCEL, vm.ACTION_DELETE):
@@ -60,6 +83,7 @@ def confirm_action_dialog(client: BatchcallsClient, name: str, label: str, actio
         except ApiError as err:
             show_api_error(err, what=f"{vm.ACTION_LABELS.get(action, action)} failed")
             return
+        _clear_pending()
         done = {
             vm.ACTION_PAUSE: "paused",
             vm.ACTION_RESUME: "resumed",
@@ -70,4 +94,5 @@ def confirm_action_dialog(client: BatchcallsClient, name: str, label: str, actio
         flash(f"Batch “{label}” {done}.")
         st.rerun()
     if c2.button("Close", key="dlg_close"):
+        _clear_pending()
         st.rerun()

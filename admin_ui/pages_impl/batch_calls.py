@@ -15,7 +15,7 @@ import streamlit as st
 from admin_ui import view_models as vm
 from admin_ui.client import ApiError, batch_id_of, new_request_id
 from admin_ui.pages_impl import batch_detail
-from admin_ui.pages_impl.actions import QP_BATCH, confirm_action_dialog, open_batch
+from admin_ui.pages_impl.actions import QP_BATCH, confirm_action_dialog, open_batch, render_pending_action
 from admin_ui.pages_impl.common import Ctx, flash, guarded, show_api_error, show_flash, write_help
 
 
@@ -35,14 +35,16 @@ def render(ctx: Ctx) -> None:
     batch = st.query_params.get(QP_BATCH)
     if batch:
         guarded(batch_detail.render, ctx, batch)
-        return
-    st.title("📞 Batch Calls")
-    show_flash()
-    tab_create, tab_list = st.tabs(["Create New", "Your Batches"])
-    with tab_create:
-        guarded(render_create, ctx)
-    with tab_list:
-        guarded(render_list, ctx)
+    else:
+        st.title("📞 Batch Calls")
+        show_flash()
+        tab_create, tab_list = st.tabs(["Create New", "Your Batches"])
+        with tab_create:
+            guarded(render_create, ctx)
+        with tab_list:
+            guarded(render_list, ctx)
+    # The confirm dialog of a requested action (list or detail view).
+    guarded(render_pending_action, ctx.client)
 
 
 # ---------------------------------------------------------------------------
@@ -330,7 +332,7 @@ def render_list(ctx: Ctx) -> None:
         st.info("No batches yet." if not (statuses or search) else "No batch matches these filters.")
         return
 
-    head = st.columns([3, 1.3, 1.6, 1.8, 4])
+    head = st.columns([2.6, 1.2, 1.5, 1.6, 5.5])
     for col, text in zip(head, ["Batch", "Status", "Progress", "Created", "Actions"], strict=True):
         col.markdown(f"**{text}**")
     for b in resp.batches:
@@ -351,7 +353,7 @@ def render_list(ctx: Ctx) -> None:
 def _batch_row(ctx: Ctx, b: Any) -> None:
     bid = b.batch_id or batch_id_of(b.name)
     with st.container(border=True):
-        c = st.columns([3, 1.3, 1.6, 1.8, 4], vertical_alignment="center")
+        c = st.columns([2.6, 1.2, 1.5, 1.6, 5.5], vertical_alignment="center")
         c[0].markdown(f"**{b.display_name}**  \n`{bid}`")
         c[1].markdown(vm.batch_status_badge(b.status), unsafe_allow_html=True)
         s = b.stats
@@ -362,7 +364,7 @@ def _batch_row(ctx: Ctx, b: Any) -> None:
         for col, action in zip(bcols, actions, strict=True):
             write = action in vm.WRITE_ACTIONS
             if col.button(
-                vm.ACTION_ICONS[action],
+                f"{vm.ACTION_ICONS[action]} {vm.ACTION_LABELS[action]}",
                 key=f"row_{bid}_{action}",
                 help=(vm.MEMBER_READ_ONLY_REASON if write and not ctx.can_write else vm.ACTION_LABELS[action]),
                 disabled=write and not ctx.can_write,

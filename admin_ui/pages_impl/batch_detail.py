@@ -148,7 +148,7 @@ def _overview_body(
             hist = sorted(batch.stats.attempts_histogram, key=lambda a: a.attempts)
             fig = go.Figure(go.Bar(x=[f"{h.attempts}" for h in hist], y=[h.contacts for h in hist]))
             fig.update_layout(
-                title="Contacts by attempts needed", height=260, xaxis_title="attempts",
+                title="Contacts by attempts needed", height=260, xaxis_title="attempts", xaxis_type="category",
                 margin={"t": 40, "b": 10, "l": 10, "r": 10},
             )
             st.plotly_chart(fig, key="chart_attempts", config={"displayModeBar": False})

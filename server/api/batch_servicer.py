@@ -171,12 +171,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
     @handles_errors
     async def DeleteBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
-        await lifecycle.delete(self.ctx, p, parse_name(request.name, "batches"))
+        await lifecycle.delete_batch(self.ctx, p, parse_name(request.name, "batches"))
         return pb.DeleteBatchResponse()
 
     @handles_errors
     async def RescheduleBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
+        p.require_write()
         batch_id = parse_name(request.name, "batches")
         when, tz = resolve_schedule(
             convert.from_ts(request.scheduled_start_time, request.HasField("scheduled_start_time")),

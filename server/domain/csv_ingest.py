@@ -31,7 +31,12 @@ Decisions worth knowing (each is unit-tested):
   otherwise be stored with data the operator believes is an address.
 * A row with *more* cells than the header is invalid, except that extra cells
   that are all blank (trailing delimiters from spreadsheets) are ignored.
-* Blank rows before the header are skipped and not counted as data rows.
+* Blank rows before the header are skipped and not counted as data rows; an
+  Excel ``sep=;`` first line sets the delimiter and is skipped too.
+* A quote opened and never closed (which would swallow the rest of the file
+  into one cell), or a single cell over the csv module's 131,072-character
+  field limit, rejects the file as MALFORMED with the line number.
+* ``00``-prefixed numbers are invalid (see server.domain.phone).
 * A row's reason is the first problem found, in this order: cell count, cell
   length, phone, name length, email.
 """
@@ -242,6 +247,12 @@ def _decode(content: bytes) -> str:
         raise CsvRejected(
             "ENCODING", "file is UTF-16; save it as CSV UTF-8 and upload again"
         )
+    if content.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise CsvRejected(
+            "NOT_TEXT",
+            "file is not a text CSV (it looks like an Excel workbook); "
+            "use Save As > CSV UTF-8 and upload that file",
+        )
     if _looks_binary(content):
         raise CsvRejected("NOT_TEXT", "file is not a text CSV (it looks like binary data)")
     try:
@@ -445,7 +456,7 @@ def _headerless_columns(sample: list[list[str]]) -> _Columns | None:
 
 
 def _no_phone_column(header: list[str]) -> CsvRejected:
-    found = ", ".join(repr(c.strip()) for c in header[:10] if c.strip())
+    found = ", ".join(repr(c.strip()[:40]) for c in header[:10] if c.strip())
     hint = f" Found: {found}." if found else ""
     return CsvRejected("NO_PHONE_COLUMN", NO_PHONE_COLUMN_MESSAGE + hint)
 
@@ -491,12 +502,15 @@ def split_csv(
     text = _decode(content)
     if not text.strip():
         raise CsvRejected("EMPTY_FILE", "file is empty; add a header row and contacts")
-    delimiter = detect_delimiter(text)
+    sep_line = _excel_sep_line(text)
+    delimiter = sep_line or detect_delimiter(text)
     records = _records(text, delimiter)
 
     leading_blank = 0
     first: tuple[int, list[str]] | None = None
     for line, cells in records:
+        if line == 1 and sep_line:
+            continue  # Excel's "sep=;" hint line, not data
         if _is_blank(cells):
             leading_blank += 1
             continue
@@ -547,7 +561,7 @@ def split_csv(
         column_names=columns.names,
     )
     _collect_rows(split, _chain(pending, records), len(columns.names), limits)
-    _guard_tail(text, delimiter, split)
+    _guard_tail(text, delimiter, split, first)
     return split
 
 
@@ -558,11 +572,23 @@ def _chain(
     yield from records
 
 
-def _guard_tail(text: str, delimiter: str, split: CsvSplit) -> None:
-    """Run the unterminated-quote check when the last record spans lines."""
-    if not split.cells:
-        return
-    if any("\n" in c or "\r" in c for c in split.cells[-1]):
+def _excel_sep_line(text: str) -> str | None:
+    """The delimiter named by Excel's optional first line ``sep=;``, if any."""
+    if text[:4].lower() == "sep=" and len(text) > 4 and text[4] in _DELIMITERS:
+        if text[5:6] in ("", "\n", "\r"):
+            return text[4]
+    return None
+
+
+def _has_newline(cells: list[str]) -> bool:
+    return any("\n" in c or "\r" in c for c in cells)
+
+
+def _guard_tail(text: str, delimiter: str, split: CsvSplit, header: tuple[int, list[str]]) -> None:
+    """Run the unterminated-quote check when the header or last record spans lines."""
+    if split.header_detected and not split.cells and _has_newline(header[1]):
+        _check_unterminated_quote(text, delimiter, header[0])
+    if split.cells and _has_newline(split.cells[-1]):
         _check_unterminated_quote(text, delimiter, split.row_numbers[-1])
 
 
@@ -637,9 +663,9 @@ def assemble_report(
 
     ``outcomes[i]`` is :func:`server.domain.phone.phone_outcome` of
     ``split.phones[i]`` (an E.164 string, or the reason it is invalid). It is
-    consumed lazily, so a caller can stream chunks and stop early: once more
-    than ``max_contacts`` rows are valid the file is rejected with
-    TOO_MANY_CONTACTS without waiting for the rest.
+    consumed lazily, so a caller can stream chunks as they are computed.
+    More than ``max_contacts`` valid rows -> TOO_MANY_CONTACTS with the exact
+    count (the work is bounded by ``max_rows`` in phase 1).
     """
     contacts: list[ParsedContact] = []
     invalid: list[InvalidRow] = []
@@ -674,8 +700,6 @@ def assemble_report(
             duplicates.append(DuplicateRow(row_number, previous, phone))
             continue
         first_seen[phone] = row_number
-        if len(contacts) >= max_contacts:
-            raise _too_many_contacts(split, max_contacts)
         was_normalized = phone != cells[phone_i].strip()
         normalized += was_normalized
         contacts.append(
@@ -687,6 +711,12 @@ def assemble_report(
                 {header: cells[i].strip() for header, i in custom},
                 was_normalized,
             )
+        )
+    if len(contacts) > max_contacts:
+        raise CsvRejected(
+            "TOO_MANY_CONTACTS",
+            f"file has {len(contacts):,} valid contacts; the limit is "
+            f"{max_contacts:,} per batch. Split it into several batches.",
         )
     report = CsvReport(
         total_rows=split.total_rows,
@@ -703,16 +733,6 @@ def assemble_report(
     if require_valid and not contacts:
         raise _no_valid_rows(report)
     return report
-
-
-def _too_many_contacts(split: CsvSplit, max_contacts: int) -> CsvRejected:
-    """TOO_MANY_CONTACTS; the message only uses phase-1 facts so every runner agrees."""
-    return CsvRejected(
-        "TOO_MANY_CONTACTS",
-        f"file has more than {max_contacts:,} valid contacts "
-        f"({len(split.row_numbers):,} non-empty data rows); the limit is "
-        f"{max_contacts:,} per batch. Split it into several batches.",
-    )
 
 
 def _new_contact(

@@ -312,7 +312,7 @@ async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, r
     return failed
 
 
-async def delete(ctx: ServiceContext, p: Any, batch_id: str) -> None:
+async def delete_batch(ctx: ServiceContext, p: Any, batch_id: str) -> None:
     p.require_write()
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, p.org_id, batch_id)

@@ -151,7 +151,7 @@ class ValidationRunner:
         try:
             return assemble_report(split, stream, limits, require_valid=require_valid)
         finally:
-            stream.close()  # cancels chunks not needed after an early rejection
+            stream.close()  # cancels queued chunks if phase 3 raised early
 
     async def validate_async(
         self,

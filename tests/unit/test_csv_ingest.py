@@ -80,13 +80,20 @@ def test_too_many_valid_contacts_says_how_many() -> None:
     rows = "\n".join([A, B, C, D])
     err = rejected(f"phone\n{rows}\n", limits=CsvLimits(max_contacts=3))
     assert err.reason == "TOO_MANY_CONTACTS"
-    assert "3" in err.message and "4" in err.message
+    assert "4 valid contacts" in err.message and "limit is 3" in err.message
 
 
 def test_contact_limit_counts_valid_contacts_only() -> None:
     text = f"phone\n{A}\n{B}\nbad\n{A}\n\n"
     report = run(text, limits=CsvLimits(max_contacts=2))
     assert report.valid_rows == 2
+
+
+def test_default_contact_limit_is_10_000() -> None:
+    assert CsvLimits().max_contacts == 10_000
+    numbers = [f"+1415{n}" for n in range(2_000_000, 2_010_001)]
+    err = rejected("phone\n" + "\n".join(numbers))
+    assert err.reason == "TOO_MANY_CONTACTS" and "10,001 valid contacts" in err.message
 
 
 def test_too_many_data_rows_bounds_work() -> None:
@@ -452,3 +459,23 @@ def test_ten_thousand_rows_validate() -> None:
     report = validate_csv(content, "big.csv")
     assert_counts(report)
     assert report.total_rows == 10_000
+
+
+def test_excel_sep_line_sets_delimiter() -> None:
+    report = run(f"sep=;\nphone;name\n{A};Lovelace, Ada\n")
+    assert report.delimiter == ";" and report.contacts[0].row_number == 3
+    assert report.contacts[0].name == "Lovelace, Ada"
+
+
+def test_excel_workbook_is_not_text_with_hint() -> None:
+    err = rejected(b"PK\x03\x04\x14\x00\x06\x00rest-of-zip")
+    assert err.reason == "NOT_TEXT" and "Excel" in err.message
+
+
+def test_unterminated_quote_in_header_is_malformed() -> None:
+    assert rejected(f'phone,"name\n{A},Ada\n').reason == "MALFORMED"
+
+
+def test_multiline_last_record_that_is_closed_is_fine() -> None:
+    report = run(f'phone,note\n{A},"two\nlines"\n')
+    assert report.contacts[0].variables == {"note": "two\nlines"}

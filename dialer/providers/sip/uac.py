@@ -393,6 +393,7 @@ class SipUac:
         self.advertise_host = advertise_host
         self.user_agent = user_agent
         self._udp: dict[int, _UdpEndpoint] = {}
+        self._udp_creating: dict[int, asyncio.Future[_UdpEndpoint]] = {}
         self._tcp: dict[tuple[str, int], TcpFlow] = {}
         self._tcp_connecting: dict[tuple[str, int], asyncio.Future[TcpFlow]] = {}
         self._transactions: dict[tuple[str, str], ClientTransaction] = {}
@@ -426,32 +427,43 @@ class SipUac:
         ep = self._udp.get(family)
         if ep is not None:
             return ep
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setblocking(False)
+        pending = self._udp_creating.get(family)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_UdpEndpoint] = loop.create_future()
+        self._udp_creating[family] = fut
         try:
-            if family == socket.AF_INET and IP_RECVERR is not None:
-                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            elif family == socket.AF_INET6 and IPV6_RECVERR is not None:
-                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-        except OSError:
-            pass
-        # Many calls share this socket: give it room for bursts.
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, 1 << 21)
+                if family == socket.AF_INET and IP_RECVERR is not None:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                elif family == socket.AF_INET6 and IPV6_RECVERR is not None:
+                    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
             except OSError:
                 pass
-        bind_host = self.bind_host or ("0.0.0.0" if family == socket.AF_INET else "::")
-        sock.bind((bind_host, 0))
-        loop = asyncio.get_running_loop()
-        ep2 = self._udp.get(family)  # another task may have won while we awaited nothing
-        if ep2 is not None:
-            sock.close()
-            return ep2
-        ep = _UdpEndpoint(self, sock)
-        self._udp[family] = ep
-        await loop.create_datagram_endpoint(lambda: ep, sock=sock)
-        return ep
+            # Many calls share this socket: give it room for bursts.
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, 1 << 21)
+                except OSError:
+                    pass
+            try:
+                sock.bind((self.bind_host or ("0.0.0.0" if family == socket.AF_INET else "::"), 0))
+                ep = _UdpEndpoint(self, sock)
+                await loop.create_datagram_endpoint(lambda: ep, sock=sock)
+            except OSError as exc:
+                sock.close()
+                err = SipTransportError(f"cannot open the SIP UDP socket: {exc}")
+                fut.set_exception(err)
+                fut.exception()
+                raise err from exc
+            self._udp[family] = ep
+            fut.set_result(ep)
+            return ep
+        finally:
+            self._udp_creating.pop(family, None)
 
     async def _tcp_flow(self, remote: tuple[str, int], family: int) -> TcpFlow:
         flow = self._tcp.get(remote)

