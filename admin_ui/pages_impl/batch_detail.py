@@ -149,6 +149,7 @@ def _overview_body(
             fig = go.Figure(go.Bar(x=[f"{h.attempts}" for h in hist], y=[h.contacts for h in hist]))
             fig.update_layout(
                 title="Contacts by attempts needed", height=260, xaxis_title="attempts", xaxis_type="category",
+                yaxis_tickformat=",d",
                 margin={"t": 40, "b": 10, "l": 10, "r": 10},
             )
             st.plotly_chart(fig, key="chart_attempts", config={"displayModeBar": False})
@@ -200,7 +201,8 @@ def _charts_body(client: BatchcallsClient, name: str) -> None:
                                    name=label, line={"shape": "hv", "color": color})
                     )
             fig.update_layout(title="Completions over time (cumulative)", height=320,
-                              margin={"t": 40, "b": 10, "l": 10, "r": 10}, yaxis_title="contacts")
+                              margin={"t": 40, "b": 10, "l": 10, "r": 10}, yaxis_title="contacts",
+                              yaxis_tickformat=",d")
             st.plotly_chart(fig, key="chart_completions", config={"displayModeBar": False})
         else:
             st.caption("No finished calls yet.")
@@ -210,7 +212,7 @@ def _charts_body(client: BatchcallsClient, name: str) -> None:
             fig = go.Figure(go.Histogram(x=durations, nbinsx=min(30, max(5, len(durations) // 3)),
                                          marker={"color": vm.COLOR_HEX["blue"]}))
             fig.update_layout(title="Call duration distribution", height=320, xaxis_title="seconds",
-                              yaxis_title="calls", margin={"t": 40, "b": 10, "l": 10, "r": 10})
+                              yaxis_title="calls", yaxis_tickformat=",d", margin={"t": 40, "b": 10, "l": 10, "r": 10})
             st.plotly_chart(fig, key="chart_durations", config={"displayModeBar": False})
         else:
             st.caption("No connected calls yet.")

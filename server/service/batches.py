@@ -234,29 +234,43 @@ async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tu
     return batch_id, report, estimate
 
 
+def _copy_text(value: object) -> str:
+    """One field in COPY text format."""
+    text = str(value)
+    if any(c in text for c in "\\\t\n\r"):
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
 async def _copy_contacts(conn: Any, batch_id: str, org_id: str, max_attempts: int, parsed: list[Any], suppressed: set[int]) -> None:
-    """COPY is an order of magnitude faster than INSERT for 10,000 rows."""
+    """COPY is an order of magnitude faster than INSERT for 10,000 rows; the
+    rows are encoded in one buffer so the copy is a single write."""
     raw = await conn.get_raw_connection()
     pg = raw.driver_connection
     columns = "batch_id, org_id, row_number, phone, name, email, variables, status, max_attempts, failure_reason"
+    prefix = f"{_copy_text(batch_id)}\t{_copy_text(org_id)}\t"
+    lines = []
+    for c in parsed:
+        is_suppressed = c.row_number in suppressed
+        lines.append(
+            prefix
+            + "\t".join(
+                (
+                    str(c.row_number),
+                    _copy_text(c.phone),
+                    _copy_text(c.name),
+                    _copy_text(c.email),
+                    _copy_text(json.dumps(c.variables)),
+                    ContactStatus.SUPPRESSED.value if is_suppressed else ContactStatus.PENDING.value,
+                    str(max_attempts),
+                    "on do-not-call list" if is_suppressed else "",
+                )
+            )
+        )
+    payload = ("\n".join(lines) + "\n").encode() if lines else b""
     async with pg.cursor() as cur:
         async with cur.copy(f"COPY contacts ({columns}) FROM STDIN") as copy:
-            for c in parsed:
-                is_suppressed = c.row_number in suppressed
-                await copy.write_row(
-                    (
-                        batch_id,
-                        org_id,
-                        c.row_number,
-                        c.phone,
-                        c.name,
-                        c.email,
-                        json.dumps(c.variables),
-                        ContactStatus.SUPPRESSED.value if is_suppressed else ContactStatus.PENDING.value,
-                        max_attempts,
-                        "on do-not-call list" if is_suppressed else "",
-                    )
-                )
+            await copy.write(payload)
 
 
 BATCH_VIEW = (

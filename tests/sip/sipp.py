@@ -131,6 +131,8 @@ class CallRecord:
     end_ms: int | None = None
     end: str = ""  # answered | cancelled | rejected | silent
     auth: list[str] = field(default_factory=list)
+    # From the INVITE: from=<From user part>, batch=, contact=, agent=, attempt= (X- headers).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +142,7 @@ class SippStats:
     successful_calls: int = 0
     failed_calls: int = 0
     failed_unexpected: int = 0
+    failed_tcp_closed: int = 0  # the caller closed its TCP connection while sipp's call had steps left
     current_calls: int = 0
     peak_current_calls: int = 0  # max of the per-second CurrentCall samples
     retransmissions: int = 0
@@ -255,11 +258,11 @@ class SippProcess:
     def stop(self, timeout: float = 10.0) -> int:
         """Stops sipp (SIGTERM, then SIGKILL) and returns its exit code.
 
-        After the scenario's timewait, a SIGTERM lets sipp write its final
-        statistics rows. Only this process is signalled.
+        SIGTERM lets sipp write its final statistics rows. Only this
+        process is signalled.
         """
         if self.proc.poll() is None:
-            time.sleep(0.6)  # the scenario's <timewait> after the last END
+            time.sleep(0.2)  # let sipp run the last steps of calls that just ended
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -303,6 +306,11 @@ class SippProcess:
                 rec = calls[call_id]
                 if kind == "ANSWER":
                     rec.answer_ms = ms
+                elif kind == "HEADERS":
+                    for item in parts[3:]:
+                        k, eq, v = item.partition("=")
+                        if eq:
+                            rec.headers[k] = v
                 elif kind == "AUTH":
                     rec.auth.append(parts[3] if len(parts) > 3 else "")
                 elif kind == "END":
@@ -333,6 +341,7 @@ class SippProcess:
             st.successful_calls = num("SuccessfulCall(C)")
             st.failed_calls = num("FailedCall(C)")
             st.failed_unexpected = num("FailedUnexpectedMessage(C)")
+            st.failed_tcp_closed = num("FailedTcpClosed(C)")
             st.current_calls = num("CurrentCall")
             st.retransmissions = num("Retransmissions(C)")
             st.peak_current_calls = max(num("CurrentCall", r) for r in rows)

@@ -479,3 +479,8 @@ def test_unterminated_quote_in_header_is_malformed() -> None:
 def test_multiline_last_record_that_is_closed_is_fine() -> None:
     report = run(f'phone,note\n{A},"two\nlines"\n')
     assert report.contacts[0].variables == {"note": "two\nlines"}
+
+
+def test_cell_beyond_csv_field_limit_is_malformed() -> None:
+    err = rejected(f"phone,note\n{A},{'x' * 200_000}\n")
+    assert err.reason == "MALFORMED" and "line 2" in err.message

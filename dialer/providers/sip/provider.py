@@ -255,7 +255,6 @@ class SipProvider:
         try:
             how = await call.hangup()
             log.info("SIP call %s hung up (%s)", call.call_id, how)
-            print("HANGUP", how, call.state)
         except Exception:  # noqa: BLE001 - a hang-up must not raise into the dialer
             log.exception("SIP call %s: hang-up failed", call.call_id)
 
