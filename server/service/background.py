@@ -120,6 +120,7 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
             )
         )
     running_ids = {b.id for b in running}
+    batch_org = {a.batch_id: a.org_id for a in open_attempts}
     out: list[OrgSnapshot] = []
     for org_id, limit in orgs:
         org_running = [
@@ -133,12 +134,12 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
             for b in running
             if b.org_id == org_id
         ]
+        # Open attempts of paused or cancelled batches still hold slots.
         other = [
             lease
-            for a_batch, items in leases.items()
-            if a_batch not in running_ids
+            for batch_id, items in leases.items()
+            if batch_id not in running_ids and batch_org[batch_id] == org_id
             for lease in items
-            if any(True for _ in [0]) and _org_of(open_attempts, a_batch) == org_id
         ]
         out.append(
             OrgSnapshot(
@@ -150,13 +151,6 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
             )
         )
     return out
-
-
-def _org_of(open_attempts: list[Any], batch_id: str) -> str:
-    for a in open_attempts:
-        if a.batch_id == batch_id:
-            return a.org_id
-    return ""
 
 
 async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:

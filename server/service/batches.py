@@ -148,8 +148,8 @@ def _window_columns(inp: CreateBatchInput, v: Violations) -> dict[str, Any]:
         return {}
     return {
         "window_mode": "custom",
-        "window_start": w.start.strftime("%H:%M"),
-        "window_end": w.end.strftime("%H:%M"),
+        "window_start": w.start_text,
+        "window_end": w.end_text,
         "window_weekdays": sorted(w.weekdays),
     }
 

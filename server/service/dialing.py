@@ -437,7 +437,6 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
                     connected_calls=batches.c.connected_calls + 1,
                     total_duration_seconds=batches.c.total_duration_seconds + duration,
                 )
-            breaker = CircuitBreaker(window=20, threshold=0.5)
             org = (
                 await conn.execute(select(organizations).where(organizations.c.id == att.org_id).with_for_update())
             ).one()

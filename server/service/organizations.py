@@ -105,8 +105,8 @@ def _window_values(window: Any | None, v: Violations, field: str) -> dict[str, A
         v.add(field, str(exc))
         return {}
     return {
-        "window_start": parsed.start.strftime("%H:%M"),
-        "window_end": parsed.end.strftime("%H:%M"),
+        "window_start": parsed.start_text,
+        "window_end": parsed.end_text,
         "window_weekdays": sorted(parsed.weekdays),
     }
 

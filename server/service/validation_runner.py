@@ -25,7 +25,7 @@ import asyncio
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator, NamedTuple
 
@@ -234,13 +234,15 @@ class ValidationRunner:
     def _job_result(
         self, pool: ProcessPoolExecutor, job: _Job, region: str | None
     ) -> list[str]:
-        """One chunk's outcomes, falling back to in-process on a broken pool."""
+        """One chunk's outcomes, falling back to in-process on a broken or closed pool."""
         if job.future is not None:
             try:
                 return job.future.result()
             except BrokenProcessPool:
                 log.warning("validation worker pool broke; parsing phones in-process")
                 self._discard_pool(pool)
+            except CancelledError:
+                pass  # pool discarded or shut down meanwhile: finish the work here
         return phone_outcomes(job.phones, region)
 
 
