@@ -269,9 +269,11 @@ def render_create(ctx: Ctx) -> None:
 
 def render_validation_report(r: Any) -> None:
     st.markdown("#### Validation report")
-    cols = st.columns(7)
-    for col, (icon, label, value) in zip(cols, vm.report_metrics(r), strict=True):
-        col.metric(f"{icon} {label}", value)
+    metrics = vm.report_metrics(r)
+    for chunk in (metrics[:4], metrics[4:]):
+        cols = st.columns(4)
+        for col, (icon, label, value) in zip(cols, chunk, strict=False):
+            col.metric(f"{icon} {label}", value)
     info = []
     info.append("Header detected" if r.header_detected else "No header row detected")
     if r.delimiter:

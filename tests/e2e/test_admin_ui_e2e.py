@@ -198,25 +198,25 @@ def test_create_batch_watch_it_complete_and_export(ui, page, tmp_path):
     csv_path = tmp_path / "contacts.csv"
     csv_path.write_text(CSV)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(csv_path))
-    expect(page.get_by_text("Validation report")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Validation report").first).to_be_visible(timeout=30_000)
     settle(page)
     assert _metric_value(page, "Total rows") == "4"
     assert _metric_value(page, "Valid rows") == "2"
     assert _metric_value(page, "Invalid rows") == "1"
     assert _metric_value(page, "Duplicate phones") == "1"
-    expect(page.get_by_text("Estimated cost")).to_be_visible()
+    expect(page.get_by_text("Estimated cost").first).to_be_visible()
 
     # Configure and review.
     name = f"E2E batch {prefix}"
     page.get_by_label("Batch name *", exact=True).fill(name)
     page.get_by_label("Batch name *", exact=True).press("Tab")
-    expect(page.get_by_text("✅ Batch name entered")).to_be_visible()
+    expect(page.get_by_text("✅ Batch name entered").first).to_be_visible()
     shot(page, f"create_tab_{prefix}.png")
 
     # Create: the detail view opens with a shareable ?batch= link.
     page.get_by_role("button", name=re.compile("Create batch")).click()
     page.wait_for_url(re.compile(r"[?&]batch="), timeout=60_000)
-    expect(page.get_by_text("Batch information")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Batch information").first).to_be_visible(timeout=30_000)
     batch_id = re.search(r"[?&]batch=([^&]+)", page.url).group(1)
     assert batch_id
 
@@ -224,7 +224,8 @@ def test_create_batch_watch_it_complete_and_export(ui, page, tmp_path):
     expect(page.locator("span.bc-badge", has_text="Completed").first).to_be_visible(
         timeout=COMPLETE_TIMEOUT_S * 1000
     )
-    expect(page.get_by_text("Showing 2 of 2 contacts")).to_be_visible(timeout=30_000)
+    settle(page)
+    expect(page.get_by_text("Showing 2 of 2 contacts").first).to_be_visible(timeout=30_000)
     assert _metric_value(page, "Total Contacts") == "2"
     shot(page, f"detail_page_{prefix}.png")
 
@@ -251,5 +252,5 @@ def test_create_batch_watch_it_complete_and_export(ui, page, tmp_path):
     page.goto(f"{ui.url}/?batch={batch_id}")
     page.get_by_label("API key", exact=True).fill(keys.member_key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("Batch information")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Batch information").first).to_be_visible(timeout=30_000)
     expect(page.get_by_role("heading", name=name)).to_be_visible()
