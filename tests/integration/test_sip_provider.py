@@ -22,8 +22,8 @@ from tests.sip.sipp import NUMBERS, SIPP_PASSWORD, SIPP_USERNAME, SippProcess, r
 _skip = require_sipp()  # raises under CI=true when sipp is missing
 pytestmark = [pytest.mark.sip, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
 
-TIMERS = SipTimers().scaled(0.1)  # T1 = 50 ms: Timer B = 3.2 s
-SILENT_MS = 4500  # sipp keeps "silent" calls longer than Timer B
+TIMERS = SipTimers().scaled(0.2)  # T1 = 100 ms: Timer B = 6.4 s
+SILENT_MS = 7500  # sipp keeps "silent" calls longer than Timer B
 
 EXPECTED = {
     "completed": (Outcome.COMPLETED, 200),
@@ -60,7 +60,9 @@ def sipp(transport):
         proc.stop()
     errors = proc.errors()
     proc.cleanup()
-    assert "Aborting call" not in errors, errors[-3000:]
+    # "Dead call (successful)" lines are our UDP retransmissions (BYE, ACK) that
+    # arrived after sipp had ended the call: normal. Aborted calls are not.
+    assert "Aborting call" not in errors and "aborted at" not in errors, errors[:3000]
 
 
 def trunk_for(sipp: SippProcess, password: str = SIPP_PASSWORD, fmt: str = "e164") -> TrunkSettings:
@@ -105,8 +107,8 @@ class Answers:
         return on_answer
 
 
-def provider() -> SipProvider:
-    return SipProvider(SipProviderSettings(timers=TIMERS))
+def provider(timers: SipTimers = TIMERS) -> SipProvider:
+    return SipProvider(SipProviderSettings(timers=timers))
 
 
 def test_every_outcome(sipp: SippProcess):
@@ -123,7 +125,7 @@ def test_every_outcome(sipp: SippProcess):
         for req, res in out.values():
             status = await prov.call_status(req.provider_call_id, trunk)
             assert status.state is CallState.ENDED and status.result == res
-        assert sipp.wait_idle(15), "sipp still has calls"
+        assert sipp.wait_idle(20), "sipp still has calls"
         await prov.close()
         return out
 
@@ -279,7 +281,11 @@ def test_many_concurrent_calls(sipp: SippProcess):
     """N calls at once on one socket/connection: sipp sees N live calls at the same time."""
 
     async def run() -> list[CallResult]:
-        prov = provider()
+        # RFC timers (T1 = 500 ms): with a scaled-down T1 a burst of N INVITEs
+        # gets retransmitted before sipp (one thread) answers them all, and
+        # sipp aborts calls on INVITE retransmissions that arrive once the
+        # call has moved past its INVITE step.
+        prov = provider(SipTimers())
         trunk = trunk_for(sipp)
         answers = Answers()
         reqs = [request_for(trunk, NUMBERS["hold"], ring=10, max_duration=3.0) for _ in range(N_CONCURRENT)]

@@ -246,11 +246,18 @@ class SippProcess:
         return self.proc.poll() is None
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Waits until every call sipp logged as started has ended."""
+        """Waits until every call sipp logged as started has ended.
+
+        END is logged with the call's last received message; sipp then still
+        runs the call's last (empty) steps, so this waits a little more before
+        returning: a caller closing its TCP connection right away would
+        otherwise make sipp count the call as failed ("TCP closed").
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             calls = self._read_logs()
             if all(c.end_ms is not None for c in calls.values()):
+                time.sleep(0.3)
                 return True
             time.sleep(0.05)
         return False
