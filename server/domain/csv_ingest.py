@@ -46,7 +46,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import phonenumbers
 
@@ -488,18 +488,8 @@ def split_csv(
     filename: str,
     default_region: str | None = None,
     limits: CsvLimits = CsvLimits(),
-    *,
-    phone_sink: Callable[[list[str]], None] | None = None,
-    sink_every: int = 0,
 ) -> CsvSplit:
     """Phase 1: checks, decoding, delimiter/header detection, record splitting.
-
-    ``phone_sink``, if given, is called with each consecutive run of
-    ``sink_every`` entries of ``phones`` as soon as it is complete (the final
-    partial run is *not* sent: the caller takes ``phones[sent:]`` after
-    return). It lets a parallel caller start parsing phones while the rest of
-    the file is still being split. If a CsvRejected is raised after some
-    chunks were sent, the caller should discard them.
 
     Raises CsvRejected for whole-file problems, including an unknown
     ``default_region`` (code INVALID_REGION, field "default_region") so the
@@ -571,9 +561,7 @@ def split_csv(
         default_region=region,
         column_names=columns.names,
     )
-    _collect_rows(
-        split, _chain(pending, records), len(columns.names), limits, phone_sink, sink_every
-    )
+    _collect_rows(split, _chain(pending, records), len(columns.names), limits)
     _guard_tail(text, delimiter, split, first)
     return split
 
@@ -610,20 +598,14 @@ def _collect_rows(
     records: Iterable[tuple[int, list[str]]],
     width: int,
     limits: CsvLimits,
-    phone_sink: Callable[[list[str]], None] | None = None,
-    sink_every: int = 0,
 ) -> None:
     """Fill the row lists, ``phones`` and counters; the hot loop of phase 1."""
     row_numbers, all_cells, phones = split.row_numbers, split.cells, split.phones
     problems = split.problems
     phone_index = split.phone_index
     max_rows, max_field = limits.max_rows, limits.max_field_chars
-    total = empty = sent = 0
-    next_flush = sink_every if phone_sink is not None and sink_every > 0 else -1
+    total = empty = 0
     for line, cells in records:
-        if len(phones) == next_flush:
-            phone_sink(phones[sent:next_flush])  # type: ignore[misc]
-            sent, next_flush = next_flush, next_flush + sink_every
         total += 1
         if not "".join(cells).strip():
             empty += 1

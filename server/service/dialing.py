@@ -348,6 +348,7 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
     now = ctx.clock.now()
     requeue: tuple[str, float] | None = None
     stop_batch: str | None = None
+    completed = False
     published: list[dict[str, Any]] = []
     async with ctx.engine.begin() as conn:
         att, batch, contact = await _lock_attempt(conn, inp.attempt_id, inp.token)
@@ -437,54 +438,71 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
                     connected_calls=batches.c.connected_calls + 1,
                     total_duration_seconds=batches.c.total_duration_seconds + duration,
                 )
-            org = (
-                await conn.execute(select(organizations).where(organizations.c.id == att.org_id).with_for_update())
-            ).one()
+            org = (await conn.execute(select(organizations).where(organizations.c.id == att.org_id))).one()
             breaker = CircuitBreaker(window=org.circuit_breaker_window, threshold=org.circuit_breaker_threshold)
             recent = breaker.push(list(batch.recent_outcomes or []), inp.outcome)
             batch_values["recent_outcomes"] = recent
-            await conn.execute(update(batches).where(batches.c.id == batch.id).values(**batch_values))
+            processing = (
+                await conn.execute(
+                    update(batches)
+                    .where(batches.c.id == batch.id)
+                    .values(**batch_values)
+                    .returning(lifecycle.PROCESSING_SUM)
+                )
+            ).scalar_one()
             balance = org.credit_balance_micros
             if cost:
-                balance -= cost
-                await conn.execute(
-                    update(organizations)
-                    .where(organizations.c.id == org.id)
-                    .values(credit_balance_micros=organizations.c.credit_balance_micros - cost)
-                )
+                # An atomic decrement, no lock held on the organization row:
+                # the balance may go below zero by the calls already in flight.
+                balance = (
+                    await conn.execute(
+                        update(organizations)
+                        .where(organizations.c.id == org.id)
+                        .values(credit_balance_micros=organizations.c.credit_balance_micros - cost)
+                        .returning(organizations.c.credit_balance_micros)
+                    )
+                ).scalar_one()
             batch_status = batch.status
             if batch.status == BatchStatus.RUNNING.value:
                 trip = breaker.should_trip(recent)
-                if trip:
+                if processing == 0:
+                    # Every contact is final: RUNNING -> COMPLETED in this transaction.
+                    await conn.execute(
+                        update(batches)
+                        .where(batches.c.id == batch.id)
+                        .values(status=BatchStatus.COMPLETED.value, completed_at=now, updated_at=now)
+                    )
+                    batch_status = BatchStatus.COMPLETED.value
+                    completed = True
+                elif trip:
                     stop_batch = trip
                 elif org.credits_enforced and balance <= 0:
                     stop_batch = "paused automatically: the organization ran out of credits; an owner can top up and resume"
                 if stop_batch:
                     await lifecycle.auto_pause(ctx, conn, batch, stop_batch, now)
                     batch_status = BatchStatus.PAUSED.value
-                    published.append(events.batch_event(batch_status, now))
             if new_status == ContactStatus.QUEUED.value and in_call and next_at is not None:
                 requeue = (str(contact.id), next_at.timestamp())
             published.append(
                 events.contact_event(contact.id, new_status if in_call else contact.status, inp.outcome,
                                      att.attempt_number, contact.phone, now)
             )
+            if batch_status != batch.status:
+                published.append(events.batch_event(batch_status, now))
             result = FinishResult(new_status, next_at, batch_status)
             log.info(
                 "attempt closed batch=%s contact=%s phone=%s attempt=%d outcome=%s status=%s",
                 batch.id, contact.id, mask_phone(contact.phone), att.attempt_number, inp.outcome, new_status,
             )
-    if stop_batch:
-        await lifecycle.deactivate_in_redis(ctx, att.org_id, att.batch_id, discard_queue=False)
+    # Watchers first: the outcome is committed, Redis bookkeeping can follow.
+    await events.publish(ctx, att.org_id, att.batch_id, *published)
+    if stop_batch or completed:
+        await lifecycle.deactivate_in_redis(ctx, att.org_id, att.batch_id, discard_queue=completed)
     if requeue is not None:
         try:
             await ctx.redis_state.enqueue(att.org_id, att.batch_id, requeue[0], requeue[1])
         except Exception as exc:
             log.warning("re-enqueue failed (%s); reconciler will repair", exc)
-    await events.publish(ctx, att.org_id, att.batch_id, *published)
-    status = await _maybe_complete(ctx, att.org_id, att.batch_id)
-    if status:
-        result.batch_status = status
     return result
 
 

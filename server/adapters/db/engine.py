@@ -26,7 +26,7 @@ def normalize_url(url: str) -> str:
 
 def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
-        normalize_url(url), pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+        normalize_url(url), pool_size=pool_size, max_overflow=20, pool_recycle=1800
     )
 
 
