@@ -13,8 +13,9 @@ return. Bounded: gives up after --timeout seconds.
 The delay from the attempt's end includes the server's FinishAttempt work
 (its transaction, then the publish); the delay from FinishAttempt's return
 isolates the WatchBatch path (events are published before FinishAttempt
-answers, so it is often 0). Clients and drivers share this process with the
-server (one GIL), as the test suite does.
+answers, so it is often 0). By default the server under test runs as its own
+process (`batchcalls server`, as deployed), so the 20 client threads do not
+share its GIL; --in-process measures the single-process setup of the tests.
 
     .venv/bin/python bench/watch.py [--contacts 200] [--watchers 20] [--drivers 4] [--call-seconds 0.2]
 """
@@ -25,6 +26,7 @@ import argparse
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -105,11 +107,11 @@ class Watchers:
 
 
 def drive(stack, org, batch_id: str, contact_ids: list[str], finished: dict, lock: threading.Lock,
-          duration: float) -> None:
+          duration: float, address: str) -> None:
     from google.protobuf.timestamp_pb2 import Timestamp
 
     md = [("authorization", f"Bearer {stack.service_token}")]
-    with stack.channel() as ch:
+    with grpc.insecure_channel(address) as ch:
         dialer = dgrpc.DialerServiceStub(ch)
         for cid in contact_ids:
             token = secrets.randbelow(2**40)
@@ -148,6 +150,7 @@ def main() -> int:
     ap.add_argument("--drivers", type=int, default=4, help="concurrent attempts (driver threads)")
     ap.add_argument("--call-seconds", type=float, default=0.2, help="real time each call lasts (answered to end)")
     ap.add_argument("--timeout", type=float, default=50.0)
+    ap.add_argument("--in-process", action="store_true", help="serve from the benchmark's own process")
     args = ap.parse_args()
     t0 = time.monotonic()
 
@@ -190,9 +193,18 @@ def main() -> int:
                 token = page.next_page_token
                 if not token:
                     break
+        address = stack.grpc_address
+        if not args.in_process:
+            from server.devstack import _read_ready
+
+            server_proc = stack.spawn(["-m", "server.cli", "server"],
+                                      env={"BATCHCALLS_GRPC_PORT": "0", "BATCHCALLS_AUTO_MIGRATE": "0",
+                                           "BATCHCALLS_LOG_LEVEL": "WARNING"},
+                                      stdout=subprocess.PIPE, text=True)
+            address = _read_ready(server_proc, "SERVER_READY")
         setup = time.monotonic() - t0
 
-        watchers = Watchers(stack.grpc_address, org.md("member"), batch.batch_id, args.watchers)
+        watchers = Watchers(address, org.md("member"), batch.batch_id, args.watchers)
         if not watchers.start():
             print("watchers did not start", file=sys.stderr)
             return 2
@@ -201,7 +213,7 @@ def main() -> int:
         lock = threading.Lock()
         shares = [ids[i::args.drivers] for i in range(args.drivers)]
         threads = [threading.Thread(target=drive, args=(stack, org, batch.batch_id, share, finished, lock,
-                                                        args.call_seconds), daemon=True) for share in shares]
+                                                        args.call_seconds, address), daemon=True) for share in shares]
         d0 = time.monotonic()
         for t in threads:
             t.start()
@@ -225,7 +237,8 @@ def main() -> int:
                 from_return.append(max(0.0, arrived - returned) * 1000)
 
         p50, p99 = percentile(from_end, 50), percentile(from_end, 99)
-        print(f"watchers={args.watchers} attempts={len(finished)} drivers={args.drivers} "
+        print(f"server={'in-process' if args.in_process else 'separate process'} "
+              f"watchers={args.watchers} attempts={len(finished)} drivers={args.drivers} "
               f"events_measured={len(from_end)} missing={missing} setup={setup:.1f}s drive={drive_s:.1f}s "
               f"(~{len(finished) * 3 / max(drive_s, 1e-9):.0f} events/s published, "
               f"{len(finished) * 3 * args.watchers / max(drive_s, 1e-9):.0f}/s delivered)")
