@@ -35,7 +35,7 @@ from dialer.leases import LeaseClient, LeaseRecord
 from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
 from dialer.providers.base import CallState
-from dialer.server_client import ServerClient, finish_request, outcome_to_proto, trunk_from_json
+from dialer.server_client import ServerClient, finish_request, outcome_to_proto, requeue_due_ms, trunk_from_json
 from server.adapters.redis import keys
 from batchcalls.v1 import resources_pb2
 
@@ -191,14 +191,17 @@ class Reaper:
         else:
             return "kept:" + (state.value if state else "unreachable") + "_before_deadline"
 
-        answer, _ = await self.server.finish_once(req)
+        answer, resp = await self.server.finish_once(req)
         if answer == "retry":
             return "kept:finish_unavailable"
         if self.metrics is not None and answer == "ok":
             self.metrics.outcomes.labels(
                 resources_pb2.CallOutcome.Name(req.outcome).removeprefix("CALL_OUTCOME_").lower()
             ).inc()
-        await self.leases.release(org_id, record.batch_id, record.lease_id)
+        due = requeue_due_ms(resp, now) if answer == "ok" else None
+        await self.leases.release(org_id, record.batch_id, record.lease_id,
+                                  requeue_contact=record.contact_id if due is not None else "",
+                                  requeue_due_ms=due or 0)
         return f"released:{why}" if answer == "ok" else "released:already_closed"
 
     async def _drop_orphan(self, record: LeaseRecord) -> None:

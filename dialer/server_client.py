@@ -73,6 +73,18 @@ def outcome_to_proto(outcome: Outcome | str) -> int:
     return _OUTCOME_TO_PROTO[Outcome(outcome)]
 
 
+def requeue_due_ms(resp: Any, now_ms: int) -> int | None:
+    """When a FinishAttemptResponse leaves the contact waiting (PENDING /
+    QUEUED), the due time (ms) to put it back in the ready queue with ZADD NX
+    (the server enqueues it too; NX keeps its score); else None."""
+    if resp is None or resp.contact_status not in (resources_pb2.CONTACT_STATUS_PENDING,
+                                                   resources_pb2.CONTACT_STATUS_QUEUED):
+        return None
+    if resp.HasField("next_attempt_time"):
+        return resp.next_attempt_time.ToMilliseconds()
+    return now_ms
+
+
 def outcome_name(value: int) -> str:
     return resources_pb2.CallOutcome.Name(value).removeprefix("CALL_OUTCOME_").lower()
 
@@ -236,9 +248,10 @@ class ServerClient:
         *,
         give_up: Callable[[], bool] = lambda: False,
         max_delay: float = 5.0,
-    ) -> str:
-        """Retries until the server answers: "ok" | "rejected"; "gave_up" only
-        once ``give_up()`` says so (a dialer shutting down past its budget)."""
+    ) -> tuple[str, Any]:
+        """Retries until the server answers: ("ok", FinishAttemptResponse) |
+        ("rejected", error); ("gave_up", None) only once ``give_up()`` says
+        so (a dialer shutting down past its budget)."""
         delay = 0.1
         while True:
             status, detail = await self.finish_once(req)
@@ -246,12 +259,12 @@ class ServerClient:
                 if status == "rejected":
                     log_event(log, "finish_attempt.rejected", logging.INFO, attempt_id=req.attempt_id,
                               fencing_token=req.fencing_token, code=detail.code().name, error=detail.details())
-                return status
+                return status, detail
             log_event(log, "finish_attempt.retry", logging.WARNING, attempt_id=req.attempt_id,
                       code=detail.code().name, error=detail.details(), retry_in=delay)
             if give_up():
-                return "gave_up"
+                return "gave_up", None
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
             if give_up():
-                return "gave_up"
+                return "gave_up", None

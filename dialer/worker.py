@@ -64,6 +64,7 @@ from dialer.server_client import (
     finish_request,
     outcome_name,
     outcome_to_proto,
+    requeue_due_ms,
     trunk_from_proto,
     trunk_to_json,
 )
@@ -84,6 +85,34 @@ def _clock_fn(clock: Any) -> Callable[[], float]:
     if hasattr(clock, "now") and callable(clock.now):
         return lambda: clock.now().timestamp()
     return clock
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for ``event`` up to ``timeout`` s; True if set. Built on
+    asyncio.wait, which (unlike wait_for on Python 3.11) never swallows a
+    cancellation of the waiting task."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        return bool(done)
+    finally:
+        waiter.cancel()
+
+
+async def cancel_and_wait(tasks, *, rounds: int = 100) -> None:
+    """Cancel tasks and wait for them; re-cancel if a cancellation got
+    swallowed (asyncio.wait_for on 3.11 can do that)."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(rounds):
+        if not pending:
+            return
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    if pending:  # pragma: no cover
+        log_event(log, "dialer.tasks_would_not_stop", logging.ERROR, tasks=[t.get_name() for t in pending])
 
 
 @dataclass
@@ -135,6 +164,8 @@ class Dialer:
         self._tasks: dict[str, asyncio.Task] = {}  # lease id -> claim handler
         self._call_tasks: dict[str, asyncio.Task] = {}  # lease id -> provider.place_call
         self._stopping = asyncio.Event()
+        self._reaper_stop = asyncio.Event()
+        self._heartbeat_stop = asyncio.Event()
         self._finished = asyncio.Event()
         self._started = False
         self._hard_stop_at: float | None = None
@@ -164,16 +195,13 @@ class Dialer:
         reaper = asyncio.create_task(self._reaper_loop(), name="dialer-reaper")
         try:
             await self._claim_loop()
-            reaper.cancel()
+            self._reaper_stop.set()
             await self._drain()
         finally:
-            for task in (heartbeat, reaper):
-                task.cancel()
-            await asyncio.gather(heartbeat, reaper, return_exceptions=True)
-            for task in list(self._tasks.values()):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._reaper_stop.set()
+            self._heartbeat_stop.set()
+            await asyncio.wait({heartbeat, reaper}, timeout=2.0)
+            await cancel_and_wait([heartbeat, reaper, *self._tasks.values(), *self._call_tasks.values()])
             if self._held:
                 log_event(log, "dialer.leases_left_for_reaper", logging.WARNING, leases=sorted(self._held))
             self._finished.set()
@@ -196,12 +224,8 @@ class Dialer:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking early when stopping."""
-        if seconds <= 0:
-            return
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        if seconds > 0:
+            await wait_event(self._stopping, seconds)
 
     async def _claim_loop(self) -> None:
         errors = 0
@@ -482,21 +506,22 @@ class Dialer:
             attempt_id=attempt_id, fencing_token=claim.fencing_token, outcome=outcome,
             closed_by=self.dialer_id, end_time=self.clock(), result=result, detail=detail,
         )
-        answer = await self.server.finish(req, give_up=self._give_up_finishing)
+        answer, resp = await self.server.finish(req, give_up=self._give_up_finishing)
         if answer == "gave_up":
             log_event(log, "finish_attempt.gave_up", logging.ERROR, org_id=claim.org_id, lease_id=claim.lease_id,
                       attempt_id=attempt_id, detail="lease left for a reaper")
             self._held.pop(claim.lease_id, None)
             return
+        due = None
         if answer == "ok":
             self.metrics.outcomes.labels(outcome_name(outcome)).inc()
-        await self._release(claim)
+            due = requeue_due_ms(resp, self.leases.now_ms())
+        await self._release(claim, requeue_due_ms=due)
 
     # -- heartbeat & reaper ------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
+        while not await wait_event(self._heartbeat_stop, self.settings.heartbeat_seconds):
             try:
                 await self.heartbeat()
             except (RedisError, OSError) as exc:
@@ -525,14 +550,14 @@ class Dialer:
         return results
 
     async def _reaper_loop(self) -> None:
-        while True:
+        while not self._reaper_stop.is_set():
             try:
                 await self.reaper.tick()
             except (RedisError, OSError) as exc:
                 log_event(log, "reaper.redis_error", logging.WARNING, error=repr(exc))
             except Exception as exc:
                 log_event(log, "reaper.error", logging.ERROR, error=repr(exc), exc_info=True)
-            await asyncio.sleep(self.settings.reaper_interval_seconds)
+            await wait_event(self._reaper_stop, self.settings.reaper_interval_seconds)
 
     # -- stopping ------------------------------------------------------------------
 

@@ -71,9 +71,11 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
         self.start_delay = 0.0
         self.finish_failures = 0
         self.max_call_seconds = 60
+        self.trunk = resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED)
 
     def add(self, contact_id: str) -> None:
-        self.contacts[contact_id] = {"status": "pending", "attempts": 0}
+        phone = f"+1202555{2000 + len(self.contacts):04d}"
+        self.contacts[contact_id] = {"status": "pending", "attempts": 0, "phone": phone}
 
     async def StartAttempt(self, request, context):
         self.auth.add(dict(context.invocation_metadata()).get("authorization", ""))
@@ -89,8 +91,7 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
                                      "lease": request.lease_id, "pcid": request.provider_call_id}
         return D.StartAttemptResponse(
             decision=D.START_ATTEMPT_DECISION_GRANTED, attempt_id=attempt_id, attempt_number=c["attempts"],
-            phone_number="+12025550123", from_phone_number="+12025550100",
-            outbound_trunk=resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED),
+            phone_number=c["phone"], from_phone_number="+12025550100", outbound_trunk=self.trunk,
             max_call_duration_seconds=self.max_call_seconds,
         )
 
@@ -107,9 +108,14 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "stale fencing token")
         a["open"] = False
         a["outcome"] = request.outcome
-        self.contacts[a["contact"]]["status"] = "final"
         self.finished.append(request)
-        return D.FinishAttemptResponse()
+        if request.outcome == resources_pb2.CALL_OUTCOME_NO_ANSWER:  # retry in 100 s
+            self.contacts[a["contact"]]["status"] = "queued"
+            resp = D.FinishAttemptResponse(contact_status=resources_pb2.CONTACT_STATUS_QUEUED)
+            resp.next_attempt_time.FromMilliseconds(int((time.time() + 100) * 1000))
+            return resp
+        self.contacts[a["contact"]]["status"] = "final"
+        return D.FinishAttemptResponse(contact_status=resources_pb2.CONTACT_STATUS_COMPLETED)
 
 
 class FakeProvider:
@@ -177,6 +183,7 @@ class Env:
         self.service = FakeDialerService()
         self.org_id = f"org_{uuid.uuid4().hex[:10]}"
         self.dialers: list[Dialer] = []
+        self.batches: set[str] = set()
         self.tasks: list[asyncio.Task] = []
 
     async def start(self):
@@ -198,14 +205,16 @@ class Env:
         base.update(kw)
         return DialerSettings(**base)
 
-    def dialer(self, **kw) -> Dialer:
-        d = Dialer(self.settings(**kw), self.redis, self.channel, ProviderRegistry.of({"simulated": self.provider}))
+    def dialer(self, providers=None, **kw) -> Dialer:
+        providers = providers or ProviderRegistry.of({"simulated": self.provider})
+        d = Dialer(self.settings(**kw), self.redis, self.channel, providers)
         self.dialers.append(d)
         self.tasks.append(asyncio.create_task(d.run()))
         return d
 
     async def batch(self, batch_id: str, n: int, *, limit: int, due: float | None = None):
         ids = [f"{batch_id}-{i:04d}" for i in range(n)]
+        self.batches.add(batch_id)
         for c in ids:
             self.service.add(c)
         await self.state.activate_batch(self.org_id, batch_id, concurrency_limit=limit, max_call_seconds=60,
@@ -216,6 +225,10 @@ class Env:
         for d in self.dialers:
             await d.stop(drain_timeout=1.0)
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Leave nothing for the next test's dialers to claim.
+        for batch_id in list(self.batches):
+            await self.state.deactivate_batch(self.org_id, batch_id, discard_queue=True)
+        await self.redis.srem(keys.ACTIVE_ORGS, self.org_id)
         await self.channel.close()
         await self.server.stop(None)
         await self.redis.aclose()
@@ -254,7 +267,6 @@ def test_dialer_calls_every_contact_once_within_limits(redis_url):
             assert {f.outcome for f in env.service.finished} == {resources_pb2.CALL_OUTCOME_COMPLETED}
             assert {f.closed_by for f in env.service.finished} <= {d1.dialer_id, d2.dialer_id}
             assert len(env.service.answered) == 52
-            await wait_until(lambda: env.state.slots_in_use(env.org_id), timeout=5) if False else None
             await wait_until(lambda: not d1.held_leases and not d2.held_leases, what="leases released")
             assert await env.state.slots_in_use(env.org_id) == 0
             assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
@@ -296,8 +308,7 @@ def test_late_grant_is_not_dialed(redis_url):
             await wait_until(lambda: len(env.service.finished) == 2, what="NOT_DIALED reports")
             assert env.provider.calls == []
             assert {f.outcome for f in env.service.finished} == {resources_pb2.CALL_OUTCOME_NOT_DIALED}
-            await wait_until(lambda: env.state.slots_in_use(env.org_id).__await__ and True, what="noop")
-            await asyncio.sleep(0.1)
+            await wait_until(lambda: not env.dialers[0].held_leases, what="leases released")
             assert await env.state.slots_in_use(env.org_id) == 0
         finally:
             await env.close()
@@ -315,6 +326,7 @@ def test_finish_attempt_is_retried_until_delivered(redis_url):
             d = env.dialer()
             await wait_until(lambda: len(env.service.finished) == 1, what="outcome delivered")
             assert env.service.finish_failures == 0
+            assert env.service.finished[0].closed_by == d.dialer_id  # by the dialer itself, not a reaper
             await wait_until(lambda: not d.held_leases, what="lease released")
             assert await env.state.slots_in_use(env.org_id) == 0
         finally:
@@ -490,6 +502,139 @@ def test_a_dialer_reaps_another_dialers_crashed_lease_and_reuses_the_slot(redis_
             await wait_until(lambda: len(env.service.finished) == 3, what="all three called")
             assert provider.max_org[env.org_id] == 1
             assert collections.Counter(x.contact_id for x in provider.calls)[c.contact_id] == 1
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_python_m_dialer_serves_metrics_and_exits_0_on_sigterm(redis_url, tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # A database of its own: this dialer must not claim other tests' contacts.
+    url = redis_url + ("&" if "?" in redis_url else "?") + "db=7" if redis_url.startswith("unix://") else redis_url
+    env = dict(os.environ, REDIS_URL=url, BATCHCALLS_SERVER_ADDR="127.0.0.1:1",
+               BATCHCALLS_DIALER_METRICS_PORT=str(port), BATCHCALLS_DIALER_ID="subproc")
+    log_path = tmp_path / "dialer.log"
+    log_file = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dialer"], env=env, stderr=log_file, text=True)
+    try:
+        body = ""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "batchcalls_dialer_leases_lost_total" in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        log_file.close()
+        lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        events = [line["msg"] for line in lines]
+        assert "dialer.started" in events and "dialer.stopped" in events
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture()
+def simcarrier():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dialer.simcarrier", "--port", "0", "--time-scale", "0.01"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("SIMCARRIER_READY "), line
+        yield line.split(" ", 1)[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_kill_9_dialer_mid_call_is_recovered_by_another_dialers_reaper(redis_url, simcarrier):
+    """A dialer subprocess is killed with SIGKILL while its calls are live at
+    the (real, simulated) carrier. Its leases keep the slots taken until
+    another dialer's reaper learns from the carrier that the calls ended and
+    closes them with the carrier's outcome; only then are the slots reused.
+    Concurrency is measured at the carrier."""
+    import signal
+    import subprocess
+    import sys
+
+    from dialer.providers.simulated import SimulatedProvider
+
+    async def main():
+        env = await Env(redis_url).start()
+        carrier = SimulatedProvider(simcarrier)
+        proc = None
+        try:
+            await carrier.reset()
+            env.service.trunk = resources_pb2.OutboundTrunk(
+                kind=resources_pb2.TRUNK_KIND_SIMULATED,
+                simulation=resources_pb2.SimulationProfile(weight_completed=1, mean_call_seconds=150, ring_seconds=1))
+            await env.state.set_org_limit(env.org_id, 3)
+            ids = await env.batch("K", 6, limit=3)
+            penv = dict(os.environ, REDIS_URL=redis_url, BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{env.port}",
+                        BATCHCALLS_SERVICE_TOKEN="secret-token", BATCHCALLS_SIMCARRIER_URL=simcarrier,
+                        BATCHCALLS_DIALER_ID="victim", BATCHCALLS_LEASE_TTL_SECONDS="1",
+                        BATCHCALLS_POLL_SECONDS="0.01", BATCHCALLS_DIALER_METRICS_PORT="0")
+            proc = subprocess.Popen([sys.executable, "-m", "dialer"], env=penv, stderr=subprocess.DEVNULL)
+            await wait_until(lambda: len(env.service.attempts) == 3, what="victim's three grants")
+            for _ in range(200):
+                if (await carrier.stats())["live_calls"] == 3:
+                    break
+                await asyncio.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            victim_attempts = set(env.service.attempts)
+            # Still 3 leases: nobody may take those slots while the calls live.
+            assert await env.state.slots_in_use(env.org_id) == 3
+            rescuer = env.dialer(providers=ProviderRegistry(env.settings(simcarrier_url=simcarrier)),
+                                 lease_ttl_seconds=1.0, heartbeat_seconds=0.3, simcarrier_url=simcarrier)
+            await wait_until(lambda: len(env.service.finished) == 6, timeout=40, what="all six outcomes")
+            stats = await carrier.stats()
+            assert stats["max_live_calls_by_org"][env.org_id] <= 3
+            calls = await carrier.calls(batch_id="K")
+            assert sorted(c["contact_id"] for c in calls) == sorted(ids)  # each exactly once
+            by_attempt = {f.attempt_id: f for f in env.service.finished}
+            for attempt_id in victim_attempts:
+                assert by_attempt[attempt_id].closed_by == f"reaper:{rescuer.dialer_id}"
+                assert by_attempt[attempt_id].outcome == resources_pb2.CALL_OUTCOME_COMPLETED
+            await wait_until(lambda: not rescuer.held_leases, what="rescuer released")
+            assert await env.state.slots_in_use(env.org_id) == 0
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            await carrier.close()
+            await env.close()
+
+    run(main())
+
+
+def test_retryable_outcome_goes_back_to_the_ready_queue_at_next_attempt_time(redis_url):
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.01, outcome=Outcome.NO_ANSWER)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 2)
+            [cid] = await env.batch("A", 1, limit=2)
+            d = env.dialer()
+            await wait_until(lambda: len(env.service.finished) == 1, what="outcome")
+            await wait_until(lambda: not d.held_leases, what="released")
+            score = await env.redis.zscore(keys.batch_ready(env.org_id, "A"), cid)
+            assert score == pytest.approx((time.time() + 100) * 1000, abs=5000)
+            assert len(env.provider.calls) == 1  # not due yet: not called again
         finally:
             await env.close()
 

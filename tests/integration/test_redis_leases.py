@@ -244,6 +244,13 @@ def test_attach_only_while_held_and_conditional_release(redis_url):
         info = await r.hgetall(keys.lease_info(org_id, c2.lease_id))
         assert info[b"attempt_id"] == b"at2" and info[b"max_call_ms"] == b"60000"
         assert info[b"token"] == str(c2.fencing_token).encode()
+        # A lease missing from the zset (lost) is not attached to, even if
+        # its info hash is still there.
+        c3 = await leases.claim(org_id, "A")
+        await r.zrem(keys.org_leases(org_id), c3.lease_id)
+        assert not await leases.attach(org_id, c3.lease_id, attempt_id="at3", started_ms=5, max_call_ms=1,
+                                       trunk_json="{}")
+        assert await r.hget(keys.lease_info(org_id, c3.lease_id), "attempt_id") is None
         await r.aclose()
 
     run(main())
