@@ -13,9 +13,13 @@ that organization's expired leases (expiry < now, own leases skipped):
 - attempt attached -> ask the provider (by trunk kind) for the call:
   ENDED -> FinishAttempt with the provider's result, closed_by
   "reaper:<dialer id>", then release; RINGING / IN_PROGRESS -> keep;
-  UNKNOWN or provider unreachable -> keep until started + max call +
-  ring timeout + lease ttl has passed, then FinishAttempt(DIALER_LOST) and
-  release. A rejected FinishAttempt (already closed, stale token) ->
+  UNKNOWN from a provider whose status is authoritative (the simulated
+  carrier), once the grant's dial deadline and a lease ttl have passed ->
+  the call was never placed and never can be (its dialer is dead and grants
+  expire): FinishAttempt(NOT_DIALED), no attempt spent, contact re-queued.
+  UNKNOWN otherwise, or provider unreachable -> keep until started + max
+  call + ring timeout + lease ttl has passed, then FinishAttempt(DIALER_LOST)
+  and release. A rejected FinishAttempt (already closed, stale token) ->
   release. A transient gRPC error -> keep, try again next tick.
 
 A lease is never released sooner: the slot stays taken until the call it
@@ -55,6 +59,7 @@ class Reaper:
         dialer_id: str,
         lease_ttl_ms: int,
         ring_timeout_seconds: float,
+        dial_grace_seconds: float = 1.0,
         metrics: DialerMetrics | None = None,
         own_leases: Callable[[], Container[str]] = lambda: (),
         lock_ttl_ms: int = 15_000,
@@ -68,6 +73,7 @@ class Reaper:
         self.closed_by = f"reaper:{dialer_id}"
         self.lease_ttl_ms = lease_ttl_ms
         self.ring_timeout_ms = int(ring_timeout_seconds * 1000)
+        self.dial_grace_ms = int(dial_grace_seconds * 1000)
         self.metrics = metrics
         self.own_leases = own_leases
         self.lock_ttl_ms = lock_ttl_ms
@@ -158,9 +164,11 @@ class Reaper:
         deadline = record.started_ms + max_call_ms + self.ring_timeout_ms + self.lease_ttl_ms
         state: CallState | None = None
         result = None
+        authoritative = False
         try:
             trunk = trunk_from_json(record.trunk_json)
             provider = self.providers.get(trunk.kind)
+            authoritative = bool(getattr(provider, "authoritative_status", False))
             status = await asyncio.wait_for(provider.call_status(record.provider_call_id, trunk), self.status_timeout)
             state, result = status.state, status.result
         except Exception as exc:  # provider unreachable: not proof the call is over
@@ -180,6 +188,18 @@ class Reaper:
                           provider_call_id=record.provider_call_id, state=state.value,
                           overdue_seconds=(now - deadline) / 1000)
             return "kept:" + state.value
+        elif (
+            state is CallState.UNKNOWN
+            and authoritative
+            and now > record.started_ms + self.dial_grace_ms + self.lease_ttl_ms
+        ):
+            req = finish_request(
+                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+                outcome=resources_pb2.CALL_OUTCOME_NOT_DIALED, closed_by=self.closed_by,
+                end_time=now / 1000,
+                detail=f"dialer {record.dialer_id} lost before the call was placed",
+            )
+            why = "never_placed"
         elif now > deadline:
             req = finish_request(
                 attempt_id=record.attempt_id, fencing_token=record.fencing_token,

@@ -157,6 +157,7 @@ class Dialer:
             dialer_id=self.dialer_id,
             lease_ttl_ms=settings.lease_ttl_ms,
             ring_timeout_seconds=settings.ring_timeout_seconds,
+            dial_grace_seconds=settings.dial_grace_seconds,
             metrics=self.metrics,
             own_leases=lambda: self._held,
         )

@@ -96,6 +96,12 @@ class AnswerCallback(Protocol):
 class TelephonyProvider(Protocol):
     """One implementation per trunk kind."""
 
+    #: True when ``call_status`` answering UNKNOWN proves the provider never
+    #: received the call (the simulated carrier records every call it gets).
+    #: False where UNKNOWN only means "not known here" (SIP: another
+    #: process's dialog); recovery then waits out the maximum call duration.
+    authoritative_status: bool
+
     async def place_call(self, request: CallRequest, on_answer: AnswerCallback) -> CallResult:
         """Places the call and returns when it is over.
 

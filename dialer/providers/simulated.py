@@ -191,6 +191,10 @@ def result_from_json(call: dict[str, Any]) -> CallResult:
 class SimulatedProvider:
     """TelephonyProvider for trunks of kind ``simulated``."""
 
+    #: The carrier records every call it receives (and a hang-up that
+    #: arrives before its call), so "unknown" means never placed.
+    authoritative_status = True
+
     def __init__(self, base_url: str, *, retry_budget_seconds: float = RETRY_BUDGET_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry_budget_seconds = retry_budget_seconds

@@ -108,12 +108,11 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             window=window,
             max_call_seconds=request.max_call_duration_seconds or rules.MAX_CALL_SECONDS_DEFAULT,
         )
-        batch_id, report, estimate = await batches.create_batch(self.ctx, p, inp)
-        suppressed = set()
+        batch_id, report, suppressed, estimate = await batches.create_batch(self.ctx, p, inp)
         return pb.CreateBatchResponse(
             batch=await self._batch_msg(p, batch_id),
             report=convert.report_msg(report, suppressed),
-            cost_estimate=convert.cost_msg(report.valid_rows, estimate, self.ctx.prices.per_minute_micros),
+            cost_estimate=self._cost(report, suppressed, estimate),
         )
 
     @handles_errors

@@ -166,7 +166,7 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
         await state.rebuild(orgs)
         log.warning("redis state rebuilt from postgres (%d organizations)", len(orgs))
         return "rebuilt"
-    repaired = 0
+    repaired = await close_orphan_attempts(ctx)
     for org in await snapshot(ctx):
         await state.set_org_limit(org.org_id, org.concurrency_limit)
         for b in org.running:
@@ -178,6 +178,51 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
             missing = [(c, due) for c, due in b.ready if c not in leased]
             repaired += await state.enqueue_many(org.org_id, b.batch_id, missing, only_missing=True)
     return "repaired" if repaired else "ok"
+
+
+async def close_orphan_attempts(ctx: ServiceContext) -> int:
+    """Closes attempts whose lease vanished without a call (NOT_DIALED).
+
+    A dialer takes the call under its lease only after recording the grant on
+    it (attach.lua refuses once the lease is gone), so an attempt whose lease
+    was released unattached, or lost with its dead dialer, can never be
+    dialed. Only attempts older than ``orphan_attempt_seconds`` are judged,
+    and only while Redis holds its state (a rebuild restores leases first).
+    """
+    from sqlalchemy import select
+
+    from server.service.dialing import FinishInput, finish_attempt
+
+    if not await ctx.redis_state.state_present():
+        return 0
+    cutoff = ctx.clock.now().timestamp() - ctx.settings.orphan_attempt_seconds
+    async with ctx.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(attempts.c.id, attempts.c.org_id, attempts.c.lease_id, attempts.c.fence_token,
+                       attempts.c.started_at).where(attempts.c.ended_at.is_(None))
+            )
+        ).all()
+    by_org: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.started_at.timestamp() < cutoff:
+            by_org.setdefault(r.org_id, []).append(r)
+    closed = 0
+    for org_id, items in by_org.items():
+        held = await ctx.redis_state.leases_held(org_id, [r.lease_id for r in items])
+        for r in items:
+            if r.lease_id in held:
+                continue
+            try:
+                await finish_attempt(
+                    ctx, FinishInput(attempt_id=r.id, token=r.fence_token, outcome="not_dialed",
+                                     closed_by="reconciler", detail="lease gone before the call was placed"),
+                )
+                closed += 1
+                log.warning("closed orphan attempt %s (lease %s gone, never dialed)", r.id, r.lease_id)
+            except Exception as exc:  # closed meanwhile: fine
+                log.info("orphan attempt %s not closed: %s", r.id, exc)
+    return closed
 
 
 async def run_forever(ctx: ServiceContext, stop: asyncio.Event) -> None:

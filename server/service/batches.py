@@ -165,8 +165,9 @@ async def _existing_by_request(ctx: ServiceContext, org_id: str, request_id: str
         ).scalar()
 
 
-async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tuple[str, Any, int]:
-    """Returns (batch id, report, estimated cost). Idempotent on request_id."""
+async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tuple[str, Any, set[int], int]:
+    """Returns (batch id, report, suppressed row numbers, estimated cost).
+    Idempotent on request_id."""
     p.require_write()
     now = ctx.clock.now()
     v = Violations()
@@ -189,7 +190,7 @@ async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tu
     existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
     report, suppressed, estimate = await validate_contacts(ctx, p, inp.csv_content, inp.filename, region or "")
     if existing:
-        return existing, report, estimate
+        return existing, report, suppressed, estimate
 
     batch_id = new_id("batch")
     dialable = report.valid_rows - len(suppressed)
@@ -227,11 +228,11 @@ async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tu
         # Same request_id raced with another replica: that one won.
         existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
         if existing:
-            return existing, report, estimate
+            return existing, report, suppressed, estimate
         raise
     if status == BatchStatus.PENDING.value:
         await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,))
-    return batch_id, report, estimate
+    return batch_id, report, suppressed, estimate
 
 
 def _copy_text(value: object) -> str:

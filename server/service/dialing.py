@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain.batch_rules import BatchStatus
@@ -53,6 +53,9 @@ class StartResult:
     next_attempt_at: datetime | None = None
     started_at: datetime | None = None
     dial_deadline: datetime | None = None
+    #: The contact reached a final state without a call (suppressed, or no
+    #: calling window opening): the batch may now be complete.
+    finalized: bool = False
 
 
 def _move(from_status: str, to_status: str) -> dict[str, Any]:
@@ -154,7 +157,7 @@ async def start_attempt(
         except Exception as exc:
             log.warning("re-enqueue failed (%s); reconciler will repair", exc)
     await events.publish(ctx, org_id, batch_id, *published)
-    if result.decision is Decision.SUPPRESSED:
+    if result.finalized:
         await _maybe_complete(ctx, org_id, batch_id)
     return result
 
@@ -175,6 +178,15 @@ async def _compliance_or_grant(
     zones = resolve_zones(contact.phone, window, batch.timezone, now) if window else None
     recent: list[datetime] = []
     if org.frequency_cap_per_24h > 0:
+        # Each grant locks only its own batch row: two batches (or dialers)
+        # granting the same number at once would both see "under the cap".
+        # Serialize grants per (organization, number) until this transaction
+        # commits; taken last, after the batch and contact rows, so it cannot
+        # deadlock with them.
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"freq-cap:{org.id}:{contact.phone}"},
+        )
         recent = list(
             (
                 await conn.execute(
@@ -205,7 +217,7 @@ async def _compliance_or_grant(
                     next_attempt_at=None, wait_reason="", updated_at=now)
         )
         await conn.execute(update(batches).where(batches.c.id == batch.id).values(**_move(contact.status, "suppressed")))
-        return StartResult(Decision.SUPPRESSED, "on do-not-call list"), None
+        return StartResult(Decision.SUPPRESSED, "on do-not-call list", finalized=True), None
     if not check.allowed:
         if check.defer_until is None:
             # Never callable inside its window: final, not dialed.
@@ -216,14 +228,16 @@ async def _compliance_or_grant(
                         next_attempt_at=None, wait_reason="", updated_at=now, **zone_values)
             )
             await conn.execute(update(batches).where(batches.c.id == batch.id).values(**_move(contact.status, "failed")))
-            return StartResult(Decision.STALE, check.reason), None
+            return StartResult(Decision.STALE, check.reason, finalized=True), None
         await conn.execute(
             update(contacts)
             .where(contacts.c.id == contact.id)
             .values(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until,
                     wait_reason=check.reason, updated_at=now, **zone_values)
         )
-        await conn.execute(update(batches).where(batches.c.id == batch.id).values(**_move(contact.status, "queued")))
+        moved = _move(contact.status, "queued")
+        if moved:  # QUEUED -> QUEUED (a retry or a second deferral) moves no counter
+            await conn.execute(update(batches).where(batches.c.id == batch.id).values(**moved))
         return (
             StartResult(Decision.DEFERRED, check.reason, next_attempt_at=check.defer_until),
             (str(contact.id), check.defer_until.timestamp()),

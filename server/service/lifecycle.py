@@ -212,6 +212,9 @@ async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
                     status_reason="",
                     updated_at=now,
                     completed_at=now if status == BatchStatus.COMPLETED.value else None,
+                    # The operator resumed after looking: the circuit breaker
+                    # judges the attempts from here on, not the ones that tripped it.
+                    recent_outcomes=[],
                 )
             )
             ready = await _ready_items(conn, batch_id, now)

@@ -59,6 +59,9 @@ class Stack:
     _thread: threading.Thread | None = None
     _children: list[subprocess.Popen[Any]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: Time source of the server's ServiceContext (server.domain.clock);
+    #: None = the system clock. Tests of time rules pass a FakeClock.
+    clock: Any = None
 
     # --- running coroutines on the server's loop ---------------------------
     def run(self, coro: Awaitable[T], timeout: float = 60) -> T:
@@ -85,7 +88,7 @@ class Stack:
         self._thread.start()
 
         async def _start() -> None:
-            self.ctx = build_context(settings)
+            self.ctx = build_context(settings, clock=self.clock)
             self.server = create_server(self.ctx, "127.0.0.1", 0)
             await self.server.start()
             await mark_serving(self.server)

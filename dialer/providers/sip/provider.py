@@ -116,6 +116,9 @@ class _Known:
 class SipProvider:
     """TelephonyProvider over SIP trunks (see the module docstring)."""
 
+    #: SIP cannot ask about another process's dialog: UNKNOWN proves nothing.
+    authoritative_status = False
+
     def __init__(
         self,
         settings: SipProviderSettings | None = None,
