@@ -63,9 +63,14 @@ def main() -> int:
                 ids.append(bid)
                 conn.execute(text(
                     "INSERT INTO batches (id, org_id, display_name, status, agent_id, from_number_id, concurrency_limit,"
-                    " max_attempts, total_contacts, n_completed, n_failed, n_queued, n_pending)"
-                    " SELECT :id, org_id, 'bench ' || :i, 'completed', agent_id, from_number_id, 5, 3, :n, :n / 2, :n / 4, :n / 8, :n / 8"
+                    " max_attempts, total_contacts)"
+                    " SELECT :id, org_id, 'bench ' || :i, 'completed', agent_id, from_number_id, 5, 3, :n"
                     " FROM batches WHERE id = :tpl"), {"id": bid, "i": i, "n": args.per_batch, "tpl": template.batch_id})
+                conn.execute(text(
+                    "INSERT INTO batch_counters (batch_id, shard, n_completed, n_failed, n_queued, n_pending)"
+                    " SELECT :id, s, CASE WHEN s = 0 THEN :n / 2 ELSE 0 END, CASE WHEN s = 0 THEN :n / 4 ELSE 0 END,"
+                    " CASE WHEN s = 0 THEN :n / 8 ELSE 0 END, CASE WHEN s = 0 THEN :n / 8 ELSE 0 END"
+                    " FROM generate_series(0, 7) s"), {"id": bid, "n": args.per_batch})
                 conn.execute(text(
                     "INSERT INTO contacts (batch_id, org_id, row_number, phone, name, status, attempts, max_attempts, last_attempt_at)"
                     f" SELECT :id, :org, g + 1, '+1415' || lpad((5000000 + g)::text, 7, '0'), 'Customer ' || g,"

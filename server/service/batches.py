@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
+from server.adapters.db import counters
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain import batch_rules as rules
 from server.domain.batch_rules import BatchStatus
@@ -216,13 +217,12 @@ async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tu
                     custom_columns=list(report.custom_columns),
                     estimated_cost_micros=estimate,
                     total_contacts=report.valid_rows,
-                    n_pending=dialable,
-                    n_suppressed=len(suppressed),
                     created_at=now,
                     updated_at=now,
                     **window_cols,
                 )
             )
+            await counters.init_shards(conn, batch_id, pending=dialable, suppressed=len(suppressed))
             await _copy_contacts(conn, batch_id, p.org_id, inp.max_attempts, report.contacts, suppressed)
     except IntegrityError:
         # Same request_id raced with another replica: that one won.
@@ -274,9 +274,11 @@ async def _copy_contacts(conn: Any, batch_id: str, org_id: str, max_attempts: in
             await copy.write(payload)
 
 
+TOTALS = counters.totals_lateral()
 BATCH_VIEW = (
     select(
         batches,
+        TOTALS,
         agents.c.display_name.label("agent_display_name"),
         phone_numbers.c.e164.label("from_e164"),
         organizations.c.concurrency_limit.label("org_limit"),
@@ -287,6 +289,7 @@ BATCH_VIEW = (
     .join(agents, agents.c.id == batches.c.agent_id)
     .join(phone_numbers, phone_numbers.c.id == batches.c.from_number_id)
     .join(organizations, organizations.c.id == batches.c.org_id)
+    .join(TOTALS, true())
 )
 
 
@@ -397,7 +400,7 @@ async def list_contacts(ctx: ServiceContext, p: Any, batch_id: str, size: int, t
     pos = decode_token(token, fp)
     async with ctx.engine.connect() as conn:
         batch = (
-            await conn.execute(select(batches).where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
+            await conn.execute(BATCH_VIEW.where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
         ).first()
         if batch is None:
             raise NotFound(f"batches/{batch_id} not found")

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
+from server.adapters.db import counters
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain.batch_rules import BatchStatus
-from server.domain.contact_rules import ContactStatus, FINAL, counter_column
+from server.domain.contact_rules import ContactStatus, FINAL
 from server.domain.cost import call_cost_micros
 from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.ids import new_id
@@ -58,13 +59,6 @@ class StartResult:
     finalized: bool = False
 
 
-def _move(from_status: str, to_status: str) -> dict[str, Any]:
-    if from_status == to_status:
-        return {}
-    a, b = counter_column(from_status), counter_column(to_status)
-    return {a: getattr(batches.c, a) - 1, b: getattr(batches.c, b) + 1}
-
-
 def _window_for(batch: Any, org: Any) -> Any:
     from server.domain.calling_window import CallingWindow
 
@@ -91,10 +85,15 @@ async def start_attempt(
     now = ctx.clock.now()
     requeue: tuple[str, float] | None = None
     published: list[dict[str, Any]] = []
+    stop: dict[str, str] = {}
     async with ctx.engine.begin() as conn:
+        # Share lock: grants of one batch run side by side, while Pause and
+        # Cancel (exclusive) wait for them and then block new ones.
         batch = (
             await conn.execute(
-                select(batches).where(batches.c.id == batch_id, batches.c.org_id == org_id).with_for_update()
+                select(batches)
+                .where(batches.c.id == batch_id, batches.c.org_id == org_id)
+                .with_for_update(read=True)
             )
         ).first()
         if batch is None or batch.status != BatchStatus.RUNNING.value:
@@ -111,27 +110,17 @@ async def start_attempt(
             or (contact.next_attempt_at is not None and contact.next_attempt_at > now)
         ):
             return StartResult(Decision.STALE, "contact not claimable")
-        agent = (await conn.execute(select(agents).where(agents.c.id == batch.agent_id))).one()
-        number = (await conn.execute(select(phone_numbers).where(phone_numbers.c.id == batch.from_number_id))).one()
-        org = (
-            await conn.execute(select(organizations).where(organizations.c.id == org_id))
-        ).one()
+        agent, number, org = await _references(conn, batch, org_id)
 
-        # System errors fail the batch (DESIGN §4).
-        problem = None
+        # System errors fail the batch (DESIGN §4); no credit pauses it.
         if not agent.active or agent.architecture not in ("pipeline", "realtime"):
-            problem = "agent deactivated" if not agent.active else "agent can no longer place calls (TEXT)"
+            stop["fail"] = "agent deactivated" if not agent.active else "agent can no longer place calls (TEXT)"
         elif number.deleted_at is not None or number.trunk_kind is None:
-            problem = "caller number removed"
-        if problem:
-            await lifecycle._fail_locked(conn, batch, problem, now)
-            published.append(events.batch_event(BatchStatus.FAILED.value, now))
-            result = StartResult(Decision.BATCH_NOT_RUNNING, problem)
+            stop["fail"] = "caller number removed"
         elif org.credits_enforced and org.credit_balance_micros <= 0:
-            reason = "paused automatically: the organization ran out of credits; an owner can top up and resume"
-            await lifecycle.auto_pause(ctx, conn, batch, reason, now)
-            published.append(events.batch_event(BatchStatus.PAUSED.value, now))
-            result = StartResult(Decision.BATCH_NOT_RUNNING, reason)
+            stop["pause"] = "paused automatically: the organization ran out of credits; an owner can top up and resume"
+        if stop:
+            result = StartResult(Decision.BATCH_NOT_RUNNING, stop.get("fail") or stop["pause"])
         else:
             result, requeue = await _compliance_or_grant(
                 ctx, conn, batch, contact, org, now,
@@ -149,8 +138,8 @@ async def start_attempt(
                     events.contact_event(contact.id, status, "", result.attempt_number or contact.attempts,
                                          contact.phone, now)
                 )
-    if result.decision is Decision.BATCH_NOT_RUNNING and published:
-        await lifecycle.deactivate_in_redis(ctx, org_id, batch_id, discard_queue=False)
+    if stop:
+        await lifecycle.system_stop(ctx, org_id, batch_id, **stop)
     if requeue is not None:
         try:
             await ctx.redis_state.enqueue(org_id, batch_id, requeue[0], requeue[1])
@@ -158,8 +147,17 @@ async def start_attempt(
             log.warning("re-enqueue failed (%s); reconciler will repair", exc)
     await events.publish(ctx, org_id, batch_id, *published)
     if result.finalized:
-        await _maybe_complete(ctx, org_id, batch_id)
+        await lifecycle.complete_if_done(ctx, org_id, batch_id)
     return result
+
+
+async def _references(conn: Any, batch: Any, org_id: str) -> tuple[Any, Any, Any]:
+    """The batch's agent, caller number and organization, read unlocked: a
+    change to them fails or pauses the batch in a transaction of its own."""
+    agent = (await conn.execute(select(agents).where(agents.c.id == batch.agent_id))).one()
+    number = (await conn.execute(select(phone_numbers).where(phone_numbers.c.id == batch.from_number_id))).one()
+    org = (await conn.execute(select(organizations).where(organizations.c.id == org_id))).one()
+    return agent, number, org
 
 
 async def _compliance_or_grant(
@@ -178,8 +176,8 @@ async def _compliance_or_grant(
     zones = resolve_zones(contact.phone, window, batch.timezone, now) if window else None
     recent: list[datetime] = []
     if org.frequency_cap_per_24h > 0:
-        # Each grant locks only its own batch row: two batches (or dialers)
-        # granting the same number at once would both see "under the cap".
+        # Grants only share-lock their batch row: two grants (of one batch or
+        # two) for the same number at once would both see "under the cap".
         # Serialize grants per (organization, number) until this transaction
         # commits; taken last, after the batch and contact rows, so it cannot
         # deadlock with them.
@@ -216,7 +214,7 @@ async def _compliance_or_grant(
             .values(status=ContactStatus.SUPPRESSED.value, failure_reason="on do-not-call list",
                     next_attempt_at=None, wait_reason="", updated_at=now)
         )
-        await conn.execute(update(batches).where(batches.c.id == batch.id).values(**_move(contact.status, "suppressed")))
+        await counters.add(conn, batch.id, counters.shard_of(contact.id), **counters.move(contact.status, "suppressed"))
         return StartResult(Decision.SUPPRESSED, "on do-not-call list", finalized=True), None
     if not check.allowed:
         if check.defer_until is None:
@@ -227,7 +225,7 @@ async def _compliance_or_grant(
                 .values(status=ContactStatus.FAILED.value, failure_reason=check.reason,
                         next_attempt_at=None, wait_reason="", updated_at=now, **zone_values)
             )
-            await conn.execute(update(batches).where(batches.c.id == batch.id).values(**_move(contact.status, "failed")))
+            await counters.add(conn, batch.id, counters.shard_of(contact.id), **counters.move(contact.status, "failed"))
             return StartResult(Decision.STALE, check.reason, finalized=True), None
         await conn.execute(
             update(contacts)
@@ -235,9 +233,8 @@ async def _compliance_or_grant(
             .values(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until,
                     wait_reason=check.reason, updated_at=now, **zone_values)
         )
-        moved = _move(contact.status, "queued")
-        if moved:  # QUEUED -> QUEUED (a retry or a second deferral) moves no counter
-            await conn.execute(update(batches).where(batches.c.id == batch.id).values(**moved))
+        # QUEUED -> QUEUED (a retry or a second deferral) moves no counter.
+        await counters.add(conn, batch.id, counters.shard_of(contact.id), **counters.move(contact.status, "queued"))
         return (
             StartResult(Decision.DEFERRED, check.reason, next_attempt_at=check.defer_until),
             (str(contact.id), check.defer_until.timestamp()),
@@ -273,14 +270,12 @@ async def _compliance_or_grant(
             **zone_values,
         )
     )
-    await conn.execute(
-        update(batches)
-        .where(batches.c.id == batch.id)
-        .values(
-            attempts_total=batches.c.attempts_total + 1,
-            last_grant_at=now,
-            **_move(contact.status, ContactStatus.DIALING.value),
-        )
+    bc = counters.bc
+    await counters.add(
+        conn, batch.id, counters.shard_of(contact.id),
+        attempts_total=bc.c.attempts_total + 1,
+        last_grant_at=func.greatest(bc.c.last_grant_at, now),
+        **counters.move(contact.status, ContactStatus.DIALING.value),
     )
     deadline = now + timedelta(seconds=ctx.settings.dial_grace_seconds)
     return (
@@ -291,16 +286,22 @@ async def _compliance_or_grant(
 
 
 async def _lock_attempt(conn: Any, attempt_id: str, token: int) -> tuple[Any, Any, Any]:
+    """Share-locks the batch row (status changes wait for us), then locks the
+    attempt and its contact. Same order as StartAttempt: batch, contact."""
     att = (await conn.execute(select(attempts).where(attempts.c.id == attempt_id))).first()
     if att is None:
         raise NotFound(f"attempt {attempt_id} not found")
-    batch = (await conn.execute(select(batches).where(batches.c.id == att.batch_id).with_for_update())).first()
+    batch = (
+        await conn.execute(select(batches).where(batches.c.id == att.batch_id).with_for_update(read=True))
+    ).first()
     if batch is None:
         raise NotFound(f"attempt {attempt_id} not found")
-    att = (await conn.execute(select(attempts).where(attempts.c.id == attempt_id).with_for_update())).one()
+    contact = (await conn.execute(select(contacts).where(contacts.c.id == att.contact_id).with_for_update())).one()
+    att = (await conn.execute(select(attempts).where(attempts.c.id == attempt_id).with_for_update())).first()
+    if att is None:
+        raise NotFound(f"attempt {attempt_id} not found")
     if att.fence_token != token:
         raise FailedPrecondition("STALE_FENCING_TOKEN", "fencing token does not own this attempt")
-    contact = (await conn.execute(select(contacts).where(contacts.c.id == att.contact_id).with_for_update())).one()
     return att, batch, contact
 
 
@@ -318,9 +319,7 @@ async def mark_answered(ctx: ServiceContext, attempt_id: str, token: int, answer
                 .where(contacts.c.id == contact.id)
                 .values(status=ContactStatus.CONNECTED.value, call_started_at=answered, updated_at=now)
             )
-            await conn.execute(
-                update(batches).where(batches.c.id == batch.id).values(**_move("dialing", "connected"))
-            )
+            await counters.add(conn, batch.id, counters.shard_of(contact.id), **counters.move("dialing", "connected"))
     await events.publish(
         ctx, att.org_id, att.batch_id,
         events.contact_event(contact.id, "connected", "", contact.attempts, contact.phone, now),
@@ -350,42 +349,49 @@ class FinishResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _bump(mapping: dict[str, int] | None, key: str) -> dict[str, int]:
-    out = dict(mapping or {})
-    out[key] = out.get(key, 0) + 1
-    return out
+CREDITS_PAUSE = "paused automatically: the organization ran out of credits; an owner can top up and resume"
+
+
+async def _recent_outcomes(conn: Any, batch: Any, window: int) -> list[str]:
+    """Outcomes of the batch's latest closed attempts (newest first), since
+    the breaker was last reset by a resume."""
+    q = select(attempts.c.outcome).where(attempts.c.batch_id == batch.id, attempts.c.ended_at.is_not(None))
+    if batch.breaker_reset_at is not None:
+        q = q.where(attempts.c.ended_at > batch.breaker_reset_at)
+    rows = await conn.execute(q.order_by(attempts.c.ended_at.desc()).limit(window))
+    return [r.outcome for r in rows]
 
 
 async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
-    from server.domain.circuit_breaker import CircuitBreaker
+    from server.domain.circuit_breaker import TRIP_OUTCOMES, CircuitBreaker
 
     now = ctx.clock.now()
     requeue: tuple[str, float] | None = None
-    stop_batch: str | None = None
-    completed = False
+    stop: dict[str, str] = {}
+    finalized = False
     published: list[dict[str, Any]] = []
+    bc = counters.bc
     async with ctx.engine.begin() as conn:
         att, batch, contact = await _lock_attempt(conn, inp.attempt_id, inp.token)
         if att.ended_at is not None:
             # A retried FinishAttempt: already recorded, answer the same.
             return FinishResult(contact.status, contact.next_attempt_at, batch.status)
+        shard = counters.shard_of(contact.id)
         in_call = contact.current_attempt_id == att.id and contact.status in ("dialing", "connected")
+        stopped = batch.status in (BatchStatus.CANCELLED.value, BatchStatus.FAILED.value)
         if inp.outcome == "not_dialed":
             # The grant was never used: undo it, no attempt spent.
-            back = ContactStatus.PENDING.value if contact.attempts <= 1 else ContactStatus.QUEUED.value
+            new_status = ContactStatus.PENDING.value if contact.attempts <= 1 else ContactStatus.QUEUED.value
             await conn.execute(delete(attempts).where(attempts.c.id == att.id))
             values: dict[str, Any] = dict(attempts=contact.attempts - 1, current_attempt_id=None, updated_at=now)
-            new_status = back
-            if batch.status in (BatchStatus.CANCELLED.value, BatchStatus.FAILED.value):
+            if stopped:
                 new_status = ContactStatus.CANCELLED.value
                 values["failure_reason"] = f"batch {batch.status}"
+                finalized = True
             values["status"] = new_status
             await conn.execute(update(contacts).where(contacts.c.id == contact.id).values(**values))
-            await conn.execute(
-                update(batches)
-                .where(batches.c.id == batch.id)
-                .values(attempts_total=batches.c.attempts_total - 1, **_move(contact.status, new_status))
-            )
+            await counters.add(conn, batch.id, shard, attempts_total=bc.c.attempts_total - 1,
+                               **counters.move(contact.status, new_status))
             if new_status in (ContactStatus.PENDING.value, ContactStatus.QUEUED.value):
                 requeue = (str(contact.id), now.timestamp())
             published.append(events.contact_event(contact.id, new_status, "", contact.attempts - 1, contact.phone, now))
@@ -398,9 +404,7 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
             new_status = verdict.contact_status
             reason = verdict.failure_reason
             next_at = verdict.next_attempt_at
-            if new_status == ContactStatus.QUEUED.value and batch.status in (
-                BatchStatus.CANCELLED.value, BatchStatus.FAILED.value
-            ):
+            if new_status == ContactStatus.QUEUED.value and stopped:
                 new_status, reason, next_at = ContactStatus.CANCELLED.value, f"batch {batch.status}", None
             end_time = inp.end_time or now
             await conn.execute(
@@ -437,37 +441,28 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
                     transcript=inp.transcript[:100_000],
                 )
             await conn.execute(update(contacts).where(contacts.c.id == contact.id).values(**contact_values))
-            outcomes = _bump(batch.outcomes_by_attempt, f"{att.attempt_number}:{inp.outcome}")
-            batch_values: dict[str, Any] = dict(
-                outcomes_by_attempt=outcomes,
-                cost_micros=batches.c.cost_micros + cost,
-                updated_at=now,
+            counter_values: dict[str, Any] = dict(
+                outcomes_by_attempt=counters.bump_json("outcomes_by_attempt", f"{att.attempt_number}:{inp.outcome}"),
             )
+            if cost:
+                counter_values["cost_micros"] = bc.c.cost_micros + cost
             if in_call:
-                batch_values.update(_move(contact.status, new_status))
+                counter_values.update(counters.move(contact.status, new_status))
                 if new_status in {s.value for s in FINAL}:
-                    batch_values["attempt_histogram"] = _bump(batch.attempt_histogram, str(att.attempt_number))
+                    finalized = True
+                    counter_values["attempt_histogram"] = counters.bump_json("attempt_histogram", str(att.attempt_number))
             if connected:
-                batch_values.update(
-                    connected_calls=batches.c.connected_calls + 1,
-                    total_duration_seconds=batches.c.total_duration_seconds + duration,
+                counter_values.update(
+                    connected_calls=bc.c.connected_calls + 1,
+                    total_duration_seconds=bc.c.total_duration_seconds + duration,
                 )
+            await counters.add(conn, batch.id, shard, **counter_values)
             org = (await conn.execute(select(organizations).where(organizations.c.id == att.org_id))).one()
-            breaker = CircuitBreaker(window=org.circuit_breaker_window, threshold=org.circuit_breaker_threshold)
-            recent = breaker.push(list(batch.recent_outcomes or []), inp.outcome)
-            batch_values["recent_outcomes"] = recent
-            processing = (
-                await conn.execute(
-                    update(batches)
-                    .where(batches.c.id == batch.id)
-                    .values(**batch_values)
-                    .returning(lifecycle.PROCESSING_SUM)
-                )
-            ).scalar_one()
             balance = org.credit_balance_micros
             if cost:
-                # An atomic decrement, no lock held on the organization row:
-                # the balance may go below zero by the calls already in flight.
+                # An atomic decrement, no lock held on the organization row
+                # beyond this statement: the balance may go below zero by the
+                # calls already in flight, never more.
                 balance = (
                     await conn.execute(
                         update(organizations)
@@ -476,67 +471,37 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
                         .returning(organizations.c.credit_balance_micros)
                     )
                 ).scalar_one()
-            batch_status = batch.status
             if batch.status == BatchStatus.RUNNING.value:
-                trip = breaker.should_trip(recent)
-                if processing == 0:
-                    # Every contact is final: RUNNING -> COMPLETED in this transaction.
-                    await conn.execute(
-                        update(batches)
-                        .where(batches.c.id == batch.id)
-                        .values(status=BatchStatus.COMPLETED.value, completed_at=now, updated_at=now)
-                    )
-                    batch_status = BatchStatus.COMPLETED.value
-                    completed = True
-                elif trip:
-                    stop_batch = trip
-                elif org.credits_enforced and balance <= 0:
-                    stop_batch = "paused automatically: the organization ran out of credits; an owner can top up and resume"
-                if stop_batch:
-                    await lifecycle.auto_pause(ctx, conn, batch, stop_batch, now)
-                    batch_status = BatchStatus.PAUSED.value
+                # Only a tripping outcome can newly trip the breaker.
+                if inp.outcome in TRIP_OUTCOMES:
+                    breaker = CircuitBreaker(window=org.circuit_breaker_window, threshold=org.circuit_breaker_threshold)
+                    trip = breaker.should_trip(await _recent_outcomes(conn, batch, breaker.window))
+                    if trip:
+                        stop["pause"] = trip
+                if not stop and org.credits_enforced and balance <= 0:
+                    stop["pause"] = CREDITS_PAUSE
             if new_status == ContactStatus.QUEUED.value and in_call and next_at is not None:
                 requeue = (str(contact.id), next_at.timestamp())
             published.append(
                 events.contact_event(contact.id, new_status if in_call else contact.status, inp.outcome,
                                      att.attempt_number, contact.phone, now)
             )
-            if batch_status != batch.status:
-                published.append(events.batch_event(batch_status, now))
-            result = FinishResult(new_status, next_at, batch_status)
+            result = FinishResult(new_status, next_at, batch.status)
             log.info(
                 "attempt closed batch=%s contact=%s phone=%s attempt=%d outcome=%s status=%s",
                 batch.id, contact.id, mask_phone(contact.phone), att.attempt_number, inp.outcome, new_status,
             )
     # Watchers first: the outcome is committed, Redis bookkeeping can follow.
     await events.publish(ctx, att.org_id, att.batch_id, *published)
-    if stop_batch or completed:
-        await lifecycle.deactivate_in_redis(ctx, att.org_id, att.batch_id, discard_queue=completed)
     if requeue is not None:
         try:
             await ctx.redis_state.enqueue(att.org_id, att.batch_id, requeue[0], requeue[1])
         except Exception as exc:
             log.warning("re-enqueue failed (%s); reconciler will repair", exc)
+    if finalized and await lifecycle.complete_if_done(ctx, att.org_id, att.batch_id):
+        result.batch_status = BatchStatus.COMPLETED.value
+    elif stop:
+        status = await lifecycle.system_stop(ctx, att.org_id, att.batch_id, **stop)
+        if status:
+            result.batch_status = status
     return result
-
-
-async def _maybe_complete(ctx: ServiceContext, org_id: str, batch_id: str) -> str | None:
-    """RUNNING -> COMPLETED once every contact is final (counters, no count)."""
-    now = ctx.clock.now()
-    async with ctx.engine.begin() as conn:
-        res = await conn.execute(
-            update(batches)
-            .where(
-                batches.c.id == batch_id,
-                batches.c.status == BatchStatus.RUNNING.value,
-                lifecycle.PROCESSING_SUM == 0,
-            )
-            .values(status=BatchStatus.COMPLETED.value, completed_at=now, updated_at=now)
-            .returning(batches.c.id)
-        )
-        done = res.first() is not None
-    if not done:
-        return None
-    await lifecycle.deactivate_in_redis(ctx, org_id, batch_id, discard_queue=True)
-    await events.publish(ctx, org_id, batch_id, events.batch_event(BatchStatus.COMPLETED.value, now))
-    return BatchStatus.COMPLETED.value

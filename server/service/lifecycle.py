@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.adapters.db import counters
 from server.adapters.db.schema import agents, batches, contacts, organizations, phone_numbers
 from server.domain.batch_rules import (
     REFUSAL_REASON,
@@ -27,7 +28,6 @@ from server.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 WAITING_STATUSES = (ContactStatus.PENDING.value, ContactStatus.QUEUED.value)
-PROCESSING_SUM = batches.c.n_pending + batches.c.n_queued + batches.c.n_dialing + batches.c.n_connected
 
 
 async def lock_batch(conn: AsyncConnection, org_id: str, batch_id: str) -> Any:
@@ -115,7 +115,7 @@ async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_sta
                 )
             )
             ready = await _ready_items(conn, batch_id, now)
-            if not ready and row.n_dialing + row.n_connected == 0:
+            if not ready and await counters.in_call(conn, batch_id) == 0:
                 await conn.execute(
                     update(batches)
                     .where(batches.c.id == batch_id)
@@ -148,10 +148,14 @@ async def deactivate_in_redis(ctx: ServiceContext, org_id: str, batch_id: str, d
         log.warning("redis deactivation of %s failed (%s); reconciler will repair", batch_id, exc)
 
 
-async def _wait_out_grants(ctx: ServiceContext, last_grant_at: datetime | None) -> None:
+async def _wait_out_grants(ctx: ServiceContext, batch_id: str) -> None:
     """A grant issued just before the status change may still turn into a
     call within the dial grace; wait it out so that once pause or cancel
-    returns, no call starts (dialers abandon grants older than the grace)."""
+    returns, no call starts (dialers abandon grants older than the grace).
+    Called after the status change committed: grants share-lock the batch
+    row, so none can be issued after it."""
+    async with ctx.engine.connect() as conn:
+        last_grant_at = await counters.last_grant(conn, batch_id)
     if last_grant_at is None:
         return
     remaining = (last_grant_at.timestamp() + ctx.settings.dial_grace_seconds) - ctx.clock.now().timestamp()
@@ -167,7 +171,7 @@ async def pause(ctx: ServiceContext, p: Any, batch_id: str, reason: str = "") ->
         check_action(Action.PAUSE, row)
         await _set_paused(conn, batch_id, reason, now)
     await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=False)
-    await _wait_out_grants(ctx, row.last_grant_at)
+    await _wait_out_grants(ctx, batch_id)
     await events.publish(ctx, p.org_id, batch_id, events.batch_event(BatchStatus.PAUSED.value, now))
     return batch_id
 
@@ -180,9 +184,48 @@ async def _set_paused(conn: AsyncConnection, batch_id: str, reason: str, now: da
     )
 
 
-async def auto_pause(ctx: ServiceContext, conn: AsyncConnection, row: Any, reason: str, now: datetime) -> None:
-    """Inside a caller's transaction: the system pauses a running batch."""
-    await _set_paused(conn, row.id, reason, now)
+async def system_stop(ctx: ServiceContext, org_id: str, batch_id: str, *, fail: str = "", pause: str = "") -> str | None:
+    """The system pauses (circuit breaker, credits) or fails (a removed agent
+    or number) a running batch, in a transaction of its own: attempts only
+    share-lock the batch row, so they never change its status themselves.
+    Returns the new status, or None when the batch was no longer running."""
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        row = await lock_batch(conn, org_id, batch_id)
+        if row.status != BatchStatus.RUNNING.value and not (fail and row.status == BatchStatus.PAUSED.value):
+            return None
+        if fail:
+            await _fail_locked(conn, row, fail, now)
+            status = BatchStatus.FAILED.value
+        else:
+            await _set_paused(conn, batch_id, pause, now)
+            status = BatchStatus.PAUSED.value
+    await deactivate_in_redis(ctx, org_id, batch_id, discard_queue=bool(fail))
+    await events.publish(ctx, org_id, batch_id, events.batch_event(status, now))
+    return status
+
+
+async def complete_if_done(ctx: ServiceContext, org_id: str, batch_id: str) -> bool:
+    """RUNNING -> COMPLETED once every contact is final. Run after each
+    transaction that finalizes a contact: the last one to commit sees the
+    summed counters at zero."""
+    now = ctx.clock.now()
+    async with ctx.engine.begin() as conn:
+        res = await conn.execute(
+            update(batches)
+            .where(
+                batches.c.id == batch_id,
+                batches.c.status == BatchStatus.RUNNING.value,
+                counters.processing_is_zero(),
+            )
+            .values(status=BatchStatus.COMPLETED.value, completed_at=now, updated_at=now)
+            .returning(batches.c.id)
+        )
+        done = res.first() is not None
+    if done:
+        await deactivate_in_redis(ctx, org_id, batch_id, discard_queue=True)
+        await events.publish(ctx, org_id, batch_id, events.batch_event(BatchStatus.COMPLETED.value, now))
+    return done
 
 
 async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
@@ -201,8 +244,7 @@ async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
                 raise FailedPrecondition("INSUFFICIENT_CREDITS", f"cannot resume: {reason}", {"status": "PAUSED"})
         else:
             status = BatchStatus.RUNNING.value
-            processing = row.n_pending + row.n_queued + row.n_dialing + row.n_connected
-            if processing == 0:
+            if await counters.processing(conn, batch_id) == 0:
                 status = BatchStatus.COMPLETED.value
             await conn.execute(
                 update(batches)
@@ -214,7 +256,7 @@ async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
                     completed_at=now if status == BatchStatus.COMPLETED.value else None,
                     # The operator resumed after looking: the circuit breaker
                     # judges the attempts from here on, not the ones that tripped it.
-                    recent_outcomes=[],
+                    breaker_reset_at=now,
                 )
             )
             ready = await _ready_items(conn, batch_id, now)
@@ -251,14 +293,12 @@ async def _end_waiting(conn: AsyncConnection, batch_id: str, reason: str, now: d
         )
     )
     moved = sum(counts.values())
-    await conn.execute(
-        update(batches)
-        .where(batches.c.id == batch_id)
-        .values(
-            n_pending=batches.c.n_pending - counts.get("pending", 0),
-            n_queued=batches.c.n_queued - counts.get("queued", 0),
-            n_cancelled=batches.c.n_cancelled + moved,
-        )
+    bc = counters.bc
+    await counters.add(
+        conn, batch_id, 0,
+        n_pending=bc.c.n_pending - counts.get("pending", 0),
+        n_queued=bc.c.n_queued - counts.get("queued", 0),
+        n_cancelled=bc.c.n_cancelled + moved,
     )
     return moved
 
@@ -276,7 +316,7 @@ async def cancel(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
         )
         await _end_waiting(conn, batch_id, "batch cancelled", now)
     await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)
-    await _wait_out_grants(ctx, row.last_grant_at)
+    await _wait_out_grants(ctx, batch_id)
     await events.publish(ctx, p.org_id, batch_id, events.batch_event(BatchStatus.CANCELLED.value, now))
     return batch_id
 

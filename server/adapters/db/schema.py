@@ -145,12 +145,27 @@ batches = Table(
     Column("started_at", TS),
     Column("completed_at", TS),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
-    # Latest StartAttempt grant: pause and cancel wait out its dial deadline.
-    Column("last_grant_at", TS),
     Column("estimated_cost_micros", BigInteger, nullable=False, server_default="0"),
-    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
-    # Maintained counters (one per contact status) and call figures.
     Column("total_contacts", Integer, nullable=False, server_default="0"),
+    # The circuit breaker judges attempts that ended after this instant
+    # (set on resume: the operator looked at the failures).
+    Column("breaker_reset_at", TS),
+    UniqueConstraint("org_id", "request_id", name="uq_batches_org_request"),
+    CheckConstraint(
+        "status in ('pending','scheduled','running','paused','completed','failed','cancelled')",
+        name="status",
+    ),
+)
+#: Counters of a batch, split over COUNTER_SHARDS rows so that concurrent
+#: StartAttempt / FinishAttempt transactions of one batch do not queue on a
+#: single row. A batch's figure is the sum over its shards (8 rows, never a
+#: count of contacts); a shard may go negative, the sum cannot.
+COUNTER_SHARDS = 8
+batch_counters = Table(
+    "batch_counters",
+    metadata,
+    Column("batch_id", String(40), ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
     Column("n_pending", Integer, nullable=False, server_default="0"),
     Column("n_queued", Integer, nullable=False, server_default="0"),
     Column("n_dialing", Integer, nullable=False, server_default="0"),
@@ -165,18 +180,20 @@ batches = Table(
     Column("attempts_total", Integer, nullable=False, server_default="0"),
     Column("connected_calls", Integer, nullable=False, server_default="0"),
     Column("total_duration_seconds", Float, nullable=False, server_default="0"),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    # Latest StartAttempt grant: pause and cancel wait out its dial deadline.
+    Column("last_grant_at", TS),
     # {"<attempts>": contacts} over final contacts.
     Column("attempt_histogram", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # {"<attempt number>:<outcome>": count} over closed attempts.
     Column("outcomes_by_attempt", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    # Outcomes of the latest attempts, newest last, for the circuit breaker.
-    Column("recent_outcomes", ARRAY(String(16)), nullable=False, server_default=text("'{}'")),
-    UniqueConstraint("org_id", "request_id", name="uq_batches_org_request"),
-    CheckConstraint(
-        "status in ('pending','scheduled','running','paused','completed','failed','cancelled')",
-        name="status",
-    ),
 )
+SUMMED_COUNTERS = (
+    "n_pending", "n_queued", "n_dialing", "n_connected", "n_completed", "n_failed", "n_invalid_number",
+    "n_blocked", "n_carrier_error", "n_cancelled", "n_suppressed", "attempts_total", "connected_calls",
+    "total_duration_seconds", "cost_micros",
+)
+
 Index("ix_batches_org_created", batches.c.org_id, batches.c.created_at.desc(), batches.c.id)
 Index("ix_batches_status_scheduled", batches.c.status, batches.c.scheduled_at)
 
@@ -244,6 +261,7 @@ attempts = Table(
 Index("ix_attempts_contact", attempts.c.contact_id, attempts.c.attempt_number)
 Index("ix_attempts_open", attempts.c.org_id, postgresql_where=attempts.c.ended_at.is_(None))
 Index("ix_attempts_org_phone_started", attempts.c.org_id, attempts.c.phone, attempts.c.started_at)
+Index("ix_attempts_batch_ended", attempts.c.batch_id, attempts.c.ended_at)
 
 do_not_call = Table(
     "do_not_call",

@@ -1,0 +1,152 @@
+"""Dispatch benchmark: 10,000 contacts, concurrency 50, simulated calls of
+200 ms mean, through the real server process, real dialer process(es) and
+the simulated carrier process (embedded Postgres and Redis).
+
+    python bench/dispatch.py [--contacts 10000] [--concurrency 50] [--mean-ms 200] [--dialers 1 2]
+
+For each dialer count prints the completion time (batch start to COMPLETED),
+the ideal (contacts x mean call duration / concurrency, with the mean taken
+from the carrier's own record of the calls), ratio=<completion/ideal>, the
+peak of live calls seen at the carrier, and claim-to-dial p50/p99 from the
+dialers' Prometheus histograms. Target: ratio <= 1.05 and peak <= 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def histogram_quantiles(texts: list[str], name: str, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles from summed Prometheus histogram buckets (upper bounds)."""
+    buckets: dict[float, float] = {}
+    for text in texts:
+        for line in text.splitlines():
+            if line.startswith(f"{name}_bucket{{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                bound = float("inf") if le == "+Inf" else float(le)
+                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    ordered = sorted(buckets.items())
+    total = ordered[-1][1] if ordered else 0
+    out = []
+    for q in qs:
+        target = q * total
+        out.append(next((b for b, c in ordered if c >= target), float("nan")))
+    return out
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contacts", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--mean-ms", type=float, default=200.0)
+    ap.add_argument("--dialers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+
+    from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
+    from dialer.simcarrier import spawn
+    from dialer.simcarrier.analysis import check_record
+    from dialer.simcarrier.model import number_with_outcome
+    from server.adapters.db.engine import migrate
+    from server.devstack import _read_ready
+    from server.domain.auth import Principal, Role
+    from server.embedded import start_embedded
+    from server.service import catalog
+    from tests.support.api import stub
+    from tests.support.stack import Stack
+
+    # 1 simulated second = 1 ms: a 200 s mean call lasts 200 ms.
+    scale = args.mean_ms / 200.0 / 1000.0
+    services = start_embedded(Path(tempfile.mkdtemp(prefix="bench-dispatch-")), persistent=False)
+    migrate(services.database_url)
+    stack = Stack(database_url=services.database_url, redis_url=services.redis_url, service_token=secrets.token_hex(8))
+    stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+                 "BATCHCALLS_SERVICE_TOKEN": stack.service_token, "BATCHCALLS_LOG_LEVEL": "WARNING"}
+    stack.start_server()
+    carrier = spawn(time_scale=scale)
+    port = free_port()
+    server = stack.spawn(["-m", "server.cli", "server"],
+                         env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
+                         stdout=subprocess.PIPE, text=True)
+    address = _read_ready(server, "SERVER_READY")
+    numbers = [number_with_outcome("random", i) for i in range(args.contacts)]
+    csv = ("phone,name\n" + "".join(f"{n},C{i}\n" for i, n in enumerate(numbers))).encode()
+    try:
+        for n_dialers in args.dialers:
+            org = stack.new_org(concurrency_limit=args.concurrency, credits_usd=1_000_000)
+            owner = Principal(org_id=org.org_id, role=Role.OWNER, key_id="bench")
+            number = stack.run(catalog.create_phone_number(
+                stack.ctx, owner, f"+1415555{secrets.randbelow(9000) + 1000:04d}", "bench",
+                {"kind": "simulated", "simulation": {"weight_completed": 1.0, "mean_call_seconds": 200.0,
+                                                     "ring_seconds": 1.0}},
+            ))
+            metrics_ports = [free_port() for _ in range(n_dialers)]
+            dialers = [
+                stack.spawn(["-m", "dialer"], env={
+                    "BATCHCALLS_SERVER_ADDR": address, "BATCHCALLS_SIMCARRIER_URL": carrier.url,
+                    "BATCHCALLS_DIALER_ID": f"bench-{n_dialers}-{i}", "BATCHCALLS_POLL_SECONDS": "0.01",
+                    "BATCHCALLS_DIALER_METRICS_PORT": str(metrics_ports[i]), "BATCHCALLS_LOG_LEVEL": "WARNING",
+                })
+                for i in range(n_dialers)
+            ]
+            time.sleep(1.5)  # dialers connected and idle
+            with stack.channel() as ch:
+                batch = stub(ch).CreateBatch(pb.CreateBatchRequest(
+                    request_id=str(uuid.uuid4()), display_name=f"dispatch x{n_dialers}", agent=org.agent_name,
+                    from_phone_number=f"phoneNumbers/{number.id}", csv_content=csv, filename="d.csv",
+                    concurrency_limit=args.concurrency, max_attempts=1,
+                    calling_window_mode=res.CALLING_WINDOW_MODE_NONE), metadata=org.md()).batch
+                while True:
+                    b = stub(ch).GetBatch(pb.GetBatchRequest(name=batch.name), metadata=org.md()).batch
+                    if b.status == res.BATCH_STATUS_COMPLETED:
+                        break
+                    time.sleep(0.05)
+            completion = (b.complete_time.ToDatetime() - b.start_time.ToDatetime()).total_seconds()
+            calls = get_json(f"{carrier.url}/calls?batch_id={batch.batch_id}")
+            check = check_record(calls)
+            mean = sum(c["end"] - c["start"] for c in calls) / len(calls)
+            ideal = args.contacts * mean / args.concurrency
+            texts = []
+            for p in metrics_ports:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10) as r:
+                    texts.append(r.read().decode())
+            p50, p99 = histogram_quantiles(texts, "batchcalls_dialer_claim_to_dial_seconds", (0.5, 0.99))
+            print(f"dialers={n_dialers} contacts={args.contacts} concurrency={args.concurrency} "
+                  f"calls={len(calls)} mean_call={mean * 1000:.1f} ms")
+            print(f"completion={completion:.2f} s ideal={ideal:.2f} s ratio={completion / ideal:.3f} (target <= 1.05)")
+            print(f"peak_live_at_provider={check.max_concurrent_by_org.get(org.org_id, 0)} (limit {args.concurrency}) "
+                  f"claim_to_dial p50<={p50 * 1000:.0f} ms p99<={p99 * 1000:.0f} ms (histogram bucket bounds)")
+            for d in dialers:
+                d.terminate()
+                d.wait(timeout=30)
+    finally:
+        stack.stop()
+        carrier.stop() if hasattr(carrier, "stop") else carrier.__exit__(None, None, None)
+        services.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Sharded batch counters: written per shard, read as sums (8 rows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, cast, func, insert, literal_column, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.adapters.db.schema import COUNTER_SHARDS, SUMMED_COUNTERS, batch_counters, batches
+
+bc = batch_counters
+PROCESSING_COLUMNS = ("n_pending", "n_queued", "n_dialing", "n_connected")
+
+
+def shard_of(contact_id: int) -> int:
+    return int(contact_id) % COUNTER_SHARDS
+
+
+def _summed(column: str) -> Any:
+    """sum() of a bigint is numeric in Postgres: cast back so Python gets ints."""
+    col = getattr(bc.c, column)
+    total = func.coalesce(func.sum(col), 0)
+    return total if isinstance(col.type, Float) else cast(total, BigInteger)
+
+
+def totals_lateral() -> Any:
+    """LATERAL subquery of a batch's summed counters, labelled like columns,
+    so a joined row reads ``row.n_pending`` as before."""
+    return (
+        select(
+            *[_summed(c).label(c) for c in SUMMED_COUNTERS],
+            func.max(bc.c.last_grant_at).label("last_grant_at"),
+            func.bc_jsonb_sum(bc.c.attempt_histogram).label("attempt_histogram"),
+            func.bc_jsonb_sum(bc.c.outcomes_by_attempt).label("outcomes_by_attempt"),
+        )
+        .where(bc.c.batch_id == batches.c.id)
+        .lateral("totals")
+    )
+
+
+async def init_shards(conn: AsyncConnection, batch_id: str, *, pending: int, suppressed: int) -> None:
+    rows = [
+        {"batch_id": batch_id, "shard": s, "n_pending": pending if s == 0 else 0,
+         "n_suppressed": suppressed if s == 0 else 0}
+        for s in range(COUNTER_SHARDS)
+    ]
+    await conn.execute(insert(bc), rows)
+
+
+async def add(conn: AsyncConnection, batch_id: str, shard: int, **values: Any) -> None:
+    """``values`` maps a column to an expression built from ``bc.c``."""
+    if values:
+        await conn.execute(update(bc).where(bc.c.batch_id == batch_id, bc.c.shard == shard).values(**values))
+
+
+def move(from_status: str, to_status: str) -> dict[str, Any]:
+    """Counter changes of one contact moving between statuses."""
+    if from_status == to_status:
+        return {}
+    a, b = f"n_{from_status}", f"n_{to_status}"
+    return {a: getattr(bc.c, a) - 1, b: getattr(bc.c, b) + 1}
+
+
+def bump_json(column: str, key: str) -> Any:
+    return func.bc_jsonb_add(getattr(bc.c, column), func.jsonb_build_object(key, 1))
+
+
+async def processing(conn: AsyncConnection, batch_id: str) -> int:
+    cols = [func.coalesce(func.sum(getattr(bc.c, c)), 0) for c in PROCESSING_COLUMNS]
+    total = cols[0] + cols[1] + cols[2] + cols[3]
+    return int((await conn.execute(select(total).where(bc.c.batch_id == batch_id))).scalar_one())
+
+
+async def in_call(conn: AsyncConnection, batch_id: str) -> int:
+    total = func.coalesce(func.sum(bc.c.n_dialing + bc.c.n_connected), 0)
+    return int((await conn.execute(select(total).where(bc.c.batch_id == batch_id))).scalar_one())
+
+
+async def last_grant(conn: AsyncConnection, batch_id: str) -> datetime | None:
+    return (await conn.execute(select(func.max(bc.c.last_grant_at)).where(bc.c.batch_id == batch_id))).scalar_one()
+
+
+def processing_is_zero(batch_id_column: Any = batches.c.id) -> Any:
+    """SQL condition: the batch has no contact waiting or in a call."""
+    cols = [func.coalesce(func.sum(getattr(bc.c, c)), 0) for c in PROCESSING_COLUMNS]
+    total = select(cols[0] + cols[1] + cols[2] + cols[3]).where(bc.c.batch_id == batch_id_column).scalar_subquery()
+    return total == literal_column("0")
