@@ -24,7 +24,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def make_async_engine(url: str, pool_size: int = 40) -> AsyncEngine:
     return create_async_engine(
         normalize_url(url), pool_size=pool_size, max_overflow=20, pool_recycle=1800
     )
