@@ -4,9 +4,9 @@ report, create a batch, watch it complete, download the CSV export and check
 its rows. Screenshots of the create tab, the batch list and the detail page
 go to tests/e2e/artifacts/.
 
-Backends: ``stack`` (the real server + dialer + simulated provider, from the
-``stack`` fixture of tests/conftest.py) and ``fake`` (the in-memory fake of
-the API, so the UI itself can be checked without the stack).
+Backend: the real server + a real dialer + the simulated carrier process
+(the ``stack`` fixture of tests/conftest.py). The in-memory fake of the API
+(admin_ui.devtools.fake_api) is kept for UI development only.
 
 Chromium comes from Debian (/usr/bin/chromium), never ``playwright install``.
 """
@@ -90,7 +90,7 @@ def stack_with_dialer(request):
     carrier.stop()
 
 
-@pytest.fixture(params=["stack", "fake"])
+@pytest.fixture(params=["stack"])
 def backend(request):
     if request.param == "fake":
         return request.getfixturevalue("fake_backend")

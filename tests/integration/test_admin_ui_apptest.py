@@ -1,10 +1,6 @@
 """The admin UI driven headless with streamlit.testing.v1.AppTest.
 
-Each scenario runs against two backends:
-
-* ``fake``  — the in-memory fake of the API (admin_ui.devtools.fake_api),
-  always available;
-* ``stack`` — the real server on the embedded stack, from the session
+Each scenario runs against the real server on the embedded stack, from the session
   fixture ``stack`` of tests/conftest.py (``stack.grpc_address``,
   ``stack.new_org(name)`` → owner/admin/member keys, agent, caller number).
 """
@@ -62,7 +58,7 @@ def stack_with_dialer(request):
     carrier.stop()
 
 
-@pytest.fixture(params=["fake", "stack"])
+@pytest.fixture(params=["stack"])
 def backend(request, monkeypatch):
     if request.param == "fake":
         b = request.getfixturevalue("fake_backend")
