@@ -6,11 +6,9 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 log = logging.getLogger("batchcalls")
@@ -98,7 +96,7 @@ def cmd_ui(_: argparse.Namespace) -> int:
 
 
 async def _create_org(settings: "object", name: str, credits_usd: float) -> tuple[str, str]:
-    from server.bootstrap import build_context, close_context
+    from server.bootstrap import build_context
     from server.service.organizations import create_organization
 
     ctx = build_context(settings, validator=object())  # type: ignore[arg-type]

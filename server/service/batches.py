@@ -17,7 +17,7 @@ from server.domain import batch_rules as rules
 from server.domain.batch_rules import BatchStatus
 from server.domain.contact_rules import ContactStatus
 from server.domain.cost import estimate_cost_micros
-from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Violations
+from server.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
 from server.domain.schedule import resolve_schedule

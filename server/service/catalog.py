@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from server.adapters.db.schema import agents, batches, phone_numbers
 from server.domain import batch_rules
-from server.domain.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
+from server.domain.errors import AlreadyExists, NotFound, Violations
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
 from server.domain.phone import normalize_phone

@@ -3,11 +3,9 @@ the real stack, with the batch driven through DialerService."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import grpc
 import pytest
 from sqlalchemy import text
 

@@ -16,7 +16,7 @@ from batchcalls.v1 import (
     phone_number_service_pb2_grpc as pn_grpc,
     resources_pb2 as res,
 )
-from tests.support.api import create_request, error_reason, stub, violations
+from tests.support.api import create_request, stub, violations
 
 
 def _create(stack, org, **kw):

@@ -21,7 +21,7 @@ from batchcalls.v1 import (
     resources_pb2 as res,
 )
 from server.api.export import CHUNK_BYTES
-from tests.support.drive import create_batch, drive_batch, list_all_contacts
+from tests.support.drive import create_batch, drive_batch
 
 CSV_TEXT = (
     "phone,name,note,status\n"

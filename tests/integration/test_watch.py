@@ -8,7 +8,6 @@ import threading
 import time
 
 import grpc
-import pytest
 
 from batchcalls.v1 import batch_service_pb2 as bpb, batch_service_pb2_grpc as bgrpc, resources_pb2 as res
 from server.adapters.redis import keys

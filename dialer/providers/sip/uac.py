@@ -40,7 +40,6 @@ from .message import (
     SipRequest,
     SipResponse,
     StreamFramer,
-    header_param,
     host_for_uri,
     name_addr_uri,
     new_branch,
