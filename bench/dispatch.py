@@ -100,15 +100,15 @@ def main() -> int:
     stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
                  "BATCHCALLS_SERVICE_TOKEN": stack.service_token, "BATCHCALLS_LOG_LEVEL": "WARNING"}
     stack.start_server()
-    carrier = spawn(time_scale=scale)
-    port = free_port()
-    server = stack.spawn(["-m", "server.cli", "server"],
-                         env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
-                         stdout=subprocess.PIPE, text=True)
-    address = _read_ready(server, "SERVER_READY")
     numbers = bench_numbers(args.contacts)
     csv = ("phone,name\n" + "".join(f"{n},C{i}\n" for i, n in enumerate(numbers))).encode()
+    carrier = spawn(time_scale=scale)
     try:
+        port = free_port()
+        server = stack.spawn(["-m", "server.cli", "server"],
+                             env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
+                             stdout=subprocess.PIPE, text=True)
+        address = _read_ready(server, "SERVER_READY")
         for n_dialers in args.dialers:
             org = stack.new_org(concurrency_limit=args.concurrency, credits_usd=1_000_000)
             owner = Principal(org_id=org.org_id, role=Role.OWNER, key_id="bench")
