@@ -7,9 +7,10 @@ that organization's expired leases (expiry < now, own leases skipped):
 - no attempt attached (the claim died before StartAttempt was granted, or
   before the dialer recorded the grant) -> no call was placed under it:
   release it (conditionally: release.lua refuses if an attempt got attached
-  meanwhile) and put the contact back in the ready queue (ZADD NX, only if
-  the batch is still active). If the server did grant the attempt, the
-  next claim gets STALE and the server's reconciler closes the attempt.
+  meanwhile), put the contact back in the ready queue (ZADD NX, only if
+  the batch is still active) and note the lease in the org's
+  released-unattached set: if the server did grant an attempt under it, the
+  server's reconciler closes that attempt as never dialed.
 - attempt attached -> ask the provider (by trunk kind) for the call:
   ENDED -> FinishAttempt with the provider's result, closed_by
   "reaper:<dialer id>", then release; RINGING / IN_PROGRESS -> keep;
@@ -157,6 +158,9 @@ class Reaper:
             )
             if r == -1:
                 return "kept:attached_meanwhile"
+            # Tell the server: an attempt it granted under this lease (the
+            # grant's reply never reached the dead dialer) was never dialed.
+            await self.leases.redis.zadd(keys.released_unattached(org_id), {record.lease_id: now})
             return "released:unattached_claim"
 
         max_call_ms = record.max_call_ms or DEFAULT_MAX_CALL_MS

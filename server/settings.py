@@ -25,10 +25,6 @@ class Settings:
     dial_grace_seconds: float = 1.0
     scheduler_interval_seconds: float = 1.0
     reconcile_interval_seconds: float = 15.0
-    #: An attempt open this long whose lease is gone from Redis (while Redis
-    #: holds its state) was never dialed: its dialer died between the grant
-    #: and taking the call under its lease. The reconciler closes it.
-    orphan_attempt_seconds: float = 30.0
     #: Ring timeout told to dialers (seconds).
     ring_timeout_seconds: float = 30.0
     max_message_bytes: int = 16 * 1024 * 1024
@@ -51,7 +47,6 @@ class Settings:
             dial_grace_seconds=float(e.get("BATCHCALLS_DIAL_GRACE_SECONDS", d.dial_grace_seconds)),
             scheduler_interval_seconds=float(e.get("BATCHCALLS_SCHEDULER_INTERVAL_SECONDS", d.scheduler_interval_seconds)),
             reconcile_interval_seconds=float(e.get("BATCHCALLS_RECONCILE_INTERVAL_SECONDS", d.reconcile_interval_seconds)),
-            orphan_attempt_seconds=float(e.get("BATCHCALLS_ORPHAN_ATTEMPT_SECONDS", d.orphan_attempt_seconds)),
             ring_timeout_seconds=float(e.get("BATCHCALLS_RING_TIMEOUT_SECONDS", d.ring_timeout_seconds)),
             prices=e.get("BATCHCALLS_PRICES", d.prices),
             validation_workers=int(e.get("BATCHCALLS_VALIDATION_WORKERS", d.validation_workers)),

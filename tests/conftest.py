@@ -57,7 +57,6 @@ def stack(embedded: object) -> Iterator[object]:
         "BATCHCALLS_DIAL_GRACE_SECONDS": "1.0",
         "BATCHCALLS_SCHEDULER_INTERVAL_SECONDS": "0.2",
         "BATCHCALLS_RECONCILE_INTERVAL_SECONDS": "2",
-        "BATCHCALLS_ORPHAN_ATTEMPT_SECONDS": "3",
         "BATCHCALLS_VALIDATION_WORKERS": "2",
     }
     s.start_server()

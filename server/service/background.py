@@ -181,47 +181,47 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
 
 
 async def close_orphan_attempts(ctx: ServiceContext) -> int:
-    """Closes attempts whose lease vanished without a call (NOT_DIALED).
-
-    A dialer takes the call under its lease only after recording the grant on
-    it (attach.lua refuses once the lease is gone), so an attempt whose lease
-    was released unattached, or lost with its dead dialer, can never be
-    dialed. Only attempts older than ``orphan_attempt_seconds`` are judged,
-    and only while Redis holds its state (a rebuild restores leases first).
-    """
+    """Closes, as never dialed, attempts granted under leases that a reaper
+    released unattached (their dialer died between the grant and recording
+    it on the lease: attach.lua refuses once the lease is gone, so no call
+    can ever be placed under them)."""
     from sqlalchemy import select
 
+    from server.adapters.redis import keys
     from server.service.dialing import FinishInput, finish_attempt
 
-    if not await ctx.redis_state.state_present():
-        return 0
-    cutoff = ctx.clock.now().timestamp() - ctx.settings.orphan_attempt_seconds
+    redis = ctx.redis_state.redis
     async with ctx.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(attempts.c.id, attempts.c.org_id, attempts.c.lease_id, attempts.c.fence_token,
-                       attempts.c.started_at).where(attempts.c.ended_at.is_(None))
+                select(attempts.c.id, attempts.c.org_id, attempts.c.lease_id, attempts.c.fence_token)
+                .where(attempts.c.ended_at.is_(None))
             )
         ).all()
     by_org: dict[str, list[Any]] = {}
     for r in rows:
-        if r.started_at.timestamp() < cutoff:
-            by_org.setdefault(r.org_id, []).append(r)
+        by_org.setdefault(r.org_id, []).append(r)
     closed = 0
     for org_id, items in by_org.items():
-        held = await ctx.redis_state.leases_held(org_id, [r.lease_id for r in items])
+        released = {
+            m.decode() if isinstance(m, bytes) else m
+            for m in await redis.zrange(keys.released_unattached(org_id), 0, -1)
+        }
         for r in items:
-            if r.lease_id in held:
+            if r.lease_id not in released:
                 continue
             try:
                 await finish_attempt(
                     ctx, FinishInput(attempt_id=r.id, token=r.fence_token, outcome="not_dialed",
-                                     closed_by="reconciler", detail="lease gone before the call was placed"),
+                                     closed_by="reconciler", detail="lease released before the call was placed"),
                 )
                 closed += 1
-                log.warning("closed orphan attempt %s (lease %s gone, never dialed)", r.id, r.lease_id)
+                log.warning("closed attempt %s: its lease was released before any call", r.id)
             except Exception as exc:  # closed meanwhile: fine
-                log.info("orphan attempt %s not closed: %s", r.id, exc)
+                log.info("attempt %s not closed: %s", r.id, exc)
+        # Forget tombstones older than a day.
+        cutoff_ms = (ctx.clock.now().timestamp() - 86400) * 1000
+        await redis.zremrangebyscore(keys.released_unattached(org_id), "-inf", cutoff_ms)
     return closed
 
 

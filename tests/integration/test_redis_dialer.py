@@ -205,7 +205,9 @@ class Env:
         for c in ids:
             self.service.add(c)
         await self.state.activate_batch(self.org_id, batch_id, concurrency_limit=limit, max_call_seconds=60,
-                                        ready=[(c, time.time() if due is None else due) for c in ids])
+                                        # A second in the past: "due now" must not lose a race
+                                        # with millisecond rounding against the claim's clock.
+                                        ready=[(c, time.time() - 1 if due is None else due) for c in ids])
         return ids
 
     async def close(self):

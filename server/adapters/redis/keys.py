@@ -103,3 +103,11 @@ def reaper_lock(org_id: str) -> str:
 def batch_events(org_id: str, batch_id: str) -> str:
     """Pub/sub channel of a batch's progress and contact changes."""
     return f"{_org(org_id)}:batch:{batch_id}:events"
+
+
+def released_unattached(org_id: str) -> str:
+    """ZSET: lease id -> release time (ms) of claims the reaper released
+    before their dialer recorded a grant on them. Such a lease can never carry
+    a call (attach needs the lease held), so the server closes the attempt
+    granted under it, if any, as never dialed."""
+    return f"{_org(org_id)}:released-unattached"

@@ -176,16 +176,6 @@ class RedisState:
             contacts = await pipe.execute()
         return {_s(c) for c in contacts if c is not None}
 
-    async def leases_held(self, org_id: str, lease_ids: list[str]) -> set[str]:
-        """Which of ``lease_ids`` are still members of the org's lease set."""
-        if not lease_ids:
-            return set()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for lease_id in lease_ids:
-                pipe.zscore(keys.org_leases(org_id), lease_id)
-            scores = await pipe.execute()
-        return {lease_id for lease_id, score in zip(lease_ids, scores) if score is not None}
-
     async def slots_in_use(self, org_id: str, batch_id: str | None = None) -> int:
         key = keys.org_leases(org_id) if batch_id is None else keys.batch_leases(org_id, batch_id)
         return int(await self.redis.zcard(key))
