@@ -355,10 +355,10 @@ CREDITS_PAUSE = "paused automatically: the organization ran out of credits; an o
 async def _recent_outcomes(conn: Any, batch: Any, window: int) -> list[str]:
     """Outcomes of the batch's latest closed attempts (newest first), since
     the breaker was last reset by a resume."""
-    q = select(attempts.c.outcome).where(attempts.c.batch_id == batch.id, attempts.c.ended_at.is_not(None))
+    q = select(attempts.c.outcome).where(attempts.c.batch_id == batch.id, attempts.c.closed_seq.is_not(None))
     if batch.breaker_reset_at is not None:
         q = q.where(attempts.c.ended_at > batch.breaker_reset_at)
-    rows = await conn.execute(q.order_by(attempts.c.ended_at.desc()).limit(window))
+    rows = await conn.execute(q.order_by(attempts.c.closed_seq.desc()).limit(window))
     return [r.outcome for r in rows]
 
 
@@ -421,6 +421,7 @@ async def finish_attempt(ctx: ServiceContext, inp: FinishInput) -> FinishResult:
                     cost_micros=cost,
                     closed_by=inp.closed_by[:160],
                     detail=inp.detail[:2000],
+                    closed_seq=func.nextval("attempt_close_seq"),
                 )
             )
             contact_values: dict[str, Any] = dict(

@@ -256,12 +256,15 @@ attempts = Table(
     Column("transcript", Text, nullable=False, server_default=""),
     Column("cost_micros", BigInteger, nullable=False, server_default="0"),
     Column("closed_by", String(160), nullable=False, server_default=""),
+    # Order in which attempts were closed (sequence attempt_close_seq): the
+    # circuit breaker's "last K attempts", exact even when end times tie.
+    Column("closed_seq", BigInteger),
     Column("detail", Text, nullable=False, server_default=""),
 )
 Index("ix_attempts_contact", attempts.c.contact_id, attempts.c.attempt_number)
 Index("ix_attempts_open", attempts.c.org_id, postgresql_where=attempts.c.ended_at.is_(None))
 Index("ix_attempts_org_phone_started", attempts.c.org_id, attempts.c.phone, attempts.c.started_at)
-Index("ix_attempts_batch_ended", attempts.c.batch_id, attempts.c.ended_at)
+Index("ix_attempts_batch_closed", attempts.c.batch_id, attempts.c.closed_seq)
 
 do_not_call = Table(
     "do_not_call",

@@ -1,4 +1,4 @@
-"""Batch counters split over shard rows; breaker reset instant.
+"""Batch counters split over shard rows; breaker reset instant; close order.
 
 Concurrent attempts of one batch queued on the batch row (every StartAttempt
 and FinishAttempt moved its counters). Counters now live in
@@ -68,7 +68,9 @@ def upgrade() -> None:
     for c in MOVED + ("recent_outcomes",):
         op.drop_column("batches", c)
     op.add_column("batches", sa.Column("breaker_reset_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_index("ix_attempts_batch_ended", "attempts", ["batch_id", "ended_at"])
+    op.execute("CREATE SEQUENCE attempt_close_seq")
+    op.add_column("attempts", sa.Column("closed_seq", sa.BigInteger(), nullable=True))
+    op.create_index("ix_attempts_batch_closed", "attempts", ["batch_id", "closed_seq"])
 
 
 def downgrade() -> None:
