@@ -258,6 +258,11 @@ class SippProcess:
             calls = self._read_logs()
             if all(c.end_ms is not None for c in calls.values()):
                 time.sleep(0.3)
+                # Under load sipp may still be running a call's last steps:
+                # its own statistics (written every second) say when none is.
+                settle = time.monotonic() + min(5.0, max(0.0, deadline - time.monotonic()) + 3.0)
+                while time.monotonic() < settle and self.stats().current_calls:
+                    time.sleep(0.2)
                 return True
             time.sleep(0.05)
         return False
