@@ -147,6 +147,12 @@ class LeaseClient:
     async def lease_orgs(self) -> set[str]:
         return {_s(m) for m in await self.redis.smembers(keys.LEASE_ORGS)}
 
+    async def note_released_unattached(self, org_id: str, lease_id: str) -> None:
+        """Tombstone for a lease released without a grant recorded on it: if
+        the server granted an attempt under it anyway (the reply was lost),
+        its reconciler closes that attempt as never dialed."""
+        await self.redis.zadd(keys.released_unattached(org_id), {lease_id: self.now_ms()})
+
     async def note_lease_orgs(self, org_ids: Iterable[str]) -> None:
         org_ids = list(org_ids)
         if org_ids:

@@ -160,7 +160,7 @@ class Reaper:
                 return "kept:attached_meanwhile"
             # Tell the server: an attempt it granted under this lease (the
             # grant's reply never reached the dead dialer) was never dialed.
-            await self.leases.redis.zadd(keys.released_unattached(org_id), {record.lease_id: now})
+            await self.leases.note_released_unattached(org_id, record.lease_id)
             return "released:unattached_claim"
 
         max_call_ms = record.max_call_ms or DEFAULT_MAX_CALL_MS

@@ -17,8 +17,10 @@ a task of its own:
 2. Not GRANTED -> release the lease at once (BATCH_NOT_RUNNING: the contact
    goes back to the ready queue if the batch is still active, i.e. paused;
    DEFERRED: back at next_attempt_time; STALE / SUPPRESSED: dropped).
-   A gRPC error -> release with the contact re-queued, and claiming backs
-   off for a moment (the server is probably restarting).
+   A gRPC error -> release with the contact re-queued and a tombstone for
+   the lease (if the server granted before failing, its reconciler closes
+   that attempt as never dialed), and claiming backs off for a moment (the
+   server is probably restarting).
 3. GRANTED -> attach.lua records attempt id, trunk, max call ms on the lease,
    only if the lease is still held. If it is not, or monotonic() - t0 >
    dial_grace (the server's grant window), or the dialer is stopping:
@@ -351,6 +353,12 @@ class Dialer:
             log_event(log, "start_attempt.error", logging.WARNING, code=exc.code().name, error=exc.details(),
                       pause_seconds=backoff, **fields)
             await self._release(claim, requeue_due_ms=claim.due_ms)
+            # The server may have granted the attempt before the error (a
+            # restart): no call will be placed under this lease, say so.
+            try:
+                await self.leases.note_released_unattached(claim.org_id, claim.lease_id)
+            except (RedisError, OSError) as exc2:
+                log_event(log, "lease.tombstone_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc2))
             return
         self._start_failures = 0
         decision = resp.decision
