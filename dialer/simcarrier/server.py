@@ -429,6 +429,10 @@ class CarrierHttpServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     return
+                except asyncio.CancelledError:
+                    # Shutdown cancels idle keep-alive connections: end quietly
+                    # (a cancelled start_server handler is logged as an error).
+                    return
                 keep_alive = False  # until the body is read, the stream is in an unknown place
                 try:
                     method, target, version, headers = _parse_head(head)
