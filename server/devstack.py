@@ -34,15 +34,6 @@ def ensure_service_token(data_dir: Path) -> str:
     return token
 
 
-def start_simcarrier(time_scale: float, record_file: Path | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "dialer.simcarrier", "--host", "127.0.0.1", "--port", "0",
-           "--time-scale", str(time_scale)]
-    if record_file is not None:
-        cmd += ["--record-file", str(record_file)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    return proc, _read_ready(proc, "SIMCARRIER_READY")
-
-
 def _read_ready(proc: subprocess.Popen[str], marker: str, timeout: float = 60.0) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
@@ -111,8 +102,11 @@ def run_up(args: argparse.Namespace) -> int:
         if not (data_dir / DEMO_MARKER).exists():
             seeded = asyncio.run(seed_demo(settings))
             (data_dir / DEMO_MARKER).write_text(seeded["org_id"])
-        sim, sim_url = start_simcarrier(args.time_scale, data_dir / "simcarrier-calls.jsonl", env)
-        children.append(sim)
+        from dialer.simcarrier import spawn as spawn_carrier
+
+        carrier = spawn_carrier(time_scale=args.time_scale, record_file=str(data_dir / "simcarrier-calls.jsonl"))
+        sim_url = carrier.url
+        children.append(carrier.process)
         env["BATCHCALLS_SIMCARRIER_URL"] = sim_url
         server = subprocess.Popen([sys.executable, "-m", "server.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
         children.append(server)

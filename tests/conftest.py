@@ -67,3 +67,25 @@ def stack(embedded: object) -> Iterator[object]:
 @pytest.fixture()
 def org(stack: object) -> object:
     return stack.new_org()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def stack_with_dialer(stack: object) -> Iterator[object]:
+    """The ``stack`` plus a simulated carrier and one dialer process, so
+    batches really run (fast time scale: a 3-minute call lasts ~2 s)."""
+    from dialer.simcarrier import spawn as spawn_carrier
+
+    carrier = spawn_carrier(time_scale=0.01, seed=11)
+    dialer = stack.spawn(  # type: ignore[attr-defined]
+        ["-m", "dialer"],
+        env={"BATCHCALLS_SIMCARRIER_URL": carrier.url, "BATCHCALLS_DIALER_METRICS_PORT": "0",
+             "BATCHCALLS_LOG_LEVEL": "WARNING"},
+    )
+    yield stack
+    if dialer.poll() is None:
+        dialer.terminate()
+        try:
+            dialer.wait(15)
+        except Exception:  # noqa: BLE001
+            dialer.kill()
+    carrier.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -346,7 +346,6 @@ class FinishResult:
     contact_status: str
     next_attempt_at: datetime | None
     batch_status: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 CREDITS_PAUSE = "paused automatically: the organization ran out of credits; an owner can top up and resume"

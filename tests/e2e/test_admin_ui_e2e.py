@@ -58,43 +58,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def fake_backend():
-    from admin_ui.devtools.fake_api import start_fake_server
-
-    server, addr, state = start_fake_server()
-    yield SimpleNamespace(grpc_address=addr, new_org=state.new_org, name="fake")
-    server.stop(0)
-
-
-@pytest.fixture(scope="module")
-def stack_with_dialer(request):
-    """The ``stack`` fixture plus a simulated carrier and one dialer, so
-    batches really run (fast time scale: a 3-minute call lasts ~2 s)."""
-    from dialer.simcarrier import spawn as spawn_carrier
-
-    stack = request.getfixturevalue("stack")
-    carrier = spawn_carrier(time_scale=0.01, seed=11)
-    dialer = stack.spawn(
-        ["-m", "dialer"],
-        env={"BATCHCALLS_SIMCARRIER_URL": carrier.url, "BATCHCALLS_DIALER_METRICS_PORT": "0",
-             "BATCHCALLS_LOG_LEVEL": "WARNING"},
-    )
-    yield stack
-    if dialer.poll() is None:
-        dialer.terminate()
-        try:
-            dialer.wait(15)
-        except Exception:  # noqa: BLE001
-            dialer.kill()
-    carrier.stop()
-
-
-@pytest.fixture(params=["stack"])
-def backend(request):
-    if request.param == "fake":
-        return request.getfixturevalue("fake_backend")
-    stack = request.getfixturevalue("stack_with_dialer")
+@pytest.fixture()
+def backend(stack_with_dialer):
+    stack = stack_with_dialer
     return SimpleNamespace(grpc_address=stack.grpc_address, new_org=stack.new_org, name="stack")
 
 

@@ -67,10 +67,14 @@ def bump_json(column: str, key: str) -> Any:
     return func.bc_jsonb_add(getattr(bc.c, column), func.jsonb_build_object(key, 1))
 
 
+def _processing_total() -> Any:
+    """Summed contacts still waiting or in a call."""
+    return func.coalesce(func.sum(sum((getattr(bc.c, c) for c in PROCESSING_COLUMNS[1:]),
+                                      getattr(bc.c, PROCESSING_COLUMNS[0]))), 0)
+
+
 async def processing(conn: AsyncConnection, batch_id: str) -> int:
-    cols = [func.coalesce(func.sum(getattr(bc.c, c)), 0) for c in PROCESSING_COLUMNS]
-    total = cols[0] + cols[1] + cols[2] + cols[3]
-    return int((await conn.execute(select(total).where(bc.c.batch_id == batch_id))).scalar_one())
+    return int((await conn.execute(select(_processing_total()).where(bc.c.batch_id == batch_id))).scalar_one())
 
 
 async def in_call(conn: AsyncConnection, batch_id: str) -> int:
@@ -84,6 +88,5 @@ async def last_grant(conn: AsyncConnection, batch_id: str) -> datetime | None:
 
 def processing_is_zero(batch_id_column: Any = batches.c.id) -> Any:
     """SQL condition: the batch has no contact waiting or in a call."""
-    cols = [func.coalesce(func.sum(getattr(bc.c, c)), 0) for c in PROCESSING_COLUMNS]
-    total = select(cols[0] + cols[1] + cols[2] + cols[3]).where(bc.c.batch_id == batch_id_column).scalar_subquery()
+    total = select(_processing_total()).where(bc.c.batch_id == batch_id_column).scalar_subquery()
     return total == literal_column("0")
