@@ -6,7 +6,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -136,3 +136,57 @@ class FinishAttemptResponse(_message.Message):
     next_attempt_time: _timestamp_pb2.Timestamp
     batch_status: _resources_pb2.BatchStatus
     def __init__(self, contact_status: _Optional[_Union[_resources_pb2.ContactStatus, str]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., batch_status: _Optional[_Union[_resources_pb2.BatchStatus, str]] = ...) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchStartAttemptsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[StartAttemptRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[StartAttemptRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchStartAttemptsResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[StartAttemptResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[StartAttemptResponse, _Mapping]]] = ...) -> None: ...
+
+class BatchMarkAnsweredRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[MarkAnsweredRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[MarkAnsweredRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchMarkAnsweredResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ItemError]
+    def __init__(self, results: _Optional[_Iterable[_Union[ItemError, _Mapping]]] = ...) -> None: ...
+
+class BatchFinishAttemptsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[FinishAttemptRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[FinishAttemptRequest, _Mapping]]] = ...) -> None: ...
+
+class FinishAttemptResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: FinishAttemptResponse
+    error: ItemError
+    def __init__(self, response: _Optional[_Union[FinishAttemptResponse, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class BatchFinishAttemptsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[FinishAttemptResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[FinishAttemptResult, _Mapping]]] = ...) -> None: ...

@@ -52,6 +52,21 @@ class DialerServiceStub(object):
                 request_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptRequest.SerializeToString,
                 response_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptResponse.FromString,
                 _registered_method=True)
+        self.BatchStartAttempts = channel.unary_unary(
+                '/batchcalls.v1.DialerService/BatchStartAttempts',
+                request_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsRequest.SerializeToString,
+                response_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsResponse.FromString,
+                _registered_method=True)
+        self.BatchMarkAnswered = channel.unary_unary(
+                '/batchcalls.v1.DialerService/BatchMarkAnswered',
+                request_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredRequest.SerializeToString,
+                response_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredResponse.FromString,
+                _registered_method=True)
+        self.BatchFinishAttempts = channel.unary_unary(
+                '/batchcalls.v1.DialerService/BatchFinishAttempts',
+                request_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsRequest.SerializeToString,
+                response_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsResponse.FromString,
+                _registered_method=True)
 
 
 class DialerServiceServicer(object):
@@ -83,6 +98,33 @@ class DialerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchStartAttempts(self, request, context):
+        """Several StartAttempt requests (any batches of any organizations) in one
+        transaction: the same decisions, in request order. A dialer coalesces the
+        claims that arrive while its previous call is in flight, so under load
+        one round trip and one commit serve many grants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchMarkAnswered(self, request, context):
+        """Several MarkAnswered requests in one transaction; per-item errors are
+        reported, never fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchFinishAttempts(self, request, context):
+        """Several FinishAttempt requests in one transaction; a rejected item (stale
+        fencing token, unknown attempt) is reported in its result and does not
+        fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DialerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +142,21 @@ def add_DialerServiceServicer_to_server(servicer, server):
                     servicer.FinishAttempt,
                     request_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptRequest.FromString,
                     response_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptResponse.SerializeToString,
+            ),
+            'BatchStartAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchStartAttempts,
+                    request_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsRequest.FromString,
+                    response_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsResponse.SerializeToString,
+            ),
+            'BatchMarkAnswered': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchMarkAnswered,
+                    request_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredRequest.FromString,
+                    response_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredResponse.SerializeToString,
+            ),
+            'BatchFinishAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchFinishAttempts,
+                    request_deserializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsRequest.FromString,
+                    response_serializer=batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +243,87 @@ class DialerService(object):
             '/batchcalls.v1.DialerService/FinishAttempt',
             batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptRequest.SerializeToString,
             batchcalls_dot_v1_dot_dialer__service__pb2.FinishAttemptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchStartAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/batchcalls.v1.DialerService/BatchStartAttempts',
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsRequest.SerializeToString,
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchStartAttemptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchMarkAnswered(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/batchcalls.v1.DialerService/BatchMarkAnswered',
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredRequest.SerializeToString,
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchMarkAnsweredResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchFinishAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/batchcalls.v1.DialerService/BatchFinishAttempts',
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsRequest.SerializeToString,
+            batchcalls_dot_v1_dot_dialer__service__pb2.BatchFinishAttemptsResponse.FromString,
             options,
             channel_credentials,
             insecure,
