@@ -38,3 +38,38 @@ async def publish(ctx: ServiceContext, org_id: str, batch_id: str, *events: dict
             await ctx.redis_state.publish(org_id, batch_id, json.dumps(event).encode())
     except Exception as exc:  # Redis down: Postgres already holds the truth
         log.warning("event publish failed for batch %s: %s", batch_id, exc)
+
+
+async def publish_many(ctx: ServiceContext, by_batch: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    """Every event of a flush in one pipelined round trip (best effort, as
+    ``publish``)."""
+    if not any(by_batch.values()):
+        return
+    from server.adapters.redis import keys
+
+    try:
+        pipe = ctx.redis_state.redis.pipeline(transaction=False)
+        for (org_id, batch_id), batch_events in by_batch.items():
+            channel = keys.batch_events(org_id, batch_id)
+            for event in batch_events:
+                pipe.publish(channel, json.dumps(event).encode())
+        await pipe.execute()
+    except Exception as exc:  # Redis down: Postgres already holds the truth
+        log.warning("event publish failed for %d batches: %s", len(by_batch), exc)
+
+
+async def enqueue_ready(ctx: ServiceContext, items: list[tuple[str, str, str, float]]) -> None:
+    """Puts contacts (org, batch, contact id, due epoch s) back into their
+    ready queues in one pipelined round trip. A failure is repaired by the
+    reconciler, which re-queues every waiting contact missing from Redis."""
+    if not items:
+        return
+    from server.adapters.redis import keys
+
+    try:
+        pipe = ctx.redis_state.redis.pipeline(transaction=False)
+        for org_id, batch_id, contact_id, due in items:
+            pipe.zadd(keys.batch_ready(org_id, batch_id), {contact_id: int(round(due * 1000))})
+        await pipe.execute()
+    except Exception as exc:
+        log.warning("re-enqueue of %d contacts failed (%s); reconciler will repair", len(items), exc)

@@ -1,0 +1,319 @@
+"""StartAttempt for many claims at once: one transaction, set-based SQL.
+
+A dialer under load coalesces the claims that arrive while its previous
+request is in flight, so one round trip, a handful of statements and one
+commit serve many grants. Rules are exactly those of a single StartAttempt
+(one code path: the single RPC is a batch of one).
+
+Locks, in the one order every writer follows: batch rows shared (ordered by
+id: Pause and Cancel take them exclusively and so wait for grants in
+progress), contact rows (ordered by id), then the frequency-cap advisory
+locks (ordered by key). Redis is advisory; these conditional updates decide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, update
+
+from server.adapters.db import counters
+from server.adapters.db.schema import agents, attempts, batches, contacts, do_not_call, organizations, phone_numbers
+from server.domain.batch_rules import BatchStatus
+from server.domain.calling_window import resolve_zones
+from server.domain.compliance import check_dial
+from server.domain.contact_rules import ContactStatus
+from server.domain.ids import new_id
+from server.service import events, lifecycle
+from server.service.context import ServiceContext
+from server.service.dialing_types import (
+    CREDITS_PAUSE,
+    WAITING,
+    Decision,
+    StartInput,
+    StartResult,
+    window_for,
+)
+
+log = logging.getLogger(__name__)
+
+_GRANT_CONTACT = (
+    update(contacts)
+    .where(contacts.c.id == bindparam("p_id"))
+    .values(
+        status=ContactStatus.DIALING.value,
+        attempts=bindparam("p_attempts"),
+        last_attempt_at=bindparam("p_now"),
+        next_attempt_at=None,
+        wait_reason="",
+        current_attempt_id=bindparam("p_attempt_id"),
+        updated_at=bindparam("p_now"),
+        timezones=bindparam("p_timezones"),
+        tz_fallback=bindparam("p_tz_fallback"),
+    )
+)
+
+
+@dataclass
+class _Refs:
+    """A batch row (share-locked) with what a grant reads of it."""
+
+    batch: Any
+    agent: Any
+    number: Any
+    org: Any
+
+    def stop(self) -> dict[str, str]:
+        """A system error fails the batch (DESIGN §4); no credit pauses it."""
+        agent, number, org = self.agent, self.number, self.org
+        if not agent.active or agent.architecture not in ("pipeline", "realtime"):
+            return {"fail": "agent deactivated" if not agent.active else "agent can no longer place calls (TEXT)"}
+        if number.deleted_at is not None or number.trunk_kind is None:
+            return {"fail": "caller number removed"}
+        if org.credits_enforced and org.credit_balance_micros <= 0:
+            return {"pause": CREDITS_PAUSE}
+        return {}
+
+
+async def _lock_batches(conn: Any, batch_ids: Sequence[str]) -> dict[str, _Refs]:
+    rows = (
+        await conn.execute(
+            select(batches).where(batches.c.id.in_(sorted(batch_ids))).order_by(batches.c.id).with_for_update(read=True)
+        )
+    ).all()
+    if not rows:
+        return {}
+    # Agent, caller number and organization are read unlocked: a change to
+    # them fails or pauses the batch in a transaction of its own.
+    agent_rows = await conn.execute(select(agents).where(agents.c.id.in_({r.agent_id for r in rows})))
+    by_agent = {a.id: a for a in agent_rows}
+    number_rows = await conn.execute(select(phone_numbers).where(phone_numbers.c.id.in_({r.from_number_id for r in rows})))
+    by_number = {n.id: n for n in number_rows}
+    org_rows = await conn.execute(select(organizations).where(organizations.c.id.in_({r.org_id for r in rows})))
+    by_org = {o.id: o for o in org_rows}
+    return {r.id: _Refs(r, by_agent[r.agent_id], by_number[r.from_number_id], by_org[r.org_id]) for r in rows}
+
+
+def _claimable(contact: dict[str, Any] | None, batch_id: str, now: datetime) -> bool:
+    return not (
+        contact is None
+        or contact["batch_id"] != batch_id
+        or contact["status"] not in WAITING
+        or contact["attempts"] >= contact["max_attempts"]
+        or (contact["next_attempt_at"] is not None and contact["next_attempt_at"] > now)
+    )
+
+
+async def _dnc_pairs(conn: Any, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not pairs:
+        return set()
+    rows = await conn.execute(
+        select(do_not_call.c.org_id, do_not_call.c.phone).where(
+            do_not_call.c.org_id.in_({o for o, _ in pairs}), do_not_call.c.phone.in_({p for _, p in pairs})
+        )
+    )
+    return {(r.org_id, r.phone) for r in rows} & pairs
+
+
+async def _recent_starts(conn: Any, pairs: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], list[datetime]]:
+    """Call starts of the last 24 h per (organization, number), for the
+    frequency cap. Grants only share-lock their batch rows, so two grants for
+    one number at once (two batches, or two flushes) would both see "under
+    the cap": an advisory lock per (organization, number), taken last and in
+    key order, serializes them until this transaction commits."""
+    recent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    if not pairs:
+        return recent
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"),
+        {"keys": sorted(f"freq-cap:{o}:{p}" for o, p in pairs)},
+    )
+    rows = await conn.execute(
+        select(attempts.c.org_id, attempts.c.phone, attempts.c.started_at).where(
+            attempts.c.org_id.in_({o for o, _ in pairs}),
+            attempts.c.phone.in_({p for _, p in pairs}),
+            attempts.c.started_at > now - timedelta(hours=24),
+        )
+    )
+    for r in rows:
+        if (r.org_id, r.phone) in pairs:
+            recent[(r.org_id, r.phone)].append(r.started_at)
+    return recent
+
+
+async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> list[StartResult]:
+    """One StartResult per item, in order."""
+    if not items:
+        return []
+    now = ctx.clock.now()
+    results: list[StartResult | None] = [None] * len(items)
+    requeues: list[tuple[str, str, str, float]] = []
+    published: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    stops: dict[tuple[str, str], dict[str, str]] = {}
+    finalized: set[tuple[str, str]] = set()
+    async with ctx.engine.begin() as conn:
+        refs = await _lock_batches(conn, {i.batch_id for i in items})
+        pending: list[int] = []
+        for k, it in enumerate(items):
+            r = refs.get(it.batch_id)
+            if r is None or r.batch.org_id != it.org_id or r.batch.status != BatchStatus.RUNNING.value:
+                results[k] = StartResult(Decision.BATCH_NOT_RUNNING,
+                                         f"batch is {r.batch.status if r and r.batch.org_id == it.org_id else 'gone'}")
+            else:
+                pending.append(k)
+        rows = (
+            await conn.execute(
+                select(contacts)
+                .where(contacts.c.id.in_(sorted({items[k].contact_id for k in pending})))
+                .order_by(contacts.c.id)
+                .with_for_update()
+            )
+        ).all() if pending else []
+        state = {row.id: row._asdict() for row in rows}
+
+        checking: list[int] = []
+        for k in pending:
+            it = items[k]
+            if not _claimable(state.get(it.contact_id), it.batch_id, now):
+                results[k] = StartResult(Decision.STALE, "contact not claimable")
+                continue
+            stop = refs[it.batch_id].stop()
+            if stop:
+                stops[(it.org_id, it.batch_id)] = stop
+                results[k] = StartResult(Decision.BATCH_NOT_RUNNING, stop.get("fail") or stop["pause"])
+                continue
+            checking.append(k)
+
+        pairs = {(items[k].org_id, state[items[k].contact_id]["phone"]) for k in checking}
+        on_dnc = await _dnc_pairs(conn, pairs)
+        capped = {(o, p) for o, p in pairs if refs_org(refs, o).frequency_cap_per_24h > 0}
+        recent = await _recent_starts(conn, capped, now)
+
+        grants: list[dict[str, Any]] = []
+        deltas = counters.Deltas()
+        for k in checking:
+            it = items[k]
+            r = refs[it.batch_id]
+            batch, org, contact = r.batch, r.org, state[it.contact_id]
+            if not _claimable(contact, it.batch_id, now):  # a duplicate claim in this flush
+                results[k] = StartResult(Decision.STALE, "contact not claimable")
+                continue
+            phone = contact["phone"]
+            window = window_for(batch, org)
+            zones = resolve_zones(phone, window, batch.timezone, now) if window else None
+            check = check_dial(
+                at=now,
+                window=window,
+                zones=zones.zones if zones else (),
+                on_dnc=(org.id, phone) in on_dnc,
+                recent_call_starts=recent.get((org.id, phone), ()),
+                cap_per_24h=org.frequency_cap_per_24h,
+            )
+            zone_values: dict[str, Any] = {}
+            if zones is not None:
+                zone_values = {"timezones": list(zones.zones), "tz_fallback": zones.fallback}
+            key = (it.org_id, it.batch_id)
+            old_status = contact["status"]
+            if check.suppressed:
+                await conn.execute(
+                    update(contacts)
+                    .where(contacts.c.id == it.contact_id)
+                    .values(status=ContactStatus.SUPPRESSED.value, failure_reason="on do-not-call list",
+                            next_attempt_at=None, wait_reason="", updated_at=now)
+                )
+                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.SUPPRESSED.value)
+                contact["status"] = ContactStatus.SUPPRESSED.value
+                results[k] = StartResult(Decision.SUPPRESSED, "on do-not-call list", finalized=True)
+                finalized.add(key)
+                new_status, attempts_shown = ContactStatus.SUPPRESSED.value, contact["attempts"]
+            elif not check.allowed and check.defer_until is None:
+                # Never callable inside its window: final, not dialed.
+                await conn.execute(
+                    update(contacts)
+                    .where(contacts.c.id == it.contact_id)
+                    .values(status=ContactStatus.FAILED.value, failure_reason=check.reason,
+                            next_attempt_at=None, wait_reason="", updated_at=now, **zone_values)
+                )
+                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.FAILED.value)
+                contact["status"] = ContactStatus.FAILED.value
+                results[k] = StartResult(Decision.STALE, check.reason, finalized=True)
+                finalized.add(key)
+                continue
+            elif not check.allowed:
+                await conn.execute(
+                    update(contacts)
+                    .where(contacts.c.id == it.contact_id)
+                    .values(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until,
+                            wait_reason=check.reason, updated_at=now, **zone_values)
+                )
+                # QUEUED -> QUEUED (a retry or a second deferral) moves no counter.
+                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.QUEUED.value)
+                contact.update(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until)
+                results[k] = StartResult(Decision.DEFERRED, check.reason, next_attempt_at=check.defer_until)
+                requeues.append((it.org_id, it.batch_id, str(it.contact_id), check.defer_until.timestamp()))
+                new_status, attempts_shown = ContactStatus.QUEUED.value, contact["attempts"]
+            else:
+                attempt_id = new_id("att")
+                number = contact["attempts"] + 1
+                grants.append(dict(
+                    id=attempt_id, contact_id=it.contact_id, batch_id=batch.id, org_id=org.id, phone=phone,
+                    attempt_number=number, fence_token=it.fencing_token, lease_id=it.lease_id,
+                    dialer_id=it.dialer_id, provider_call_id=it.provider_call_id, started_at=now,
+                    _timezones=zone_values.get("timezones", contact["timezones"]),
+                    _tz_fallback=zone_values.get("tz_fallback", contact["tz_fallback"]),
+                ))
+                deltas.add(batch.id, it.contact_id, "attempts_total", 1)
+                deltas.granted(batch.id, it.contact_id, now)
+                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.DIALING.value)
+                contact.update(status=ContactStatus.DIALING.value, attempts=number, current_attempt_id=attempt_id)
+                recent[(org.id, phone)].append(now)
+                results[k] = StartResult(
+                    Decision.GRANTED, attempt_id=attempt_id, attempt_number=number, contact=_ContactView(contact),
+                    started_at=now, dial_deadline=now + timedelta(seconds=ctx.settings.dial_grace_seconds),
+                )
+                new_status, attempts_shown = ContactStatus.DIALING.value, number
+            res = results[k]
+            assert res is not None
+            res.agent, res.number, res.batch = r.agent, r.number, batch
+            published[key].append(events.contact_event(it.contact_id, new_status, "", attempts_shown, phone, now))
+
+        if grants:
+            await conn.execute(insert(attempts), [{c: v for c, v in g.items() if not c.startswith("_")} for g in grants])
+            await conn.execute(_GRANT_CONTACT, [
+                dict(p_id=g["contact_id"], p_attempts=g["attempt_number"], p_now=now, p_attempt_id=g["id"],
+                     p_timezones=g["_timezones"], p_tz_fallback=g["_tz_fallback"])
+                for g in grants
+            ])
+        await counters.apply(conn, deltas)
+
+    for (org_id, batch_id), stop in stops.items():
+        await lifecycle.system_stop(ctx, org_id, batch_id, **stop)
+    await events.enqueue_ready(ctx, requeues)
+    await events.publish_many(ctx, published)
+    for org_id, batch_id in sorted(finalized):
+        await lifecycle.complete_if_done(ctx, org_id, batch_id)
+    return [r for r in results if r is not None]
+
+
+def refs_org(refs: dict[str, _Refs], org_id: str) -> Any:
+    return next(r.org for r in refs.values() if r.org.id == org_id)
+
+
+class _ContactView:
+    """Attribute access to a locked contact row held as a dict."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self._d = d
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._d[name]
+        except KeyError:
+            raise AttributeError(name) from None
