@@ -9,10 +9,22 @@ the lease guards (see ``server.adapters.redis.keys.lease_info``).
                    fencing token drawn, the lease added to both zsets.
 - ``attach``       attach.lua: the granted attempt is written on the lease,
                    only while the lease is held (the dialer dials only then).
-- ``renew_many``   renew.lua per lease, pipelined (ZADD XX: never re-creates).
-- ``release``      release.lua: ZREM from both zsets + DEL info, optionally
-                   re-queueing the contact.
-- ``list_expired`` ZRANGEBYSCORE -inf now on the org zset + HGETALL infos.
+- ``end_call``     end_call.lua: the call is over at the provider; the slots
+                   are given back at once and the lease waits in the org's
+                   ended zset (no slot) until its outcome is recorded.
+- ``renew_many``   renew.lua per lease, pipelined (ZADD XX: never re-creates;
+                   renews an ended lease in the ended zset).
+- ``release``      release.lua: ZREM from both slot zsets and the ended zset
+                   + DEL info, optionally re-queueing the contact.
+- ``list_expired`` ZRANGEBYSCORE -inf now on the org zset + HGETALL infos;
+  ``list_expired_ended`` the same on the org's ended zset.
+
+Why a lease may give its slots back before FinishAttempt is answered
+(``end_call``): the limits count calls live at the provider (DESIGN.md §5,
+invariant 3), and the call is over. The contact itself stays DIALING /
+CONNECTED with its attempt open in Postgres, out of the ready queue, until
+FinishAttempt; only the release after it re-queues it; so StartAttempt's
+conditional update refuses any other claim of it meanwhile (invariant 2).
 
 The dialer reuses the Redis key layout and scripts of ``server.adapters.redis``
 (pure data + Lua, no database code).
@@ -113,6 +125,12 @@ class LeaseRecord:
     def trunk_json(self) -> str:
         return self.info.get("trunk", "")
 
+    @property
+    def ended_ms(self) -> int:
+        """When its dialer learned that the call was over (end_call.lua); 0
+        while the call may be live."""
+        return int(float(self.info.get("ended_ms") or 0))
+
 
 class LeaseClient:
     """Lease operations of one dialer against one Redis (or Redis Cluster)."""
@@ -158,13 +176,23 @@ class LeaseClient:
         if org_ids:
             await self.redis.sadd(keys.LEASE_ORGS, *org_ids)
 
+    async def _lease_count(self, org_id: str) -> int:
+        """Slot-holding leases + ended leases awaiting their outcome."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.org_leases(org_id))
+            pipe.zcard(keys.org_ended(org_id))
+            held, ended = await pipe.execute()
+        return int(held) + int(ended)
+
     async def forget_lease_org_if_empty(self, org_id: str) -> bool:
-        """SREM an org from LEASE_ORGS when its lease zset is empty (re-added
-        at once if a claim raced in). Returns True when forgotten."""
-        if await self.redis.zcard(keys.org_leases(org_id)):
+        """SREM an org from LEASE_ORGS when its lease zset and its ended zset
+        are both empty (re-added at once if a claim raced in). An ended lease
+        whose dialer died must still be found by a reaper, so it keeps its
+        org in LEASE_ORGS. Returns True when forgotten."""
+        if await self._lease_count(org_id):
             return False
         await self.redis.srem(keys.LEASE_ORGS, org_id)
-        if await self.redis.zcard(keys.org_leases(org_id)):
+        if await self._lease_count(org_id):
             await self.redis.sadd(keys.LEASE_ORGS, org_id)
             return False
         return True
@@ -239,6 +267,27 @@ class LeaseClient:
         )
         return int(reply) == 1
 
+    async def end_call(self, org_id: str, batch_id: str, lease_id: str) -> bool:
+        """The call under this lease is over at the provider: free its slots
+        now, keep it (no slot) in the org's ended zset until its release.
+        True when ended (or already), False when the lease is not held (lost
+        or released): then the slots are freed by the release, as before."""
+        now = self.now_ms()
+        reply = await self.scripts.end_call(
+            keys=self._end_call_keys(org_id, batch_id, lease_id),
+            args=[lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms],
+        )
+        return int(reply) == 1
+
+    @staticmethod
+    def _end_call_keys(org_id: str, batch_id: str, lease_id: str) -> list[str]:
+        return [
+            keys.org_leases(org_id),
+            keys.batch_leases(org_id, batch_id),
+            keys.org_ended(org_id),
+            keys.lease_info(org_id, lease_id),
+        ]
+
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one
         pipeline. Returns lease id -> still held."""
@@ -253,6 +302,7 @@ class LeaseClient:
                         keys.org_leases(org_id),
                         keys.batch_leases(org_id, batch_id),
                         keys.lease_info(org_id, lease_id),
+                        keys.org_ended(org_id),
                     ],
                     args=[lease_id, expiry, self.info_ttl_ms],
                     client=pipe,
@@ -274,8 +324,8 @@ class LeaseClient:
         requeue_mode: str = "nx",
         only_unattached: bool = False,
     ) -> int:
-        """1 released, 0 already gone, -1 refused (only_unattached and an
-        attempt is attached)."""
+        """1 released (from the slot zsets or the ended zset), 0 already
+        gone, -1 refused (only_unattached and an attempt is attached)."""
         reply = await self.scripts.release(
             keys=[
                 keys.org_leases(org_id),
@@ -283,6 +333,7 @@ class LeaseClient:
                 keys.lease_info(org_id, lease_id),
                 keys.batch_meta(org_id, batch_id),
                 keys.batch_ready(org_id, batch_id),
+                keys.org_ended(org_id),
             ],
             args=[
                 lease_id,
@@ -294,15 +345,32 @@ class LeaseClient:
         )
         return int(reply)
 
+    async def drop_ended(self, org_id: str, lease_id: str) -> None:
+        """Forget an ended lease that has nothing left to close (no info or
+        no attempt): it holds no slot, so only the ended zset and the info
+        hash are cleared."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.org_ended(org_id), lease_id)
+            pipe.delete(keys.lease_info(org_id, lease_id))
+            await pipe.execute()
+
     async def lease_present(self, org_id: str, lease_id: str) -> bool:
         return await self.redis.zscore(keys.org_leases(org_id), lease_id) is not None
 
     async def list_expired(self, org_id: str, *, limit: int = 500) -> list[LeaseRecord]:
-        """Leases of the org whose expiry is before now, with their info."""
+        """Slot-holding leases of the org whose expiry is before now, with
+        their info."""
+        return await self._list_expired(org_id, keys.org_leases(org_id), limit)
+
+    async def list_expired_ended(self, org_id: str, *, limit: int = 500) -> list[LeaseRecord]:
+        """Ended leases (call over, outcome not recorded, no slot) of the org
+        whose expiry is before now: their dialer died before FinishAttempt
+        was answered."""
+        return await self._list_expired(org_id, keys.org_ended(org_id), limit)
+
+    async def _list_expired(self, org_id: str, zset: str, limit: int) -> list[LeaseRecord]:
         now = self.now_ms()
-        members = await self.redis.zrangebyscore(
-            keys.org_leases(org_id), "-inf", f"({now}", start=0, num=limit, withscores=True
-        )
+        members = await self.redis.zrangebyscore(zset, "-inf", f"({now}", start=0, num=limit, withscores=True)
         if not members:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:

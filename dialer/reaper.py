@@ -25,6 +25,19 @@ that organization's expired leases (expiry < now, own leases skipped):
 
 A lease is never released sooner: the slot stays taken until the call it
 guards is known to be over (DESIGN.md §5).
+
+Ended leases (``keys.org_ended``): a dialer gives a lease's slots back as
+soon as its call is over at the provider (end_call.lua), before the server
+has recorded the outcome; the lease waits in the org's ended zset, renewed
+by the dialer's heartbeat, until the dialer's release. An expired one means
+its dialer died in between. No slot is involved (the call is over), so it
+is judged at once: the provider's result when it reports the call ENDED,
+else FinishAttempt(DIALER_LOST) (the dead dialer's result is gone; the
+attempt counts and is retried under the retry policy). Only an unreachable
+provider defers that for ``ended_status_grace_ms`` after the call's end, so
+a carrier blip does not cost the real outcome. Then it is released (the
+contact re-queued if FinishAttempt says it waits for another attempt). The
+contact could not be claimed meanwhile: its attempt was open in Postgres.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Container
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from dialer.leases import LeaseClient, LeaseRecord
@@ -47,6 +60,9 @@ log = logging.getLogger("dialer.reaper")
 
 #: Max call duration assumed when a lease does not say (should not happen).
 DEFAULT_MAX_CALL_MS = 3600 * 1000
+#: How long after an ended lease's call end an unreachable provider is
+#: waited for before its attempt is closed as DIALER_LOST.
+DEFAULT_ENDED_STATUS_GRACE_MS = 60_000
 
 
 class Reaper:
@@ -65,6 +81,7 @@ class Reaper:
         lock_ttl_ms: int = 15_000,
         status_timeout: float = 10.0,
         concurrency: int = 16,
+        ended_status_grace_ms: int = DEFAULT_ENDED_STATUS_GRACE_MS,
     ) -> None:
         self.leases = leases
         self.providers = providers
@@ -79,6 +96,7 @@ class Reaper:
         self.lock_ttl_ms = lock_ttl_ms
         self.status_timeout = status_timeout
         self._sem = asyncio.Semaphore(concurrency)
+        self.ended_status_grace_ms = int(ended_status_grace_ms)
 
     async def tick(self) -> int:
         """One pass over every organization that may hold leases. Returns
@@ -106,14 +124,18 @@ class Reaper:
         return released
 
     async def reap_org(self, org_id: str) -> int:
+        """Judge the org's expired leases (slot-holding and ended) not held
+        by this dialer. Returns how many were released."""
         records = await self.leases.list_expired(org_id)
+        ended = await self.leases.list_expired_ended(org_id)
         own = self.own_leases()
-        todo = [r for r in records if r.lease_id not in own]
+        todo = [(r, self.judge) for r in records if r.lease_id not in own]
+        todo += [(r, self.judge_ended) for r in ended if r.lease_id not in own]
         if not todo:
             return 0
-        results = await asyncio.gather(*(self._judge_bounded(r) for r in todo), return_exceptions=True)
+        results = await asyncio.gather(*(self._judge_bounded(r, j) for r, j in todo), return_exceptions=True)
         released = 0
-        for record, result in zip(todo, results):
+        for (record, _), result in zip(todo, results):
             if isinstance(result, BaseException):
                 log_event(log, "reaper.error", logging.ERROR, org_id=org_id, lease_id=record.lease_id,
                           error=repr(result))
@@ -121,9 +143,9 @@ class Reaper:
                 released += 1
         return released
 
-    async def _judge_bounded(self, record: LeaseRecord) -> str:
+    async def _judge_bounded(self, record: LeaseRecord, judge: Callable[[LeaseRecord], Awaitable[str]]) -> str:
         async with self._sem:
-            return await self.judge(record)
+            return await judge(record)
 
     def _count(self, result: str) -> None:
         if self.metrics is not None and result.startswith("released"):
@@ -214,18 +236,73 @@ class Reaper:
         else:
             return "kept:" + (state.value if state else "unreachable") + "_before_deadline"
 
+        return await self._finish_and_release(record, req, why, now)
+
+    async def _finish_and_release(self, record: LeaseRecord, req: Any, why: str, now: int,
+                                  *, prefix: str = "") -> str:
+        """FinishAttempt once; answered (ok or rejected) -> release, the
+        contact re-queued when it waits for another attempt; unavailable ->
+        keep for the next tick."""
         answer, resp = await self.server.finish_once(req)
         if answer == "retry":
-            return "kept:finish_unavailable"
+            return f"kept:{prefix}finish_unavailable"
         if self.metrics is not None and answer == "ok":
             self.metrics.outcomes.labels(
                 resources_pb2.CallOutcome.Name(req.outcome).removeprefix("CALL_OUTCOME_").lower()
             ).inc()
         due = requeue_due_ms(resp, now) if answer == "ok" else None
-        await self.leases.release(org_id, record.batch_id, record.lease_id,
+        await self.leases.release(record.org_id, record.batch_id, record.lease_id,
                                   requeue_contact=record.contact_id if due is not None else "",
                                   requeue_due_ms=due or 0)
-        return f"released:{why}" if answer == "ok" else "released:already_closed"
+        return f"released:{prefix}{why}" if answer == "ok" else f"released:{prefix}already_closed"
+
+    async def judge_ended(self, record: LeaseRecord) -> str:
+        """Decide one expired ended lease (its call is over, its dialer died
+        before FinishAttempt was answered): "released:ended_<why>" or
+        "kept:ended_<why>"."""
+        result = await self._judge_ended(record)
+        self._count(result)
+        level = logging.INFO if result.startswith("released") else logging.DEBUG
+        log_event(log, "reaper.judged", level, org_id=record.org_id, lease_id=record.lease_id,
+                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
+                  holder=record.dialer_id, result=result)
+        return result
+
+    async def _judge_ended(self, record: LeaseRecord) -> str:
+        now = self.leases.now_ms()
+        if not record.info or not record.attempt_id or not record.batch_id:
+            # Nothing to close (end_call.lua only moves attached leases, so
+            # this is an info hash past its safety TTL): no slot involved.
+            await self.leases.drop_ended(record.org_id, record.lease_id)
+            return "released:ended_orphan"
+        ended_ms = record.ended_ms or now
+        state: CallState | None = None
+        result = None
+        try:
+            trunk = trunk_from_json(record.trunk_json)
+            provider = self.providers.get(trunk.kind)
+            status = await asyncio.wait_for(provider.call_status(record.provider_call_id, trunk), self.status_timeout)
+            state, result = status.state, status.result
+        except Exception as exc:
+            log_event(log, "reaper.call_status_failed", logging.WARNING, org_id=record.org_id,
+                      lease_id=record.lease_id, provider_call_id=record.provider_call_id, error=repr(exc))
+        if state is CallState.ENDED and result is not None:
+            req = finish_request(
+                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+                outcome=outcome_to_proto(result.outcome), closed_by=self.closed_by,
+                end_time=ended_ms / 1000, result=result,
+            )
+            return await self._finish_and_release(record, req, "by_provider", now, prefix="ended_")
+        if state is None and now <= ended_ms + self.ended_status_grace_ms:
+            return "kept:ended_unreachable"
+        req = finish_request(
+            attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+            outcome=resources_pb2.CALL_OUTCOME_DIALER_LOST, closed_by=self.closed_by,
+            end_time=ended_ms / 1000,
+            detail=(f"dialer {record.dialer_id} lost after the call ended, before its outcome was recorded; "
+                    f"provider state {state.value if state else 'unreachable'}"),
+        )
+        return await self._finish_and_release(record, req, "dialer_lost", now, prefix="ended_")
 
     async def _drop_orphan(self, record: LeaseRecord) -> None:
         """Remove a lease without info from the org zset and from whichever

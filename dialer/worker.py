@@ -25,8 +25,26 @@ a task of its own:
    only if the lease is still held. If it is not, or monotonic() - t0 >
    dial_grace (the server's grant window), or the dialer is stopping:
    FinishAttempt(NOT_DIALED) and release; no call.
-4. Otherwise place the call (a task), MarkAnswered on answer, FinishAttempt
-   with the result (retried until the server answers), release the lease.
+4. Otherwise place the call (a task), MarkAnswered on answer. Once the
+   call is over at the provider (place_call returned, or a settle path
+   learned it is over), end_call.lua gives the lease's org and batch slots
+   back AT ONCE and parks the lease, slot-free, in the org's ended zset;
+   then FinishAttempt with the result (retried until the server answers),
+   then release the lease (out of the ended zset, the contact re-queued if
+   it waits for another attempt).
+
+Why the slots may be freed before FinishAttempt is answered (DESIGN.md §5):
+invariant 3 counts calls live at the provider, and this one is over, so a
+slot idling through the FinishAttempt round trip would only cost
+throughput. Invariant 2 still holds: until FinishAttempt the contact is
+DIALING/CONNECTED with its attempt open in Postgres and in no ready queue
+(only the release after FinishAttempt re-queues it), so StartAttempt's
+fenced update refuses any other claim of it. If this dialer dies in
+between, a reaper finds the expired entry of the ended zset and closes the
+attempt with the provider's result (else DIALER_LOST). A call that is not
+known to be over (a hang-up at a hard stop the provider did not confirm, a
+provider error with the call's state unknown) keeps its slots until the
+release, as before; so do grants that are never dialed.
 
 Heartbeat: every ``heartbeat_seconds`` all held leases are renewed with
 renew.lua (ZADD XX). A failed renewal = lease lost: a warning and a metric,
@@ -123,6 +141,9 @@ class HeldLease:
     lease_id: str
     contact_id: str
     lost: bool = False
+    #: The call is over and its slots were given back (end_call.lua); the
+    #: lease waits in the ended zset for FinishAttempt and the release.
+    ended: bool = False
 
 
 class Dialer:
@@ -451,27 +472,45 @@ class Dialer:
         outcome: int
         result: CallResult | None = None
         detail = ""
+        over = True  # known to be over at the provider
         if call_task.cancelled():
-            outcome, result, detail = await self._settle_cancelled(provider, request, answered)
+            outcome, result, detail, over = await self._settle_cancelled(provider, request, answered)
         elif call_task.exception() is not None:
             exc = call_task.exception()
             log_event(log, "call.provider_error", logging.WARNING, error=repr(exc), **fields)
-            outcome, result, detail = await self._settle_after_error(provider, request, started_ms, exc)
+            outcome, result, detail, over = await self._settle_after_error(provider, request, started_ms, exc)
         else:
             result = call_task.result()
             outcome = outcome_to_proto(result.outcome)
+        if over:
+            await self._end_call(claim)
         if side_tasks:
             await asyncio.gather(*side_tasks, return_exceptions=True)
         log_event(log, "call.ended", logging.INFO, outcome=outcome_name(outcome),
                   duration_seconds=result.duration_seconds if result else 0.0, **fields)
         await self._finish(claim, attempt_id, outcome, result, detail)
 
+    async def _end_call(self, claim: Claim) -> None:
+        """The call is over at the provider: give its slots back now
+        (end_call.lua), before FinishAttempt. A failure only delays the
+        slots to the release, as before this optimisation."""
+        try:
+            ended = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id)
+        except (RedisError, OSError) as exc:
+            log_event(log, "lease.end_call_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
+            return
+        held = self._held.get(claim.lease_id)
+        if ended and held is not None:
+            held.ended = True
+
     async def _settle_cancelled(self, provider: Any, request: CallRequest, answered: list[datetime]):
-        """The call was hung up by us (hard stop). Prefer the provider's record."""
+        """The call was hung up by us (hard stop). Prefer the provider's
+        record. Returns (outcome, result, detail, over): ``over`` only when
+        the provider confirmed the call ENDED."""
         try:
             status = await asyncio.wait_for(provider.call_status(request.provider_call_id, request.trunk), 5)
             if status.state is CallState.ENDED and status.result is not None:
-                return outcome_to_proto(status.result.outcome), status.result, "hung up: dialer shutting down"
+                return outcome_to_proto(status.result.outcome), status.result, "hung up: dialer shutting down", True
         except Exception:
             pass
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
@@ -481,13 +520,17 @@ class Dialer:
                 duration_seconds=max(0.0, (now - answered[0]).total_seconds()),
                 detail="hung up: dialer shutting down",
             )
-            return resources_pb2.CALL_OUTCOME_COMPLETED, result, result.detail
-        return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, "cancelled before answer: dialer shutting down"
+            return resources_pb2.CALL_OUTCOME_COMPLETED, result, result.detail, False
+        return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, "cancelled before answer: dialer shutting down", False
 
     async def _settle_after_error(self, provider: Any, request: CallRequest, started_ms: int, exc: BaseException):
         """place_call raised: learn from the provider whether a call exists.
         ENDED -> its result; RINGING/IN_PROGRESS -> wait for it; UNKNOWN ->
-        no call is live: DIALER_LOST (retryable, counted)."""
+        no call is live: DIALER_LOST (retryable, counted). Returns
+        (outcome, result, detail, over): ``over`` when the provider said
+        ENDED or UNKNOWN, or it stayed unreachable past started + max call +
+        ring timeout + ttl (the reaper's rule); not when a hard stop cut the
+        wait short while the call may be live."""
         deadline_ms = (started_ms + int(request.max_call_duration_seconds * 1000)
                        + int(self.settings.ring_timeout_seconds * 1000) + self.settings.lease_ttl_ms)
         detail = f"provider error: {exc!r}"[:500]
@@ -497,13 +540,15 @@ class Dialer:
                 status = await asyncio.wait_for(provider.call_status(request.provider_call_id, request.trunk), 10)
                 state = status.state
                 if state is CallState.ENDED and status.result is not None:
-                    return outcome_to_proto(status.result.outcome), status.result, detail
+                    return outcome_to_proto(status.result.outcome), status.result, detail, True
                 if state is CallState.UNKNOWN:
-                    return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail
+                    return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail, True
             except Exception:
                 pass
-            if self.leases.now_ms() > deadline_ms or self._hard_stop_at is not None:
-                return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail + f"; provider state {state}"
+            past_deadline = self.leases.now_ms() > deadline_ms
+            if past_deadline or self._hard_stop_at is not None:
+                over = past_deadline and state not in (CallState.RINGING, CallState.IN_PROGRESS)
+                return resources_pb2.CALL_OUTCOME_DIALER_LOST, None, detail + f"; provider state {state}", over
             await asyncio.sleep(1.0)
 
     def _give_up_finishing(self) -> bool:

@@ -156,6 +156,15 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
 async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
     """Rebuild Redis if its data is gone; otherwise add missing queue entries.
 
+    The rebuild restores every attempt open in Postgres as a slot-holding
+    lease, also one whose call had already ended when Redis lost its data
+    (its dialer had freed the slot with end_call.lua and was waiting for
+    FinishAttempt): Redis cannot tell them apart any more, and holding the
+    slot until the dialer's release (or a reaper's) is the conservative
+    choice: the limits hold, the slot comes back one FinishAttempt later.
+    The repair pass skips contacts under a lease, ended ones included
+    (``RedisState.leased_contacts``): their release re-queues them.
+
     Returns "rebuilt", "repaired" or "ok"."""
     state = ctx.redis_state
     if force or not await state.state_present():

@@ -29,7 +29,7 @@ from dialer.metrics import DialerMetrics
 from dialer.providers.base import CallResult, CallState, CallStatus, Outcome
 from dialer.providers.registry import ProviderRegistry
 from dialer.reaper import Reaper
-from dialer.server_client import ServerClient
+from dialer.server_client import ServerClient, outcome_name
 from dialer.settings import DialerSettings
 from dialer.worker import Dialer
 from server.adapters.redis import keys
@@ -59,6 +59,11 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
         self.finish_failures = 0
         self.max_call_seconds = 60
         self.trunk = resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED)
+        #: FinishAttempt requests whose closed_by is in ``stall_for`` wait
+        #: for ``finish_gate`` before being answered (a slow or stuck server).
+        self.stall_for: set[str] = set()
+        self.finish_gate = asyncio.Event()
+        self.stalled: dict[str, D.FinishAttemptRequest] = {}  # attempt id -> first request
 
     def add(self, contact_id: str) -> None:
         phone = f"+1202555{2000 + len(self.contacts):04d}"
@@ -87,6 +92,9 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
         return D.MarkAnsweredResponse()
 
     async def FinishAttempt(self, request, context):
+        if request.closed_by in self.stall_for and not self.finish_gate.is_set():
+            self.stalled.setdefault(request.attempt_id, request)
+            await self.finish_gate.wait()
         if self.finish_failures > 0:
             self.finish_failures -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server restarting")
@@ -625,6 +633,198 @@ def test_retryable_outcome_goes_back_to_the_ready_queue_at_next_attempt_time(red
             assert score == pytest.approx((time.time() + 100) * 1000, abs=5000)
             assert len(env.provider.calls) == 1  # not due yet: not called again
         finally:
+            await env.close()
+
+    run(main())
+
+
+def test_slots_are_freed_when_the_call_ends_before_finish_attempt_is_answered(redis_url):
+    """A call's slots come back as soon as the call is over at the provider,
+    not after the FinishAttempt round trip: with FinishAttempt stalled, one
+    slot still carries every call, one after the other, never two at once,
+    and no contact is called twice while its outcome is unrecorded."""
+
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.03)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 1)
+            ids = await env.batch("A", 3, limit=1)
+            d = env.dialer()
+            env.service.stall_for = {d.dialer_id}
+            await wait_until(lambda: len(env.service.stalled) == 3, what="three calls ended, outcomes stalled")
+            assert env.provider.max_org[env.org_id] == 1
+            assert sorted(c.contact_id for c in env.provider.calls) == sorted(ids)
+            assert env.service.finished == []
+            # The slots are free; the leases wait, slot-free, for their outcome.
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert await env.state.ended_awaiting_outcome(env.org_id) == 3
+            assert all(h.ended for h in d.held_leases.values()) and len(d.held_leases) == 3
+            env.service.finish_gate.set()
+            await wait_until(lambda: len(env.service.finished) == 3, what="outcomes recorded")
+            await wait_until(lambda: not d.held_leases, what="leases released")
+            assert await env.state.ended_awaiting_outcome(env.org_id) == 0
+            assert len(env.provider.calls) == 3 and env.provider.max_per_contact == 1
+        finally:
+            env.service.finish_gate.set()
+            await env.close()
+
+    run(main())
+
+
+class PartlyUnreachable:
+    """A provider wrapper whose call_status raises for some call ids."""
+
+    authoritative_status = True
+
+    def __init__(self, inner: FakeProvider) -> None:
+        self.inner = inner
+        self.unreachable: set[str] = set()
+
+    async def call_status(self, provider_call_id, trunk):
+        if provider_call_id in self.unreachable:
+            raise ConnectionError("carrier unreachable")
+        return await self.inner.call_status(provider_call_id, trunk)
+
+    async def close(self):
+        pass
+
+
+def test_reaper_closes_expired_ended_leases_with_the_providers_result(redis_url):
+    """A dialer died after its calls ended and before their outcomes were
+    recorded: the leases sit, slot-free, in the org's ended zset. Once they
+    expire a reaper closes each attempt with the provider's result (ENDED),
+    or DIALER_LOST when the provider does not know the call; an unreachable
+    provider is waited for a while; then the lease is released (re-queued
+    when the outcome says so). The org is watched through LEASE_ORGS even
+    when no batch of it runs any more."""
+
+    async def main():
+        provider = FakeProvider()
+        env = await Env(redis_url, provider).start()
+        try:
+            clock = StepClock()
+            await env.state.set_org_limit(env.org_id, 10)
+            await env.batch("A", 4, limit=10)
+            dead = LeaseClient(env.redis, dialer_id="dead", lease_ttl_ms=1000, clock=clock)
+            server = ServerClient(env.channel, "secret-token")
+            claims, granted = [], {}
+            for _ in range(4):
+                c = await dead.claim(env.org_id, "A")
+                resp = await server.start_attempt(organization_id=env.org_id, batch_id="A", contact_id=c.contact_id,
+                                                  fencing_token=c.fencing_token, lease_id=c.lease_id,
+                                                  dialer_id="dead", provider_call_id=c.provider_call_id)
+                granted[c.lease_id] = resp.attempt_id
+                assert await dead.attach(env.org_id, c.lease_id, attempt_id=resp.attempt_id,
+                                         started_ms=dead.now_ms(), max_call_ms=60_000,
+                                         trunk_json=json.dumps({"kind": "simulated"}))
+                assert await dead.end_call(env.org_id, "A", c.lease_id)
+                claims.append(c)
+            busy, no_answer, unknown, unreachable = claims
+            now = datetime.now(timezone.utc)
+            provider.status[busy.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.BUSY, start_time=now, end_time=now, sip_code=486))
+            provider.status[no_answer.provider_call_id] = CallStatus(CallState.ENDED, CallResult(
+                outcome=Outcome.NO_ANSWER, start_time=now, end_time=now))
+            wrapped = PartlyUnreachable(provider)
+            wrapped.unreachable.add(unreachable.provider_call_id)
+            assert await env.state.slots_in_use(env.org_id) == 0  # no slot involved from here on
+            # The batch is paused and the org left ACTIVE_ORGS: LEASE_ORGS keeps it watched.
+            await env.state.deactivate_batch(env.org_id, "A", discard_queue=False)
+            assert env.org_id not in await dead.active_orgs()
+            await dead.note_lease_orgs([env.org_id])
+
+            metrics = DialerMetrics()
+            reaper = Reaper(LeaseClient(env.redis, dialer_id="r1", lease_ttl_ms=1000, clock=clock),
+                            ProviderRegistry.of({"simulated": wrapped}), server, dialer_id="r1",
+                            lease_ttl_ms=1000, ring_timeout_seconds=1.0, metrics=metrics,
+                            ended_status_grace_ms=30_000)
+            assert await reaper.tick() == 0  # not expired: its dialer may still report it
+            assert env.service.finished == []
+            clock.offset = 1.5
+            assert await reaper.tick() == 3
+            by_attempt = {f.attempt_id: f for f in env.service.finished}
+            f = by_attempt[granted[busy.lease_id]]
+            assert f.outcome == resources_pb2.CALL_OUTCOME_BUSY and f.sip_code == 486 and f.closed_by == "reaper:r1"
+            assert by_attempt[granted[no_answer.lease_id]].outcome == resources_pb2.CALL_OUTCOME_NO_ANSWER
+            lost = by_attempt[granted[unknown.lease_id]]
+            assert lost.outcome == resources_pb2.CALL_OUTCOME_DIALER_LOST and "after the call ended" in lost.detail
+            assert granted[unreachable.lease_id] not in by_attempt  # waited for
+            # The retryable outcome put its contact back (the batch is paused: queue kept).
+            score = await env.redis.zscore(keys.batch_ready(env.org_id, "A"), no_answer.contact_id)
+            assert score == pytest.approx((time.time() + 100) * 1000, abs=5000)
+            assert env.org_id in await reaper.leases.lease_orgs()  # one ended lease left
+            clock.offset = 31.0
+            assert await reaper.tick() == 1
+            assert env.service.finished[-1].attempt_id == granted[unreachable.lease_id]
+            assert env.service.finished[-1].outcome == resources_pb2.CALL_OUTCOME_DIALER_LOST
+            assert await env.state.ended_awaiting_outcome(env.org_id) == 0
+            assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
+            assert env.org_id not in await reaper.leases.lease_orgs()  # forgotten once empty
+            assert metrics.registry.get_sample_value("batchcalls_dialer_leases_reaped_total",
+                                                     {"result": "ended_by_provider"}) == 2
+        finally:
+            await env.close()
+
+    run(main())
+
+
+def test_kill_9_between_call_end_and_finish_attempt(redis_url, simcarrier):
+    """A dialer subprocess is killed with SIGKILL after its calls ended at the
+    (real, simulated) carrier but before the server answered FinishAttempt
+    (the fake server stalls it). The slots were already free; the leases wait
+    in the ended zset; another dialer's reaper closes every attempt with the
+    carrier's own outcome. Every contact is called once, reaches a final
+    state, and no slot or ended lease is left behind."""
+    import signal
+    import subprocess
+    import sys
+
+    from dialer.providers.simulated import SimulatedProvider
+
+    async def main():
+        env = await Env(redis_url).start()
+        carrier = SimulatedProvider(simcarrier)
+        proc = None
+        try:
+            await carrier.reset()
+            env.service.trunk = resources_pb2.OutboundTrunk(
+                kind=resources_pb2.TRUNK_KIND_SIMULATED,
+                simulation=resources_pb2.SimulationProfile(weight_completed=1, weight_busy=1,
+                                                           mean_call_seconds=40, ring_seconds=1))
+            env.service.stall_for = {"victim"}
+            await env.state.set_org_limit(env.org_id, 2)
+            ids = await env.batch("E", 4, limit=2)
+            penv = dict(os.environ, REDIS_URL=redis_url, BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{env.port}",
+                        BATCHCALLS_SERVICE_TOKEN="secret-token", BATCHCALLS_SIMCARRIER_URL=simcarrier,
+                        BATCHCALLS_DIALER_ID="victim", BATCHCALLS_LEASE_TTL_SECONDS="1",
+                        BATCHCALLS_POLL_SECONDS="0.01", BATCHCALLS_DIALER_METRICS_PORT="0")
+            proc = subprocess.Popen([sys.executable, "-m", "dialer"], env=penv, stderr=subprocess.DEVNULL)
+            # Four calls through two slots although no outcome is recorded yet.
+            await wait_until(lambda: len(env.service.stalled) == 4, timeout=30, what="four stalled outcomes")
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert await env.state.ended_awaiting_outcome(env.org_id) == 4
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            assert env.service.finished == []
+            rescuer = env.dialer(providers=ProviderRegistry(env.settings(simcarrier_url=simcarrier)),
+                                 lease_ttl_seconds=1.0, heartbeat_seconds=0.3, simcarrier_url=simcarrier)
+            await wait_until(lambda: len(env.service.finished) == 4, timeout=30, what="four outcomes")
+            calls = {c["call_id"]: c for c in await carrier.calls(batch_id="E")}
+            assert sorted(c["contact_id"] for c in calls.values()) == sorted(ids)  # each exactly once
+            assert (await carrier.stats())["max_live_calls_by_org"][env.org_id] <= 2
+            for f in env.service.finished:
+                attempt = env.service.attempts[f.attempt_id]
+                assert f.closed_by == f"reaper:{rescuer.dialer_id}"
+                assert outcome_name(f.outcome) == calls[attempt["pcid"]]["outcome"]
+            assert all(c["status"] == "final" for c in env.service.contacts.values())
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert await env.state.ended_awaiting_outcome(env.org_id) == 0
+            assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
+        finally:
+            env.service.finish_gate.set()
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            await carrier.close()
             await env.close()
 
     run(main())

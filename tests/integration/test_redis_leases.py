@@ -360,3 +360,118 @@ def test_concurrent_claimers_never_exceed_limits(redis_url):
         await r.aclose()
 
     run(main())
+
+
+def test_end_call_frees_both_slots_and_parks_the_lease_until_release(redis_url):
+    """end_call.lua: the call is over at the provider, so both slots come back
+    at once; the lease waits (no slot) in the org's ended zset, renewed by the
+    heartbeat, listed for a reaper once expired, and release.lua removes it."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=2, batches={"A": 1, "B": 2}, clock=clock,
+                                               ttl_ms=1000)
+        a = await leases.claim(org_id, "A")
+        b = await leases.claim(org_id, "B")
+        assert (await leases.claim(org_id, "A")).reason == "org_full"
+        # Not attached (no attempt): nothing to park, the slots stay taken.
+        assert await leases.end_call(org_id, "A", a.lease_id) is False
+        assert await r.zscore(keys.org_leases(org_id), a.lease_id) is not None
+        assert await leases.attach(org_id, a.lease_id, attempt_id="at-a", started_ms=1, max_call_ms=60_000,
+                                   trunk_json='{"kind":"simulated"}')
+        clock.advance(0.2)
+        assert await leases.end_call(org_id, "A", a.lease_id) is True
+        ended_at = int(clock() * 1000)
+        # Both slots are free at once: the org and batch A each take one more.
+        assert await r.zscore(keys.org_leases(org_id), a.lease_id) is None
+        assert await r.zscore(keys.batch_leases(org_id, "A"), a.lease_id) is None
+        assert await r.zscore(keys.org_ended(org_id), a.lease_id) == ended_at + 1000
+        info = await r.hgetall(keys.lease_info(org_id, a.lease_id))
+        assert info[b"ended_ms"] == str(ended_at).encode() and info[b"attempt_id"] == b"at-a"
+        assert await state.slots_in_use(org_id) == 1 and await state.ended_awaiting_outcome(org_id) == 1
+        a2 = await leases.claim(org_id, "A")
+        assert isinstance(a2, Claim)
+        assert (await leases.claim(org_id, "B")).reason == "org_full"
+        # The contact is still "leased" for the repair pass (no re-enqueue).
+        assert a.contact_id in await state.leased_contacts(org_id, "A")
+        assert a.contact_id not in await state.leased_contacts(org_id, "B")
+        # Idempotent: a second end_call changes nothing.
+        assert await leases.end_call(org_id, "A", a.lease_id) is True
+        assert await r.zscore(keys.org_ended(org_id), a.lease_id) == ended_at + 1000
+        # The heartbeat renews it in the ended zset only (never re-takes a slot).
+        clock.advance(0.5)
+        assert await leases.renew_many([(org_id, "A", a.lease_id), (org_id, "B", b.lease_id)]) == {
+            a.lease_id: True, b.lease_id: True}
+        assert await r.zscore(keys.org_ended(org_id), a.lease_id) == int(clock() * 1000) + 1000
+        assert await r.zscore(keys.org_leases(org_id), a.lease_id) is None
+        assert await r.zscore(keys.batch_leases(org_id, "A"), a.lease_id) is None
+        # Expired: listed for a reaper among the ended leases, not the slot-holding ones.
+        clock.advance(2)
+        assert [x.lease_id for x in await leases.list_expired_ended(org_id)] == [a.lease_id]
+        [rec] = await leases.list_expired_ended(org_id)
+        assert rec.ended_ms == ended_at and rec.attempt_id == "at-a" and rec.batch_id == "A"
+        assert a.lease_id not in {x.lease_id for x in await leases.list_expired(org_id)}
+        # The org is not forgotten while an ended lease awaits its outcome.
+        await r.sadd(keys.LEASE_ORGS, org_id)
+        await leases.release(org_id, "A", a2.lease_id)
+        await leases.release(org_id, "B", b.lease_id)
+        assert await leases.forget_lease_org_if_empty(org_id) is False
+        assert await r.sismember(keys.LEASE_ORGS, org_id)
+        # Release (after FinishAttempt) removes it everywhere and re-queues.
+        assert await leases.release(org_id, "A", a.lease_id, requeue_contact=a.contact_id,
+                                    requeue_due_ms=a.due_ms) == 1
+        assert await r.zscore(keys.org_ended(org_id), a.lease_id) is None
+        assert not await r.exists(keys.lease_info(org_id, a.lease_id))
+        assert await r.zscore(keys.batch_ready(org_id, "A"), a.contact_id) == a.due_ms
+        assert await leases.release(org_id, "A", a.lease_id) == 0
+        assert await leases.renew(org_id, "A", a.lease_id) is False
+        assert await leases.forget_lease_org_if_empty(org_id) is True
+        # A lost lease (gone from the zsets) is not parked.
+        c = await leases.claim(org_id, "B")
+        await leases.attach(org_id, c.lease_id, attempt_id="at-c", started_ms=1, max_call_ms=1, trunk_json="{}")
+        await r.zrem(keys.org_leases(org_id), c.lease_id)
+        assert await leases.end_call(org_id, "B", c.lease_id) is False
+        assert await r.zcard(keys.org_ended(org_id)) == 0
+        await r.aclose()
+
+    run(main())
+
+
+def test_rebuild_restores_open_attempts_as_slot_holding_leases_but_leaves_ended_ones(redis_url):
+    """After a data loss every open attempt gets its slots back (the ended zset
+    was lost too: conservative); a rebuild that finds a lease in the ended
+    zset (no data loss) does not give it a slot again."""
+    from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=3, batches={"A": 3}, clock=clock)
+        a = await leases.claim(org_id, "A")
+        await leases.attach(org_id, a.lease_id, attempt_id="at-a", started_ms=1, max_call_ms=60_000,
+                            trunk_json="{}")
+        assert await leases.end_call(org_id, "A", a.lease_id)
+
+        def inflight(lease_id: str, contact: str) -> InflightLease:
+            return InflightLease(lease_id=lease_id, batch_id="A", contact_id=contact, attempt_id=f"at-{lease_id}",
+                                 fencing_token=1, dialer_id="d1", provider_call_id="p", started_at=clock(),
+                                 max_call_seconds=60, trunk_json="{}")
+
+        snap = OrgSnapshot(org_id=org_id, concurrency_limit=3, max_fencing_token=1, running=[
+            BatchSnapshot(batch_id="A", concurrency_limit=3, max_call_seconds=60,
+                          inflight=[inflight(a.lease_id, a.contact_id), inflight("L2", "x")])])
+        await state.rebuild([snap])
+        assert await r.zscore(keys.org_leases(org_id), a.lease_id) is None  # still ended, no slot
+        assert await r.zscore(keys.org_ended(org_id), a.lease_id) is not None
+        assert await r.zscore(keys.org_leases(org_id), "L2") is not None
+        # A real data loss: the ended zset is gone, the open attempt holds a slot again.
+        await r.delete(keys.org_ended(org_id), keys.org_leases(org_id), keys.batch_leases(org_id, "A"))
+        await state.rebuild([snap])
+        assert await r.zscore(keys.org_leases(org_id), a.lease_id) is not None
+        assert await r.zscore(keys.batch_leases(org_id, "A"), a.lease_id) is not None
+        # Its dialer's release after FinishAttempt frees it.
+        assert await leases.renew(org_id, "A", a.lease_id) is True
+        assert await leases.release(org_id, "A", a.lease_id) == 1
+        assert await state.slots_in_use(org_id) == 1  # L2 only
+        await r.aclose()
+
+    run(main())

@@ -139,6 +139,17 @@ def wait_slots_free(stack: Any, org_id: str, timeout: float = 30) -> int:
         time.sleep(0.1)
 
 
+def wait_ended_drained(stack: Any, org_id: str, timeout: float = 30) -> int:
+    """Waits until no lease of the org waits, call over, for its outcome to
+    be recorded (the ended zset, see server.adapters.redis.keys.org_ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = stack.run(stack.ctx.redis_state.ended_awaiting_outcome(org_id))
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
 def assert_invariants(
     stack: Any, org: Any, carrier: Carrier, batches: list[pb.Batch], *, org_limit: int, final: bool = True
 ) -> RecordCheck:
@@ -160,4 +171,5 @@ def assert_invariants(
             waiting = [c for c in cs if c.status not in FINAL_STATUSES]
             assert not waiting, [(c.contact_id, res.ContactStatus.Name(c.status)) for c in waiting]
     assert wait_slots_free(stack, org.org_id) == 0, "slots leaked"
+    assert wait_ended_drained(stack, org.org_id) == 0, "ended leases left without a recorded outcome"
     return check

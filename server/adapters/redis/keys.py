@@ -24,7 +24,9 @@ SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
 #: of ACTIVE_ORGS' lease holders: a paused or cancelled batch leaves the ring
 #: (and maybe its org leaves ACTIVE_ORGS) while its calls still hold leases,
 #: and the reapers must keep watching them. Dialers SADD on claim and on every
-#: heartbeat; reapers SREM an org whose lease zset is empty.
+#: heartbeat; reapers SREM an org whose lease zset AND ended zset
+#: (``org_ended``) are both empty, so an ended lease whose outcome is not yet
+#: recorded is never forgotten.
 LEASE_ORGS = f"{PREFIX}:lease-orgs"
 
 
@@ -40,6 +42,17 @@ def org_config(org_id: str) -> str:
 def org_leases(org_id: str) -> str:
     """ZSET: lease id -> expiry (ms). Every live call of the organization."""
     return f"{_org(org_id)}:leases"
+
+
+def org_ended(org_id: str) -> str:
+    """ZSET: lease id -> expiry (ms). Leases whose call is over at the
+    provider but whose outcome the server has not yet recorded
+    (end_call.lua moved them here out of ``org_leases`` and
+    ``batch_leases``: they hold no slot). The dialer renews them with its
+    heartbeat and removes them with release.lua once FinishAttempt is
+    answered; a reaper closes an expired one (its dialer died) with the
+    provider's result. The info hash (``lease_info``) stays meanwhile."""
+    return f"{_org(org_id)}:ended"
 
 
 def org_running(org_id: str) -> str:
@@ -73,8 +86,9 @@ def lease_info(org_id: str, lease_id: str) -> str:
     ``claimed_ms`` (claim instant), ``started_ms`` (grant instant, = claimed
     until attached), ``due_ms`` (ready score it was claimed with) and, once
     StartAttempt granted it, ``attempt_id``, ``max_call_ms``, ``trunk`` (json
-    of TrunkSettings). Written by claim.lua / attach.lua / restore_lease.lua,
-    deleted by release.lua. Has a long safety TTL, refreshed by renew.lua."""
+    of TrunkSettings) and, once the call is over (end_call.lua),
+    ``ended_ms``. Written by claim.lua / attach.lua / end_call.lua /
+    restore_lease.lua, deleted by release.lua. Has a long safety TTL, refreshed by renew.lua."""
     return f"{_org(org_id)}:lease:{lease_id}"
 
 
@@ -91,6 +105,7 @@ LEASE_FIELDS = (
     "attempt_id",
     "max_call_ms",
     "trunk",
+    "ended_ms",
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 SCRIPT_NAMES = (
     "claim",
     "attach",
+    "end_call",
     "renew",
     "release",
     "restore_lease",
@@ -56,6 +57,7 @@ class Scripts:
     # Attribute annotations for type checkers.
     claim: Any
     attach: Any
+    end_call: Any
     renew: Any
     release: Any
     restore_lease: Any

@@ -166,19 +166,43 @@ class RedisState:
         return {_s(m) for m in await self.redis.zrange(keys.batch_ready(org_id, batch_id), 0, -1)}
 
     async def leased_contacts(self, org_id: str, batch_id: str) -> set[str]:
-        """Contacts currently under a lease of this batch (claimed or in call)."""
-        lease_ids = [_s(m) for m in await self.redis.zrange(keys.batch_leases(org_id, batch_id), 0, -1)]
-        if not lease_ids:
+        """Contacts currently under a lease of this batch: claimed, in call,
+        or with their call over but its outcome not yet recorded (the org's
+        ended zset, filtered by the lease's batch). The repair pass leaves
+        them out of the ready queue: their dialer's release re-queues them
+        if the outcome calls for it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.batch_leases(org_id, batch_id), 0, -1)
+            pipe.zrange(keys.org_ended(org_id), 0, -1)
+            held, ended = await pipe.execute()
+        lease_ids = [_s(m) for m in held]
+        ended_ids = [_s(m) for m in ended]
+        if not lease_ids and not ended_ids:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:
             for lease_id in lease_ids:
-                pipe.hget(keys.lease_info(org_id, lease_id), "contact")
-            contacts = await pipe.execute()
-        return {_s(c) for c in contacts if c is not None}
+                pipe.hmget(keys.lease_info(org_id, lease_id), "contact", "batch")
+            for lease_id in ended_ids:
+                pipe.hmget(keys.lease_info(org_id, lease_id), "contact", "batch")
+            infos = await pipe.execute()
+        out: set[str] = set()
+        for i, (contact, batch) in enumerate(infos):
+            if contact is None:
+                continue
+            if i >= len(lease_ids) and (batch is None or _s(batch) != batch_id):
+                continue  # an ended lease of another batch
+            out.add(_s(contact))
+        return out
 
     async def slots_in_use(self, org_id: str, batch_id: str | None = None) -> int:
+        """Leases holding a concurrency slot (calls live or about to be)."""
         key = keys.org_leases(org_id) if batch_id is None else keys.batch_leases(org_id, batch_id)
         return int(await self.redis.zcard(key))
+
+    async def ended_awaiting_outcome(self, org_id: str) -> int:
+        """Leases whose call is over but whose outcome is not yet recorded
+        (they hold no slot; see ``keys.org_ended``)."""
+        return int(await self.redis.zcard(keys.org_ended(org_id)))
 
     async def _zadd_chunks(self, key: str, items: Iterable[tuple[str, float]], *, nx: bool) -> int:
         added = 0
@@ -253,7 +277,16 @@ class RedisState:
     async def rebuild(self, orgs: Iterable[OrgSnapshot]) -> None:
         """Rebuild Redis from Postgres snapshots after a data loss, then set
         the marker. Idempotent: leases are added with ZADD NX (never twice),
-        the fence counter is only raised, ring adds skip present ids."""
+        the fence counter is only raised, ring adds skip present ids.
+
+        Every attempt open in Postgres gets a slot-holding lease back, also
+        one whose call had already ended (its dialer freed the slot with
+        end_call.lua before FinishAttempt): Redis lost the ended zset with
+        the rest, so nothing tells a live call from an ended one. That is
+        conservative: the slot comes back free with the dialer's release
+        after FinishAttempt (release.lua removes the lease from every zset),
+        or with a reaper's once the dialer is gone. A lease still in the
+        ended zset (a rebuild without a data loss) is left as it is."""
         now_ms = _ms(self._clock())
         expiry_ms = now_ms + _ms(self.lease_ttl_seconds)
         for org in orgs:
@@ -269,6 +302,7 @@ class RedisState:
                                 keys.org_leases(org_id),
                                 keys.batch_leases(org_id, lease.batch_id),
                                 keys.lease_info(org_id, lease.lease_id),
+                                keys.org_ended(org_id),
                             ],
                             args=[lease.lease_id, expiry_ms, LEASE_INFO_TTL_MS, *self._lease_fields(lease)],
                             client=pipe,

@@ -1,23 +1,31 @@
 -- renew.lua: heartbeat of one lease. ZADD XX only: a lease that was
 -- released (or lost with Redis' data) is never re-created by its holder.
--- Redis 6.2 / 7.x; keys of one organization.
+-- A lease whose call ended (end_call.lua) lives in the org's ended zset
+-- until its outcome is recorded: it is renewed there, so no reaper judges
+-- it while its dialer lives. Redis 6.2 / 7.x; keys of one organization.
 --
 -- KEYS[1] org leases zset       bc:{org}:leases
 -- KEYS[2] batch leases zset     bc:{org}:batch:{b}:leases
 -- KEYS[3] lease info hash       bc:{org}:lease:{lease id}
+-- KEYS[4] org ended zset        bc:{org}:ended
 -- ARGV[1] lease id
 -- ARGV[2] new expiry (epoch ms)
 -- ARGV[3] lease info hash ttl (ms)
 --
--- Returns 1 when renewed, 0 when the lease is lost (nothing changed).
+-- Returns 1 when renewed (in the slot zsets, the ended zset, or both), 0
+-- when the lease is lost (nothing changed).
 
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZSCORE', KEYS[2], ARGV[1])
+local ended = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if not held and not ended then
   return 0
 end
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return 0
+if held then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
 end
-redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+if ended then
+  redis.call('ZADD', KEYS[4], 'XX', ARGV[2], ARGV[1])
+end
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1

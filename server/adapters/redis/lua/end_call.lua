@@ -1,0 +1,43 @@
+-- end_call.lua: the call under a lease is over at the provider (its
+-- place_call returned, or the dialer's settle path decided it is over), but
+-- its outcome is not yet recorded by the server. Give both concurrency
+-- slots back at once (ZREM from the org and the batch lease zsets) and keep
+-- the lease in the organization's "ended" zset until the dialer's release
+-- (after FinishAttempt is answered) or a reaper (the dialer died meanwhile)
+-- removes it. The info hash stays, with ended_ms, so a reaper can still
+-- close the attempt with the provider's result.
+--
+-- Why this keeps DESIGN.md §5: limits count calls live at the provider
+-- (invariant 3) and this call is over; the contact stays DIALING/CONNECTED
+-- with its attempt open in Postgres and out of the ready queue until
+-- FinishAttempt, so it cannot be claimed again meanwhile (invariant 2).
+-- Redis 6.2 / 7.x; keys of one organization.
+--
+-- KEYS[1] org leases zset       bc:{org}:leases
+-- KEYS[2] batch leases zset     bc:{org}:batch:{b}:leases
+-- KEYS[3] org ended zset        bc:{org}:ended            (lease id -> expiry ms)
+-- KEYS[4] lease info hash       bc:{org}:lease:{lease id}
+-- ARGV[1] lease id
+-- ARGV[2] now (epoch ms): the call's end, written as ended_ms
+-- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua)
+-- ARGV[4] lease info hash ttl (ms)
+--
+-- Returns 1 when the lease is (now or already) in the ended zset, 0 when it
+-- is not held or carries no attempt (nothing changed: the caller keeps the
+-- slot until its release, as before).
+
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  return 1
+end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+if redis.call('HEXISTS', KEYS[4], 'attempt_id') == 0 then
+  return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[4], 'ended_ms', ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+return 1
