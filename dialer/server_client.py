@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -172,6 +172,93 @@ def finish_request(
     return req
 
 
+class ItemRejected(Exception):
+    """One item of a batch call refused by the server (quacks like the
+    AioRpcError a single call would have raised: ``code()``, ``details()``)."""
+
+    def __init__(self, error: dialer_service_pb2.ItemError) -> None:
+        super().__init__(error.message)
+        self._code = _CODES.get(error.code, grpc.StatusCode.UNKNOWN)
+        self.reason = error.reason
+        self._details = error.message
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+#: Errors of a whole batch call after which each item is sent on its own:
+#: an older server (UNIMPLEMENTED), or one item the server chokes on, which
+#: must not hold back the others.
+_ONE_BY_ONE_CODES = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+
+
+class Coalescer:
+    """Group commit for one kind of request.
+
+    ``submit`` sends at once while fewer than ``max_in_flight`` calls are in
+    flight; otherwise the request waits and leaves with every other request
+    that arrived meanwhile, in the next call. Idle, a request costs one round
+    trip as before; under load, one round trip and one server transaction
+    serve many requests, which is what lets one server keep up with hundreds
+    of calls per second. ``send`` takes the requests and returns one result
+    per request, an exception instance for an item that failed alone; if it
+    raises, every request of that call gets the exception.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[list[Any]], Awaitable[list[Any]]],
+        *,
+        max_items: int = 200,
+        max_in_flight: int = 2,
+    ) -> None:
+        self._send = send
+        self.max_items = max_items
+        self.max_in_flight = max_in_flight
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def submit(self, request: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        self._pump()
+        return await future
+
+    def _pump(self) -> None:
+        while self._pending and self._in_flight < self.max_in_flight:
+            group, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
+            group = [(r, f) for r, f in group if not f.done()]  # callers that gave up
+            if not group:
+                continue
+            self._in_flight += 1
+            task = asyncio.create_task(self._flush(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, group: list[tuple[Any, asyncio.Future]]) -> None:
+        try:
+            try:
+                results = await self._send([r for r, _ in group])
+            except Exception as exc:
+                results = [exc] * len(group)
+            for (_, future), result in zip(group, results):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        finally:
+            self._in_flight -= 1
+            self._pump()
+
+
 class ServerClient:
     """Thin async wrapper over DialerServiceStub with the service token."""
 
@@ -182,11 +269,62 @@ class ServerClient:
         *,
         rpc_timeout: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        batch_max_items: int = 200,
+        max_in_flight: int = 2,
     ) -> None:
         self.stub = dialer_service_pb2_grpc.DialerServiceStub(channel)
         self._metadata = (("authorization", f"Bearer {service_token}"),)
         self._timeout = rpc_timeout
         self._monotonic = monotonic
+        self._starts = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=max_in_flight)
+        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=max_in_flight)
+        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=max_in_flight)
+
+    async def _one_by_one(self, call: Callable[[Any], Awaitable[Any]], requests: list[Any]) -> list[Any]:
+        return list(await asyncio.gather(*(call(r) for r in requests), return_exceptions=True))
+
+    async def _send_starts(self, requests: list[Any]) -> list[Any]:
+        single = lambda r: self.stub.StartAttempt(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
+        if len(requests) == 1:
+            return [await single(requests[0])]
+        try:
+            resp = await self.stub.BatchStartAttempts(
+                dialer_service_pb2.BatchStartAttemptsRequest(requests=requests),
+                metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _ONE_BY_ONE_CODES:
+                raise
+            return await self._one_by_one(single, requests)
+        return list(resp.responses)
+
+    async def _send_answers(self, requests: list[Any]) -> list[Any]:
+        single = lambda r: self.stub.MarkAnswered(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
+        if len(requests) == 1:
+            await single(requests[0])
+            return [None]
+        try:
+            resp = await self.stub.BatchMarkAnswered(
+                dialer_service_pb2.BatchMarkAnsweredRequest(requests=requests),
+                metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _ONE_BY_ONE_CODES:
+                raise
+            return await self._one_by_one(single, requests)
+        return [ItemRejected(e) if e.code else None for e in resp.results]
+
+    async def _send_finishes(self, requests: list[Any]) -> list[Any]:
+        single = lambda r: self.stub.FinishAttempt(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
+        if len(requests) == 1:
+            return [await single(requests[0])]
+        try:
+            resp = await self.stub.BatchFinishAttempts(
+                dialer_service_pb2.BatchFinishAttemptsRequest(requests=requests),
+                metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _ONE_BY_ONE_CODES:
+                raise
+            return await self._one_by_one(single, requests)
+        return [r.response if r.WhichOneof("result") == "response" else ItemRejected(r.error) for r in resp.results]
 
     async def start_attempt(
         self,
@@ -199,8 +337,9 @@ class ServerClient:
         dialer_id: str,
         provider_call_id: str,
     ) -> dialer_service_pb2.StartAttemptResponse:
-        """One try; raises grpc.aio.AioRpcError."""
-        return await self.stub.StartAttempt(
+        """One try; raises grpc.aio.AioRpcError. Coalesced with the other
+        claims of the moment into one BatchStartAttempts."""
+        return await self._starts.submit(
             dialer_service_pb2.StartAttemptRequest(
                 organization_id=organization_id,
                 batch_id=batch_id,
@@ -209,9 +348,7 @@ class ServerClient:
                 lease_id=lease_id,
                 dialer_id=dialer_id,
                 provider_call_id=provider_call_id,
-            ),
-            metadata=self._metadata,
-            timeout=self._timeout,
+            )
         )
 
     async def mark_answered(self, attempt_id: str, fencing_token: int, answer_time: datetime, *, tries: int = 5) -> bool:
@@ -221,9 +358,9 @@ class ServerClient:
         delay = 0.1
         for i in range(tries):
             try:
-                await self.stub.MarkAnswered(req, metadata=self._metadata, timeout=self._timeout)
+                await self._answers.submit(req)
                 return True
-            except grpc.aio.AioRpcError as exc:
+            except (grpc.aio.AioRpcError, ItemRejected) as exc:
                 if exc.code() in REJECTED_CODES or i == tries - 1:
                     log_event(log, "mark_answered.failed", logging.WARNING, attempt_id=attempt_id,
                               code=exc.code().name, error=exc.details())
@@ -235,8 +372,9 @@ class ServerClient:
     async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest) -> tuple[str, Any]:
         """One try: ("ok", response) | ("rejected", error) | ("retry", error)."""
         try:
-            resp = await self.stub.FinishAttempt(req, metadata=self._metadata, timeout=self._timeout)
-            return "ok", resp
+            return "ok", await self._finishes.submit(req)
+        except ItemRejected as exc:
+            return "rejected", exc
         except grpc.aio.AioRpcError as exc:
             if exc.code() in REJECTED_CODES:
                 return "rejected", exc
