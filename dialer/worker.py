@@ -3,8 +3,10 @@
 ``Dialer(settings, redis, channel, providers, clock=..., monotonic=...)``;
 ``await dialer.run()`` until ``await dialer.stop()``.
 
-Claiming. Every ``poll_seconds`` (at once again while there is work) the
-dialer serves every organization in ACTIVE_ORGS, provided the state marker
+Claiming. Every ``poll_seconds`` (at once again while there is work, and
+at once when this dialer frees a slot: end_call, a release, a reaper's
+release, a claim handler ending, all set the ``_wake`` event) the dialer
+serves every organization in ACTIVE_ORGS, provided the state marker
 exists (else Redis lost its data: claim nothing until the reconciler has
 rebuilt it; heartbeats and live calls go on). Per organization the ring of
 running batches is rotated by one, then passes are made over it, claiming at
@@ -187,6 +189,12 @@ class Dialer:
         self._tasks: dict[str, asyncio.Task] = {}  # lease id -> claim handler
         self._call_tasks: dict[str, asyncio.Task] = {}  # lease id -> provider.place_call
         self._stopping = asyncio.Event()
+        #: Set whenever this dialer frees a slot (or stops): the claim loop
+        #: wakes at once instead of sleeping out its poll interval, so a
+        #: slot idles for one claim round trip, not up to ``poll_seconds``.
+        self._wake = asyncio.Event()
+        #: Leases whose call ended (slots given back) awaiting FinishAttempt.
+        self._ended: set[str] = set()
         self._reaper_stop = asyncio.Event()
         self._heartbeat_stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -202,6 +210,17 @@ class Dialer:
     @property
     def live_calls(self) -> int:
         return len(self._call_tasks)
+
+    def _busy_claims(self) -> int:
+        """Claims that may hold or soon hold a slot: handlers minus those
+        whose call already ended (they only wait for FinishAttempt)."""
+        return len(self._tasks) - len(self._ended)
+
+    def _forget(self, lease_id: str) -> None:
+        """This dialer no longer looks after the lease (released, or left
+        to a reaper)."""
+        self._held.pop(lease_id, None)
+        self._ended.discard(lease_id)
 
     @property
     def held_leases(self) -> dict[str, HeldLease]:
@@ -236,12 +255,14 @@ class Dialer:
         if drain_timeout is not None:
             self._drain_timeout = drain_timeout
         self._stopping.set()
+        self._wake.set()
         if self._started:
             await self._finished.wait()
 
     def request_stop(self) -> None:
         """Signal-handler friendly: begin stopping without waiting."""
         self._stopping.set()
+        self._wake.set()
 
     # -- claiming ----------------------------------------------------------------
 
@@ -253,6 +274,9 @@ class Dialer:
     async def _claim_loop(self) -> None:
         errors = 0
         while not self._stopping.is_set():
+            # Cleared before the round: a slot freed while it runs makes the
+            # next round start at once.
+            self._wake.clear()
             try:
                 claimed = await self.claim_round()
                 errors = 0
@@ -262,7 +286,7 @@ class Dialer:
                 await self._sleep(min(0.1 * 2**errors, 2.0))
                 continue
             if not claimed:
-                await self._sleep(self.settings.poll_seconds)
+                await wait_event(self._wake, self.settings.poll_seconds)
 
     async def claim_round(self) -> bool:
         """One round over every active organization. True if anything was claimed."""
@@ -270,7 +294,7 @@ class Dialer:
         if pause > 0:
             await self._sleep(min(pause, self.settings.poll_seconds * 4))
             return False
-        if len(self._tasks) >= self.settings.max_live_calls:
+        if self._busy_claims() >= self.settings.max_live_calls:
             return False
         if not await self.leases.state_present():
             if not self._marker_missing_logged:
@@ -297,7 +321,7 @@ class Dialer:
         while remaining:
             next_pass: list[str] = []
             for batch_id in remaining:
-                if self._stopping.is_set() or len(self._tasks) >= self.settings.max_live_calls:
+                if self._stopping.is_set() or self._busy_claims() >= self.settings.max_live_calls:
                     return claimed
                 if self.monotonic() < self._claim_pause_until:
                     return claimed
@@ -333,9 +357,10 @@ class Dialer:
                       contact_id=claim.contact_id, lease_id=claim.lease_id, error=repr(exc), exc_info=True)
             # Leave the lease to expire: the reaper judges it (released
             # if no attempt is attached, else by the provider's word).
-            self._held.pop(claim.lease_id, None)
+            self._forget(claim.lease_id)
         finally:
             self._tasks.pop(claim.lease_id, None)
+            self._wake.set()
 
     async def _release(self, claim: Claim, *, requeue_due_ms: int | None = None, requeue_mode: str = "nx") -> None:
         for i in range(5):
@@ -350,7 +375,8 @@ class Dialer:
             except (RedisError, OSError) as exc:
                 log_event(log, "lease.release_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
                 await asyncio.sleep(0.2 * (i + 1))
-        self._held.pop(claim.lease_id, None)
+        self._forget(claim.lease_id)
+        self._wake.set()
 
     async def _run_claim(self, claim: Claim, claim_mono: float) -> None:
         fields = dict(org_id=claim.org_id, batch_id=claim.batch_id, contact_id=claim.contact_id,
@@ -502,6 +528,8 @@ class Dialer:
         held = self._held.get(claim.lease_id)
         if ended and held is not None:
             held.ended = True
+            self._ended.add(claim.lease_id)
+            self._wake.set()  # a slot is free: claim again now
 
     async def _settle_cancelled(self, provider: Any, request: CallRequest, answered: list[datetime]):
         """The call was hung up by us (hard stop). Prefer the provider's
@@ -563,7 +591,7 @@ class Dialer:
         if answer == "gave_up":
             log_event(log, "finish_attempt.gave_up", logging.ERROR, org_id=claim.org_id, lease_id=claim.lease_id,
                       attempt_id=attempt_id, detail="lease left for a reaper")
-            self._held.pop(claim.lease_id, None)
+            self._forget(claim.lease_id)
             return
         due = None
         if answer == "ok":
@@ -605,7 +633,8 @@ class Dialer:
     async def _reaper_loop(self) -> None:
         while not self._reaper_stop.is_set():
             try:
-                await self.reaper.tick()
+                if await self.reaper.tick():
+                    self._wake.set()  # the reaper freed slots
             except (RedisError, OSError) as exc:
                 log_event(log, "reaper.redis_error", logging.WARNING, error=repr(exc))
             except Exception as exc:

@@ -651,7 +651,12 @@ def test_slots_are_freed_when_the_call_ends_before_finish_attempt_is_answered(re
             ids = await env.batch("A", 3, limit=1)
             d = env.dialer()
             env.service.stall_for = {d.dialer_id}
-            await wait_until(lambda: len(env.service.stalled) == 3, what="three calls ended, outcomes stalled")
+            # (The ServerClient sends at most two FinishAttempt calls at once,
+            # so count the calls ended in Redis, not the stalled requests.)
+            await wait_until(lambda: env.state.ended_awaiting_outcome(env.org_id), what="a first call ended")
+            await wait_until(lambda: len(env.provider.calls) == 3 and not env.provider.live_org[env.org_id],
+                             what="three calls through one slot, outcomes stalled")
+            await wait_until(lambda: d.live_calls == 0 and len(d._ended) == 3, what="all three ended")
             assert env.provider.max_org[env.org_id] == 1
             assert sorted(c.contact_id for c in env.provider.calls) == sorted(ids)
             assert env.service.finished == []
@@ -800,9 +805,12 @@ def test_kill_9_between_call_end_and_finish_attempt(redis_url, simcarrier):
                         BATCHCALLS_POLL_SECONDS="0.01", BATCHCALLS_DIALER_METRICS_PORT="0")
             proc = subprocess.Popen([sys.executable, "-m", "dialer"], env=penv, stderr=subprocess.DEVNULL)
             # Four calls through two slots although no outcome is recorded yet.
-            await wait_until(lambda: len(env.service.stalled) == 4, timeout=30, what="four stalled outcomes")
+            async def four_ended() -> bool:
+                return await env.state.ended_awaiting_outcome(env.org_id) == 4
+
+            await wait_until(four_ended, timeout=30, what="four ended calls awaiting their outcome")
             assert await env.state.slots_in_use(env.org_id) == 0
-            assert await env.state.ended_awaiting_outcome(env.org_id) == 4
+            assert env.service.stalled  # FinishAttempt was sent and is stalled
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             assert env.service.finished == []
@@ -825,6 +833,26 @@ def test_kill_9_between_call_end_and_finish_attempt(redis_url, simcarrier):
             if proc is not None and proc.poll() is None:
                 proc.kill()
             await carrier.close()
+            await env.close()
+
+    run(main())
+
+
+def test_claim_loop_wakes_at_once_when_this_dialer_frees_a_slot(redis_url):
+    """With a long poll interval, the next contact is still claimed right
+    after a call ends: freeing a slot wakes the claim loop."""
+
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.02)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 1)
+            await env.batch("A", 4, limit=1)
+            t0 = time.monotonic()
+            env.dialer(poll_seconds=5.0)
+            await wait_until(lambda: len(env.service.finished) == 4, timeout=4.0, what="four calls, one slot")
+            assert time.monotonic() - t0 < 4.0
+            assert env.provider.max_org[env.org_id] == 1
+        finally:
             await env.close()
 
     run(main())
