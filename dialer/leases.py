@@ -5,8 +5,12 @@ organization's lease zset AND of the batch's lease zset, scored by its
 expiry in epoch milliseconds, plus an info hash that tells a reaper what
 the lease guards (see ``server.adapters.redis.keys.lease_info``).
 
-- ``claim``        claim.lua: both limits checked, one due contact taken, a
-                   fencing token drawn, the lease added to both zsets.
+- ``claim_many``   claim.lua: both limits checked, up to N due contacts of
+                   one batch taken, a fencing token drawn for each, each
+                   lease added to both zsets (``claim``: N = 1).
+- ``begin_org_round`` one pipeline: rotate the org's ring, read it, the
+                   org's slots in use and limit, and note the org in
+                   LEASE_ORGS (before any of its claims).
 - ``attach``       attach.lua: the granted attempt is written on the lease,
                    only while the lease is held (the dialer dials only then).
 - ``end_call``     end_call.lua: the call is over at the provider; the slots
@@ -26,17 +30,28 @@ CONNECTED with its attempt open in Postgres, out of the ready queue, until
 FinishAttempt; only the release after it re-queues it; so StartAttempt's
 conditional update refuses any other claim of it meanwhile (invariant 2).
 
+Round trips: ``attach``, ``end_call``, ``release`` and ``renew_many`` go
+through a ``ScriptBatcher``, a group commit: while one pipeline is in
+flight, new calls accumulate and leave together in the next one; each caller
+awaits its own reply. Under load one round trip serves many calls; idle, a
+call costs one round trip as before. Each script keeps its own guarantees
+(attach only while held, release semantics, re-queue modes): a pipeline is
+only a transport, every script still runs atomically on its own.
+
 The dialer reuses the Redis key layout and scripts of ``server.adapters.redis``
 (pure data + Lua, no database code).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from server.adapters.redis import keys
 from server.adapters.redis.scripts import Scripts
@@ -74,6 +89,114 @@ class ClaimMiss:
 
     reason: str
     next_due_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """What one claim.lua call gave: the claims (maybe none), why it stopped
+    (``"ok"``: all N asked for were claimed, else a MISS_REASONS word), the
+    due time of the next contact for ``"not_due"``, and the org's free slots
+    left after these claims."""
+
+    claims: list[Claim]
+    stop: str
+    next_due_ms: int | None
+    org_free: int
+
+
+@dataclass(frozen=True)
+class OrgRound:
+    """The start of one claim round over an organization: its ring of
+    running batches (rotated by one), and its free slots (None when the org
+    has no limit configured: state not built)."""
+
+    ring: list[str]
+    org_free: int | None
+
+
+class ScriptBatcher:
+    """Group commit of Lua script calls over one Redis client.
+
+    ``call(script, keys, args)`` queues an EVALSHA; if no pipeline is in
+    flight one leaves at the next turn of the event loop with everything
+    queued by then; while one is in flight, new calls wait and leave
+    together in the next. Every caller gets its own reply or exception.
+    Scripts go out as plain EVALSHA in a non-transactional pipeline (no
+    SCRIPT EXISTS round trip per pipeline as redis-py's registered scripts
+    do there); a NOSCRIPT reply (a restarted or flushed server) loads the
+    script and sends those calls again.
+    """
+
+    def __init__(self, redis: Any, *, max_items: int = 512) -> None:
+        self._redis = redis
+        self.max_items = max_items
+        #: (script, keys + args, caller's future, number of keys)
+        self._pending: list[tuple[Any, tuple[Any, ...], asyncio.Future, int]] = []
+        self._flushing = False
+        self._task: asyncio.Task | None = None  # a reference, so it is not collected
+        self.pipelines = 0  # pipelines sent (tests, diagnostics)
+
+    async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA ``script`` with ``keys_`` and ``args`` in the next
+        pipeline; its reply (or its error raised here)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((script, (*keys_, *args), future, len(keys_)))
+        if not self._flushing:
+            self._flushing = True
+            self._task = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                group = self._pending[: self.max_items]
+                del self._pending[: self.max_items]
+                group = [g for g in group if not g[2].done()]  # callers that gave up
+                if group:
+                    await self._send(group)
+        except BaseException as exc:  # pragma: no cover - cancelled at loop shutdown
+            for _, _, future, _ in self._pending:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batcher stopped"))
+            self._pending.clear()
+            raise
+        finally:
+            self._flushing = False
+
+    async def _send(self, group: list[Any], *, retried: bool = False) -> None:
+        self.pipelines += 1
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for script, argv, _, numkeys in group:
+                    pipe.evalsha(script.sha, numkeys, *argv)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: every call of the group fails
+            for _, _, future, _ in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        again = []
+        for item, reply in zip(group, replies):
+            future = item[2]
+            if isinstance(reply, NoScriptError) and not retried:
+                again.append(item)
+            elif future.done():
+                continue
+            elif isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        if again:
+            try:
+                for script in {id(item[0]): item[0] for item in again}.values():
+                    script.sha = await self._redis.script_load(script.script)
+            except Exception as exc:
+                for _, _, future, _ in again:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            await self._send(again, retried=True)
 
 
 @dataclass(frozen=True)
@@ -146,6 +269,7 @@ class LeaseClient:
     ) -> None:
         self.redis = redis
         self.scripts = Scripts(redis)
+        self.batcher = ScriptBatcher(redis)
         self.dialer_id = dialer_id
         self.lease_ttl_ms = int(lease_ttl_ms)
         self.info_ttl_ms = int(info_ttl_ms)
@@ -158,6 +282,15 @@ class LeaseClient:
 
     async def state_present(self) -> bool:
         return bool(await self.redis.exists(keys.STATE_MARKER))
+
+    async def claim_context(self) -> tuple[bool, set[str]]:
+        """(state marker present, ACTIVE_ORGS) in one round trip: what a
+        claim round needs first."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.STATE_MARKER)
+            pipe.smembers(keys.ACTIVE_ORGS)
+            present, orgs = await pipe.execute()
+        return bool(present), {_s(m) for m in orgs}
 
     async def active_orgs(self) -> set[str]:
         return {_s(m) for m in await self.redis.smembers(keys.ACTIVE_ORGS)}
@@ -210,6 +343,23 @@ class LeaseClient:
             _, members = await pipe.execute()
         return [_s(m) for m in members]
 
+    async def begin_org_round(self, org_id: str) -> OrgRound:
+        """One pipeline: rotate the org's ring by one (LMOVE on itself, so
+        each round of any dialer starts at another batch), read it, read the
+        org's slots in use and limit, and SADD the org to LEASE_ORGS, so a
+        reaper watches it before any lease of this round exists (also if
+        its batches stop running meanwhile)."""
+        ring = keys.org_running(org_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lmove(ring, ring, "LEFT", "RIGHT")
+            pipe.lrange(ring, 0, -1)
+            pipe.zcard(keys.org_leases(org_id))
+            pipe.hget(keys.org_config(org_id), "limit")
+            pipe.sadd(keys.LEASE_ORGS, org_id)
+            _, members, used, limit, _ = await pipe.execute()
+        free = int(_s(limit)) - int(used) if limit is not None else None
+        return OrgRound([_s(m) for m in members], free)
+
     # -- leases --------------------------------------------------------------------
 
     async def claim(
@@ -220,8 +370,32 @@ class LeaseClient:
         lease_id: str | None = None,
         provider_call_id: str | None = None,
     ) -> Claim | ClaimMiss:
-        lease_id = lease_id or uuid.uuid4().hex
-        provider_call_id = provider_call_id or uuid.uuid4().hex
+        """One contact under one new lease, or why not."""
+        got = await self.claim_many(
+            org_id, batch_id, 1,
+            lease_ids=[lease_id] if lease_id else None,
+            provider_call_ids=[provider_call_id] if provider_call_id else None,
+        )
+        if got.claims:
+            return got.claims[0]
+        return ClaimMiss(got.stop, got.next_due_ms)
+
+    async def claim_many(
+        self,
+        org_id: str,
+        batch_id: str,
+        n: int,
+        *,
+        lease_ids: Sequence[str] | None = None,
+        provider_call_ids: Sequence[str] | None = None,
+    ) -> ClaimBatch:
+        """Up to ``n`` due contacts of one batch, each under a new lease, in
+        one claim.lua call (both limits checked for the group)."""
+        n = max(1, int(n))
+        lease_ids = list(lease_ids or [uuid.uuid4().hex for _ in range(n)])
+        provider_call_ids = list(provider_call_ids or [uuid.uuid4().hex for _ in range(n)])
+        if len(lease_ids) != n or len(provider_call_ids) != n:
+            raise ValueError("one lease id and one provider call id per contact")
         now = self.now_ms()
         reply = await self.scripts.claim(
             keys=[
@@ -231,25 +405,27 @@ class LeaseClient:
                 keys.batch_leases(org_id, batch_id),
                 keys.batch_ready(org_id, batch_id),
                 keys.fence_counter(org_id),
-                keys.lease_info(org_id, lease_id),
+                *(keys.lease_info(org_id, lease_id) for lease_id in lease_ids),
             ],
-            args=[now, self.lease_ttl_ms, lease_id, batch_id, self.dialer_id, provider_call_id, self.info_ttl_ms],
+            args=[now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n,
+                  *lease_ids, *provider_call_ids],
         )
-        status = _s(reply[0])
-        if status == "ok":
-            return Claim(
+        stop = _s(reply[0])
+        next_due = int(float(_s(reply[1]))) if stop == "not_due" and reply[1] not in (b"", "") else None
+        claims = [
+            Claim(
                 org_id=org_id,
                 batch_id=batch_id,
-                contact_id=_s(reply[1]),
-                fencing_token=int(reply[2]),
-                lease_id=lease_id,
-                provider_call_id=provider_call_id,
-                due_ms=int(float(_s(reply[3]))),
+                contact_id=_s(reply[i]),
+                fencing_token=int(reply[i + 1]),
+                lease_id=lease_ids[j],
+                provider_call_id=provider_call_ids[j],
+                due_ms=int(float(_s(reply[i + 2]))),
                 claimed_ms=now,
             )
-        if status == "not_due":
-            return ClaimMiss(status, int(float(_s(reply[1]))))
-        return ClaimMiss(status)
+            for j, i in enumerate(range(3, len(reply), 3))
+        ]
+        return ClaimBatch(claims, stop, next_due, int(reply[2]))
 
     async def attach(
         self,
@@ -261,9 +437,10 @@ class LeaseClient:
         max_call_ms: int,
         trunk_json: str,
     ) -> bool:
-        reply = await self.scripts.attach(
-            keys=[keys.org_leases(org_id), keys.lease_info(org_id, lease_id)],
-            args=[lease_id, attempt_id, int(started_ms), int(max_call_ms), trunk_json, self.info_ttl_ms],
+        reply = await self.batcher.call(
+            self.scripts.attach,
+            [keys.org_leases(org_id), keys.lease_info(org_id, lease_id)],
+            [lease_id, attempt_id, int(started_ms), int(max_call_ms), trunk_json, self.info_ttl_ms],
         )
         return int(reply) == 1
 
@@ -273,9 +450,10 @@ class LeaseClient:
         True when ended (or already), False when the lease is not held (lost
         or released): then the slots are freed by the release, as before."""
         now = self.now_ms()
-        reply = await self.scripts.end_call(
-            keys=self._end_call_keys(org_id, batch_id, lease_id),
-            args=[lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms],
+        reply = await self.batcher.call(
+            self.scripts.end_call,
+            self._end_call_keys(org_id, batch_id, lease_id),
+            [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms],
         )
         return int(reply) == 1
 
@@ -295,19 +473,19 @@ class LeaseClient:
         if not leases:
             return {}
         expiry = self.now_ms() + self.lease_ttl_ms
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for org_id, batch_id, lease_id in leases:
-                await self.scripts.renew(
-                    keys=[
-                        keys.org_leases(org_id),
-                        keys.batch_leases(org_id, batch_id),
-                        keys.lease_info(org_id, lease_id),
-                        keys.org_ended(org_id),
-                    ],
-                    args=[lease_id, expiry, self.info_ttl_ms],
-                    client=pipe,
-                )
-            replies = await pipe.execute()
+        replies = await asyncio.gather(*(
+            self.batcher.call(
+                self.scripts.renew,
+                [
+                    keys.org_leases(org_id),
+                    keys.batch_leases(org_id, batch_id),
+                    keys.lease_info(org_id, lease_id),
+                    keys.org_ended(org_id),
+                ],
+                [lease_id, expiry, self.info_ttl_ms],
+            )
+            for org_id, batch_id, lease_id in leases
+        ))
         return {lease_id: int(r) == 1 for (_, _, lease_id), r in zip(leases, replies)}
 
     async def renew(self, org_id: str, batch_id: str, lease_id: str) -> bool:
@@ -326,8 +504,9 @@ class LeaseClient:
     ) -> int:
         """1 released (from the slot zsets or the ended zset), 0 already
         gone, -1 refused (only_unattached and an attempt is attached)."""
-        reply = await self.scripts.release(
-            keys=[
+        reply = await self.batcher.call(
+            self.scripts.release,
+            [
                 keys.org_leases(org_id),
                 keys.batch_leases(org_id, batch_id),
                 keys.lease_info(org_id, lease_id),
@@ -335,7 +514,7 @@ class LeaseClient:
                 keys.batch_ready(org_id, batch_id),
                 keys.org_ended(org_id),
             ],
-            args=[
+            [
                 lease_id,
                 "1" if only_unattached else "0",
                 requeue_contact,

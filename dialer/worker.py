@@ -8,11 +8,16 @@ at once when this dialer frees a slot: end_call, a release, a reaper's
 release, a claim handler ending, all set the ``_wake`` event) the dialer
 serves every organization in ACTIVE_ORGS, provided the state marker
 exists (else Redis lost its data: claim nothing until the reconciler has
-rebuilt it; heartbeats and live calls go on). Per organization the ring of
-running batches is rotated by one, then passes are made over it, claiming at
-most one contact per batch per pass with claim.lua, until every batch is
-full / empty / not due or the organization is full. Each claim is handled in
-a task of its own:
+rebuilt it; heartbeats and live calls go on); marker and orgs are read in
+one round trip. Per organization one pipeline rotates the ring of running
+batches by one, reads it with the org's free slots and notes the org in
+LEASE_ORGS (before any claim, for the reapers); then passes are made over
+the ring: in each pass every batch is asked, with one claim.lua call, for
+its share of the free slots (ceil(free / batches left in the pass), so the
+remainder goes to the batches first in the rotated ring, and a batch that
+had fewer contacts leaves its share to the next), until every batch is
+full / empty / not due or the organization is full. Each claim is handled
+in a task of its own:
 
 1. StartAttempt(org, batch, contact, token, lease id, dialer id, provider
    call id) with the service token; t0 = monotonic() before sending.
@@ -75,7 +80,7 @@ import grpc
 from redis.exceptions import RedisError
 
 from batchcalls.v1 import dialer_service_pb2, resources_pb2
-from dialer.leases import Claim, ClaimMiss, LeaseClient
+from dialer.leases import Claim, LeaseClient
 from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
 from dialer.providers.base import CallRequest, CallResult, CallState, Outcome
@@ -296,7 +301,8 @@ class Dialer:
             return False
         if self._busy_claims() >= self.settings.max_live_calls:
             return False
-        if not await self.leases.state_present():
+        present, active = await self.leases.claim_context()
+        if not present:
             if not self._marker_missing_logged:
                 log_event(log, "claim.state_marker_missing", logging.WARNING,
                           detail="Redis state missing; not claiming until the server rebuilds it")
@@ -305,7 +311,7 @@ class Dialer:
         if self._marker_missing_logged:
             log_event(log, "claim.state_marker_back")
             self._marker_missing_logged = False
-        orgs = list(await self.leases.active_orgs())
+        orgs = list(active)
         random.shuffle(orgs)
         claimed = 0
         for org_id in orgs:
@@ -315,28 +321,40 @@ class Dialer:
         return claimed > 0
 
     async def _serve_org(self, org_id: str) -> int:
-        ring = await self.leases.rotate_ring(org_id)
+        """Fill the org's free slots round-robin over its running batches.
+        Returns how many contacts were claimed."""
+        start = await self.leases.begin_org_round(org_id)
+        if start.org_free is None:
+            self.metrics.claims.labels("org_unconfigured").inc()
+            return 0
+        free = start.org_free
         claimed = 0
-        remaining = ring
-        while remaining:
+        remaining = start.ring
+        while remaining and free > 0:
             next_pass: list[str] = []
-            for batch_id in remaining:
-                if self._stopping.is_set() or self._busy_claims() >= self.settings.max_live_calls:
+            for i, batch_id in enumerate(remaining):
+                if self._stopping.is_set() or self.monotonic() < self._claim_pause_until:
                     return claimed
-                if self.monotonic() < self._claim_pause_until:
+                room = min(free, self.settings.max_live_calls - self._busy_claims())
+                if room <= 0:
                     return claimed
-                result = await self.leases.claim(org_id, batch_id)
-                if isinstance(result, Claim):
-                    self.metrics.claims.labels("ok").inc()
-                    self._spawn(result)
-                    claimed += 1
-                    next_pass.append(batch_id)
+                share = -(-room // (len(remaining) - i))  # ceil: the remainder goes first in the ring
+                got = await self.leases.claim_many(org_id, batch_id, share)
+                if got.claims:
+                    self.metrics.claims.labels("ok").inc(len(got.claims))
+                    for claim in got.claims:
+                        self._spawn(claim)
+                    claimed += len(got.claims)
+                free = got.org_free
+                if got.stop == "ok":
+                    next_pass.append(batch_id)  # it may have more
                     continue
-                assert isinstance(result, ClaimMiss)
-                self.metrics.claims.labels(result.reason).inc()
-                if result.reason in ("org_full", "org_unconfigured"):
+                self.metrics.claims.labels(got.stop).inc()
+                if got.stop in ("org_full", "org_unconfigured"):
                     return claimed
             remaining = next_pass
+        if free <= 0 and claimed == 0:
+            self.metrics.claims.labels("org_full").inc()
         return claimed
 
     def _spawn(self, claim: Claim) -> None:
@@ -348,7 +366,6 @@ class Dialer:
 
     async def _handle_claim(self, claim: Claim, claim_mono: float) -> None:
         try:
-            await self.leases.note_lease_orgs([claim.org_id])
             await self._run_claim(claim, claim_mono)
         except asyncio.CancelledError:
             raise

@@ -8,6 +8,7 @@ Redis 7.x) to run the same tests against another server instead.
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 
 import pytest
@@ -473,5 +474,141 @@ def test_rebuild_restores_open_attempts_as_slot_holding_leases_but_leaves_ended_
         assert await leases.release(org_id, "A", a.lease_id) == 1
         assert await state.slots_in_use(org_id) == 1  # L2 only
         await r.aclose()
+
+    run(main())
+
+
+def test_claim_many_takes_a_group_within_both_limits(redis_url):
+    """claim.lua with N: up to N due contacts of one batch in one call, never
+    past the org's nor the batch's free slots, in due order, one fencing
+    token and one lease (with its own provider call id) each; the reply says
+    why it stopped and how many org slots are left."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=5, batches={"A": 3, "B": 5}, clock=clock,
+                                               contacts=4)
+        got = await leases.claim_many(org_id, "A", 10)
+        assert (len(got.claims), got.stop, got.org_free) == (3, "batch_full", 2)
+        assert [c.contact_id for c in got.claims] == ["A-c000", "A-c001", "A-c002"]
+        tokens = [c.fencing_token for c in got.claims]
+        assert tokens == sorted(tokens) and len(set(tokens)) == 3
+        assert len({c.lease_id for c in got.claims}) == 3
+        for c in got.claims:
+            info = await r.hgetall(keys.lease_info(org_id, c.lease_id))
+            assert info[b"contact"] == c.contact_id.encode() and info[b"batch"] == b"A"
+            assert info[b"provider_call_id"] == c.provider_call_id.encode()
+            assert info[b"token"] == str(c.fencing_token).encode()
+            assert await r.zscore(keys.batch_leases(org_id, "A"), c.lease_id) is not None
+        # The org limit caps the group too (2 left of 5).
+        got = await leases.claim_many(org_id, "B", 4)
+        assert (len(got.claims), got.stop, got.org_free) == (2, "org_full", 0)
+        assert (await leases.claim_many(org_id, "B", 4)).stop == "org_full"
+        assert await r.zcard(keys.org_leases(org_id)) == 5
+        for c in got.claims:
+            await leases.release(org_id, "B", c.lease_id)
+        # Exactly N: "ok" (the batch may have more).
+        got = await leases.claim_many(org_id, "B", 1)
+        assert (len(got.claims), got.stop, got.org_free) == (1, "ok", 1)
+        await leases.release(org_id, "B", got.claims[0].lease_id)
+        # Fewer contacts than asked: the queue is empty now.
+        await state.set_org_limit(org_id, 20)
+        got = await leases.claim_many(org_id, "B", 5)
+        assert (len(got.claims), got.stop) == (1, "empty")  # B-c003 (B-c000..2 were released, not re-queued)
+        # Not-due contacts stop the group at the first one not due.
+        await state.enqueue_many(org_id, "B", [("due1", clock() - 5), ("due2", clock()), ("later", clock() + 60)])
+        got = await leases.claim_many(org_id, "B", 3)
+        assert [c.contact_id for c in got.claims] == ["due1", "due2"]
+        assert (got.stop, got.next_due_ms) == ("not_due", int((clock() + 60) * 1000))
+        assert await r.zscore(keys.batch_ready(org_id, "B"), "later") is not None
+        got = await leases.claim_many(org_id, "B", 3)
+        assert (got.claims, got.stop) == ([], "not_due")
+        # Refusals are the single claim's.
+        assert (await leases.claim_many(org_id, "nope", 3)).stop == "inactive"
+        assert (await leases.claim_many(org(), "A", 3)).stop == "org_unconfigured"
+        await r.aclose()
+
+    run(main())
+
+
+def test_round_robin_shares_free_slots_across_three_batches(redis_url):
+    """Per pass each batch of the rotated ring is asked for its share of the
+    free slots: 7 slots over three batches -> 3/2/2, the extra slot going to
+    the first batch of the ring, which changes every round; the org is noted
+    in LEASE_ORGS before its claims."""
+
+    async def main():
+        from dialer.settings import DialerSettings
+        from dialer.worker import Dialer
+
+        clock = Clock()
+        r = aioredis.from_url(redis_url)
+        org_id = org()
+        state = RedisState(r, clock)
+        await state.set_org_limit(org_id, 7)
+        for b in ("A", "B", "C"):
+            await state.activate_batch(org_id, b, concurrency_limit=7, max_call_seconds=60,
+                                       ready=[(f"{b}{i}", clock()) for i in range(100)])
+        await state.mark_present()
+        dialer = Dialer(DialerSettings(dialer_id="rr3"), r, None, providers=None, clock=clock, server=object())
+        dialer._spawn = lambda claim: dialer._held.__setitem__(claim.lease_id, claim)
+        rounds = []
+        for _ in range(3):
+            dialer._held.clear()
+            first = (await r.lrange(keys.org_running(org_id), 1, 1))[0].decode()  # head after the next rotation
+            assert await dialer._serve_org(org_id) == 7
+            assert await r.sismember(keys.LEASE_ORGS, org_id)
+            counts = collections.Counter(c.batch_id for c in dialer._held.values())
+            rounds.append((first, counts[first], sorted(counts.values())))
+            for c in list(dialer._held.values()):
+                await dialer.leases.release(org_id, c.batch_id, c.lease_id)
+        assert [x[1:] for x in rounds] == [(3, [2, 2, 3])] * 3
+        assert len({x[0] for x in rounds}) == 3  # a different batch got the extra slot each round
+        await r.aclose()
+
+    run(main())
+
+
+def test_script_batcher_coalesces_and_keeps_each_scripts_guarantees(redis_url):
+    """attach/end_call/release/renew go through a group commit: concurrent
+    calls share pipelines, each caller gets its own answer, a released
+    lease still refuses attach, NOSCRIPT is recovered, and a connection
+    error reaches every caller of the pipeline."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=50, batches={"A": 50}, clock=clock, contacts=40)
+        got = await leases.claim_many(org_id, "A", 40)
+        claims = got.claims
+        assert len(claims) == 40
+        # Release the first ten while attaching all 40 at once.
+        before = leases.batcher.pipelines
+        released = await asyncio.gather(*(leases.release(org_id, "A", c.lease_id) for c in claims[:10]))
+        attached = await asyncio.gather(*(
+            leases.attach(org_id, c.lease_id, attempt_id=f"at-{i}", started_ms=1, max_call_ms=1000, trunk_json="{}")
+            for i, c in enumerate(claims)))
+        assert released == [1] * 10
+        assert attached == [False] * 10 + [True] * 30  # never attached to a released lease
+        assert leases.batcher.pipelines - before <= 4  # 50 calls, a handful of round trips
+        # End and renew and release in one go after a SCRIPT FLUSH.
+        await r.script_flush()
+        ended = await asyncio.gather(*(leases.end_call(org_id, "A", c.lease_id) for c in claims))
+        assert ended == [False] * 10 + [True] * 30
+        assert await r.zcard(keys.org_leases(org_id)) == 0 and await r.zcard(keys.org_ended(org_id)) == 30
+        await r.script_flush()
+        renewed = await leases.renew_many([(org_id, "A", c.lease_id) for c in claims])
+        assert [renewed[c.lease_id] for c in claims] == [False] * 10 + [True] * 30
+        assert await asyncio.gather(*(
+            leases.release(org_id, "A", c.lease_id, requeue_contact=c.contact_id, requeue_due_ms=c.due_ms,
+                           requeue_mode="set") for c in claims[10:])) == [1] * 30
+        assert await r.zcard(keys.org_ended(org_id)) == 0
+        assert await r.zcard(keys.batch_ready(org_id, "A")) == 30
+        await r.aclose()
+        # A connection that cannot be made fails each waiting caller.
+        dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        lc = LeaseClient(dead, dialer_id="x", lease_ttl_ms=1000, clock=clock)
+        results = await asyncio.gather(*(lc.release(org_id, "A", f"l{i}") for i in range(3)), return_exceptions=True)
+        assert all(isinstance(x, Exception) for x in results), results
+        await dead.aclose()
 
     run(main())

@@ -1,74 +1,118 @@
--- claim.lua: take one concurrency slot (a lease) and one due contact of a
--- batch, atomically. Runs on Redis 6.2 and 7.x; every key is of ONE
--- organization (hash tag {org_id}).
+-- claim.lua: take up to N concurrency slots (leases) and as many due
+-- contacts of ONE batch, atomically: both limits are checked for the whole
+-- group, so a claim never goes past either. Runs on Redis 6.2 and 7.x;
+-- every key is of ONE organization (hash tag {org_id}).
+--
+-- One call claims several contacts so that a dialer refilling many free
+-- slots makes one round trip per batch, not one per contact. Fairness
+-- across an organization's batches stays with the caller: it asks each
+-- batch of the round-robin ring for a share of the free slots per pass.
 --
 -- Expired leases are NOT dropped here: a lease whose holder stopped
 -- heartbeating still guards a call that may be live at the carrier, so it
 -- keeps counting against both limits until a reaper has learned that the
 -- call is over and released it (DESIGN.md §5).
 --
--- KEYS[1] org config hash       bc:{org}:config            (field "limit")
--- KEYS[2] org leases zset       bc:{org}:leases            (lease id -> expiry ms)
--- KEYS[3] batch meta hash       bc:{org}:batch:{b}:meta    (field "limit")
--- KEYS[4] batch leases zset     bc:{org}:batch:{b}:leases  (lease id -> expiry ms)
--- KEYS[5] batch ready zset      bc:{org}:batch:{b}:ready   (contact id -> due ms)
--- KEYS[6] org fence counter     bc:{org}:fence
--- KEYS[7] lease info hash       bc:{org}:lease:{lease id}
--- ARGV[1] now (epoch ms)
--- ARGV[2] lease ttl (ms)
--- ARGV[3] lease id (new, unique)
--- ARGV[4] batch id
--- ARGV[5] dialer id
--- ARGV[6] provider call id (chosen by the dialer before the call)
--- ARGV[7] lease info hash ttl (ms; a safety net, far above any call length)
+-- KEYS[1]     org config hash       bc:{org}:config            (field "limit")
+-- KEYS[2]     org leases zset       bc:{org}:leases            (lease id -> expiry ms)
+-- KEYS[3]     batch meta hash       bc:{org}:batch:{b}:meta    (field "limit")
+-- KEYS[4]     batch leases zset     bc:{org}:batch:{b}:leases  (lease id -> expiry ms)
+-- KEYS[5]     batch ready zset      bc:{org}:batch:{b}:ready   (contact id -> due ms)
+-- KEYS[6]     org fence counter     bc:{org}:fence
+-- KEYS[6+i]   lease info hash of the i-th lease id, i = 1..N
+--                                   bc:{org}:lease:{lease id}
+-- ARGV[1]     now (epoch ms)
+-- ARGV[2]     lease ttl (ms)
+-- ARGV[3]     batch id
+-- ARGV[4]     dialer id
+-- ARGV[5]     lease info hash ttl (ms; a safety net, far above any call length)
+-- ARGV[6]     N, the most contacts to claim (>= 1)
+-- ARGV[6+i]   i-th lease id (new, unique), i = 1..N, used in order
+-- ARGV[6+N+i] i-th provider call id (chosen by the dialer before the call)
 --
--- Returns one of:
---   {"ok", contact_id, fencing_token (integer), due_ms (string)}
---   {"org_unconfigured"}   no org limit (state not built / being rebuilt)
---   {"inactive"}           no batch meta (batch not active)
---   {"org_full"}           org leases >= org limit
---   {"batch_full"}         batch leases >= batch limit
---   {"empty"}              ready queue empty
---   {"not_due", next_due_ms (string)}
+-- Returns {status, next_due_ms, org_free, contact_1, token_1, due_1, ...}:
+-- the claimed contacts in due order with their fencing token (integer) and
+-- the ready score they were claimed with (string); org_free = free org
+-- slots left after these claims; status says why the claiming stopped:
+--   "ok"                N contacts claimed (the batch may have more)
+--   "org_unconfigured"  no org limit (state not built / being rebuilt)
+--   "inactive"          no batch meta (batch not active)
+--   "org_full"          org leases reached the org limit
+--   "batch_full"        batch leases reached the batch limit
+--   "empty"             ready queue empty
+--   "not_due"           the next contact is not due; next_due_ms = its due
+-- next_due_ms is "" unless status is "not_due".
 
 local org_limit = tonumber(redis.call('HGET', KEYS[1], 'limit'))
 if not org_limit then
-  return {'org_unconfigured'}
+  return {'org_unconfigured', '', 0}
 end
 local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
 if not batch_limit then
-  return {'inactive'}
+  return {'inactive', '', 0}
 end
-if redis.call('ZCARD', KEYS[2]) >= org_limit then
-  return {'org_full'}
+local org_free = org_limit - redis.call('ZCARD', KEYS[2])
+if org_free <= 0 then
+  return {'org_full', '', 0}
 end
-if redis.call('ZCARD', KEYS[4]) >= batch_limit then
-  return {'batch_full'}
+local batch_free = batch_limit - redis.call('ZCARD', KEYS[4])
+if batch_free <= 0 then
+  return {'batch_full', '', org_free}
 end
 
 local now = tonumber(ARGV[1])
-local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+local n = tonumber(ARGV[6])
+local k = math.min(n, org_free, batch_free)
+local head = redis.call('ZRANGE', KEYS[5], 0, k - 1, 'WITHSCORES')
 if #head == 0 then
-  return {'empty'}
-end
-if tonumber(head[2]) > now then
-  return {'not_due', head[2]}
+  return {'empty', '', org_free}
 end
 
-local contact = head[1]
-redis.call('ZREM', KEYS[5], contact)
-local token = redis.call('INCR', KEYS[6])
 local expiry = now + tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], expiry, ARGV[3])
-redis.call('ZADD', KEYS[4], expiry, ARGV[3])
-redis.call('HSET', KEYS[7],
-  'batch', ARGV[4],
-  'contact', contact,
-  'token', token,
-  'dialer', ARGV[5],
-  'provider_call_id', ARGV[6],
-  'claimed_ms', ARGV[1],
-  'started_ms', ARGV[1],
-  'due_ms', head[2])
-redis.call('PEXPIRE', KEYS[7], ARGV[7])
-return {'ok', contact, token, head[2]}
+local out = {'', '', 0}
+local got = 0
+local status = nil
+local next_due = ''
+for i = 1, #head, 2 do
+  local contact, due = head[i], head[i + 1]
+  if tonumber(due) > now then
+    status = 'not_due'
+    next_due = due
+    break
+  end
+  got = got + 1
+  local lease_id = ARGV[6 + got]
+  redis.call('ZREM', KEYS[5], contact)
+  local token = redis.call('INCR', KEYS[6])
+  redis.call('ZADD', KEYS[2], expiry, lease_id)
+  redis.call('ZADD', KEYS[4], expiry, lease_id)
+  redis.call('HSET', KEYS[6 + got],
+    'batch', ARGV[3],
+    'contact', contact,
+    'token', token,
+    'dialer', ARGV[4],
+    'provider_call_id', ARGV[6 + n + got],
+    'claimed_ms', ARGV[1],
+    'started_ms', ARGV[1],
+    'due_ms', due)
+  redis.call('PEXPIRE', KEYS[6 + got], ARGV[5])
+  out[#out + 1] = contact
+  out[#out + 1] = token
+  out[#out + 1] = due
+end
+
+if not status then
+  if got == n then
+    status = 'ok'
+  elseif got < k then
+    status = 'empty'
+  elseif got == org_free then
+    status = 'org_full'
+  else
+    status = 'batch_full'
+  end
+end
+out[1] = status
+out[2] = next_due
+out[3] = org_free - got
+return out
