@@ -277,8 +277,12 @@ class ServerClient:
         self._timeout = rpc_timeout
         self._monotonic = monotonic
         self._starts = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=max_in_flight)
-        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=max_in_flight)
-        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=max_in_flight)
+        # Answers and outcomes are off the critical path (the call's slots
+        # are freed when it ends, not when its outcome is recorded): one call
+        # in flight at a time, so that under load they travel in large groups
+        # and cost the server as few transactions as possible.
+        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1)
+        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1)
 
     async def _one_by_one(self, call: Callable[[Any], Awaitable[Any]], requests: list[Any]) -> list[Any]:
         return list(await asyncio.gather(*(call(r) for r in requests), return_exceptions=True))

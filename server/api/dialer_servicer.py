@@ -47,7 +47,8 @@ def start_input(request: Any) -> dialing.StartInput | None:
     )
 
 
-def start_response(r: dialing.StartResult) -> pb.StartAttemptResponse:
+def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] | None = None) -> pb.StartAttemptResponse:
+    """``trunks`` caches the trunk message per caller number over one batch call."""
     resp = pb.StartAttemptResponse(decision=DECISIONS[r.decision], reason=r.reason,
                                    next_attempt_time=convert.ts(r.next_attempt_at))
     if r.decision is dialing.Decision.GRANTED:
@@ -56,7 +57,12 @@ def start_response(r: dialing.StartResult) -> pb.StartAttemptResponse:
         resp.attempt_number = r.attempt_number
         resp.phone_number = c.phone
         resp.from_phone_number = r.number.e164
-        resp.outbound_trunk.CopyFrom(_trunk(r.number))
+        trunk = trunks.get(r.number.id) if trunks is not None else None
+        if trunk is None:
+            trunk = _trunk(r.number)
+            if trunks is not None:
+                trunks[r.number.id] = trunk
+        resp.outbound_trunk.CopyFrom(trunk)
         resp.agent_id = r.agent.id
         resp.contact_name = c.name
         resp.variables.update({str(k): str(v) for k, v in (c.variables or {}).items()})
@@ -134,8 +140,9 @@ class DialerServicer(pb_grpc.DialerServiceServicer):
         _check_size(request.requests)
         items = [start_input(r) for r in request.requests]
         results = iter(await dialing.start_attempts(self.ctx, [i for i in items if i is not None]))
+        trunks: dict[str, res.OutboundTrunk] = {}
         return pb.BatchStartAttemptsResponse(
-            responses=[STALE_CONTACT if i is None else start_response(next(results)) for i in items]
+            responses=[STALE_CONTACT if i is None else start_response(next(results), trunks) for i in items]
         )
 
     @handles_errors

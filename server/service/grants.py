@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from server.adapters.db import counters
 from server.adapters.db.schema import agents, attempts, batches, contacts, do_not_call, organizations, phone_numbers
@@ -80,23 +81,62 @@ class _Refs:
         return {}
 
 
+class _Row:
+    """Attribute view of one table's labelled columns in a joined row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+_REF_TABLES = {"a": agents, "n": phone_numbers, "o": organizations}
+_LOCK_BATCHES = (
+    select(
+        batches,
+        *[c.label(f"{prefix}__{c.name}") for prefix, table in _REF_TABLES.items() for c in table.c],
+    )
+    .join(agents, agents.c.id == batches.c.agent_id)
+    .join(phone_numbers, phone_numbers.c.id == batches.c.from_number_id)
+    .join(organizations, organizations.c.id == batches.c.org_id)
+    .where(batches.c.id == any_(bindparam("p_ids", type_=ARRAY(String))))
+    .order_by(batches.c.id)
+    # Agent, caller number and organization are read, not locked: a change
+    # to them fails or pauses the batch in a transaction of its own.
+    .with_for_update(read=True, of=batches)
+)
+
+
 async def _lock_batches(conn: Any, batch_ids: Sequence[str]) -> dict[str, _Refs]:
-    rows = (
-        await conn.execute(
-            select(batches).where(batches.c.id.in_(sorted(batch_ids))).order_by(batches.c.id).with_for_update(read=True)
-        )
-    ).all()
-    if not rows:
-        return {}
-    # Agent, caller number and organization are read unlocked: a change to
-    # them fails or pauses the batch in a transaction of its own.
-    agent_rows = await conn.execute(select(agents).where(agents.c.id.in_({r.agent_id for r in rows})))
-    by_agent = {a.id: a for a in agent_rows}
-    number_rows = await conn.execute(select(phone_numbers).where(phone_numbers.c.id.in_({r.from_number_id for r in rows})))
-    by_number = {n.id: n for n in number_rows}
-    org_rows = await conn.execute(select(organizations).where(organizations.c.id.in_({r.org_id for r in rows})))
-    by_org = {o.id: o for o in org_rows}
-    return {r.id: _Refs(r, by_agent[r.agent_id], by_number[r.from_number_id], by_org[r.org_id]) for r in rows}
+    """The batch rows share-locked with their references: one statement."""
+    refs: dict[str, _Refs] = {}
+    for row in await conn.execute(_LOCK_BATCHES, {"p_ids": sorted(batch_ids)}):
+        m = row._mapping
+        parts: dict[str, dict[str, Any]] = {p: {} for p in _REF_TABLES}
+        own: dict[str, Any] = {}
+        for key, value in m.items():
+            prefix, sep, name = key.partition("__")
+            if sep and prefix in parts:
+                parts[prefix][name] = value
+            else:
+                own[key] = value
+        refs[own["id"]] = _Refs(_Row(own), _Row(parts["a"]), _Row(parts["n"]), _Row(parts["o"]))
+    return refs
+
+
+#: The columns a grant reads of a contact (not the transcript or recording),
+#: and whether its number is on its organization's do-not-call list.
+_LOCK_CONTACTS = (
+    select(
+        contacts.c.id, contacts.c.batch_id, contacts.c.org_id, contacts.c.phone, contacts.c.name,
+        contacts.c.variables, contacts.c.status, contacts.c.attempts, contacts.c.max_attempts,
+        contacts.c.next_attempt_at, contacts.c.timezones, contacts.c.tz_fallback,
+        do_not_call.c.phone.is_not(None).label("on_dnc"),
+    )
+    .select_from(contacts)
+    .outerjoin(do_not_call, and_(do_not_call.c.org_id == contacts.c.org_id, do_not_call.c.phone == contacts.c.phone))
+    .where(contacts.c.id == any_(bindparam("p_ids", type_=ARRAY(BigInteger))))
+    .order_by(contacts.c.id)
+    .with_for_update(of=contacts)
+)
 
 
 def _claimable(contact: dict[str, Any] | None, batch_id: str, now: datetime) -> bool:
@@ -107,17 +147,6 @@ def _claimable(contact: dict[str, Any] | None, batch_id: str, now: datetime) -> 
         or contact["attempts"] >= contact["max_attempts"]
         or (contact["next_attempt_at"] is not None and contact["next_attempt_at"] > now)
     )
-
-
-async def _dnc_pairs(conn: Any, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    if not pairs:
-        return set()
-    rows = await conn.execute(
-        select(do_not_call.c.org_id, do_not_call.c.phone).where(
-            do_not_call.c.org_id.in_({o for o, _ in pairs}), do_not_call.c.phone.in_({p for _, p in pairs})
-        )
-    )
-    return {(r.org_id, r.phone) for r in rows} & pairs
 
 
 async def _recent_starts(conn: Any, pairs: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], list[datetime]]:
@@ -167,12 +196,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
             else:
                 pending.append(k)
         rows = (
-            await conn.execute(
-                select(contacts)
-                .where(contacts.c.id.in_(sorted({items[k].contact_id for k in pending})))
-                .order_by(contacts.c.id)
-                .with_for_update()
-            )
+            await conn.execute(_LOCK_CONTACTS, {"p_ids": sorted({items[k].contact_id for k in pending})})
         ).all() if pending else []
         state = {row.id: row._asdict() for row in rows}
 
@@ -189,9 +213,11 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 continue
             checking.append(k)
 
-        pairs = {(items[k].org_id, state[items[k].contact_id]["phone"]) for k in checking}
-        on_dnc = await _dnc_pairs(conn, pairs)
-        capped = {(o, p) for o, p in pairs if refs_org(refs, o).frequency_cap_per_24h > 0}
+        capped = {
+            (items[k].org_id, state[items[k].contact_id]["phone"])
+            for k in checking
+            if refs[items[k].batch_id].org.frequency_cap_per_24h > 0
+        }
         recent = await _recent_starts(conn, capped, now)
 
         grants: list[dict[str, Any]] = []
@@ -210,7 +236,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 at=now,
                 window=window,
                 zones=zones.zones if zones else (),
-                on_dnc=(org.id, phone) in on_dnc,
+                on_dnc=contact["on_dnc"] and contact["org_id"] == org.id,
                 recent_call_starts=recent.get((org.id, phone), ()),
                 cap_per_24h=org.frequency_cap_per_24h,
             )
@@ -298,10 +324,6 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
     for org_id, batch_id in sorted(finalized):
         await lifecycle.complete_if_done(ctx, org_id, batch_id)
     return [r for r in results if r is not None]
-
-
-def refs_org(refs: dict[str, _Refs], org_id: str) -> Any:
-    return next(r.org for r in refs.values() if r.org.id == org_id)
 
 
 class _ContactView:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Boolean, String, any_, bindparam, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from server.adapters.db import counters
 from server.adapters.db.schema import attempts, batches, contacts, organizations
@@ -51,22 +52,29 @@ _CLOSE_ATTEMPT = (
     )
 )
 
+def _if_connected(column: str, param: str) -> Any:
+    col = contacts.c[column]
+    return case((bindparam("p_connected", type_=Boolean), bindparam(param, type_=col.type)), else_=col)
+
+
 _CLOSE_CONTACT = (
     update(contacts)
     .where(contacts.c.id == bindparam("p_id"))
     .values(
-        status=bindparam("p_status"),
-        current_attempt_id=bindparam("p_current_attempt_id"),
+        # Status and current attempt move only when this attempt is the
+        # contact's call; the call's data only when it was answered.
+        status=case((bindparam("p_in_call", type_=Boolean), bindparam("p_status")), else_=contacts.c.status),
+        current_attempt_id=case((bindparam("p_in_call", type_=Boolean), None), else_=contacts.c.current_attempt_id),
         last_outcome=bindparam("p_outcome"),
         failure_reason=bindparam("p_reason"),
         next_attempt_at=bindparam("p_next_at"),
         cost_micros=contacts.c.cost_micros + bindparam("p_cost"),
         updated_at=bindparam("p_now"),
-        duration_seconds=bindparam("p_duration"),
-        call_started_at=bindparam("p_call_started_at"),
-        call_ended_at=bindparam("p_call_ended_at"),
-        recording_uri=bindparam("p_recording_uri"),
-        transcript=bindparam("p_transcript"),
+        duration_seconds=_if_connected("duration_seconds", "p_duration"),
+        call_started_at=_if_connected("call_started_at", "p_call_started_at"),
+        call_ended_at=_if_connected("call_ended_at", "p_call_ended_at"),
+        recording_uri=_if_connected("recording_uri", "p_recording_uri"),
+        transcript=_if_connected("transcript", "p_transcript"),
     )
 )
 
@@ -90,45 +98,71 @@ _CONNECT_CONTACT = (
 )
 
 
+def _ids(name: str, type_: Any = String) -> Any:
+    return any_(bindparam(name, type_=ARRAY(type_)))
+
+
+_OF_ATTEMPTS = select(attempts.c.batch_id).where(attempts.c.id == _ids("p_ids"))
+_LOCK_BATCHES = (
+    select(batches.c.id, batches.c.org_id, batches.c.status, batches.c.breaker_reset_at)
+    .where(batches.c.id.in_(_OF_ATTEMPTS.scalar_subquery()))
+    .order_by(batches.c.id)
+    .with_for_update(read=True)
+)
+#: What closing reads of a contact (not its transcript or recording).
+_LOCK_CONTACTS = (
+    select(
+        contacts.c.id, contacts.c.status, contacts.c.attempts, contacts.c.max_attempts, contacts.c.phone,
+        contacts.c.current_attempt_id, contacts.c.failure_reason, contacts.c.next_attempt_at,
+    )
+    .where(contacts.c.id.in_(select(attempts.c.contact_id).where(attempts.c.id == _ids("p_ids")).scalar_subquery()))
+    .order_by(contacts.c.id)
+    .with_for_update()
+)
+_LOCK_ATTEMPTS = (
+    select(
+        attempts.c.id, attempts.c.batch_id, attempts.c.contact_id, attempts.c.org_id, attempts.c.fence_token,
+        attempts.c.attempt_number, attempts.c.answered_at, attempts.c.ended_at,
+    )
+    .where(attempts.c.id == _ids("p_ids"))
+    .order_by(attempts.c.id)
+    .with_for_update()
+)
+_ORGS = select(
+    organizations.c.id, organizations.c.credits_enforced, organizations.c.credit_balance_micros,
+    organizations.c.circuit_breaker_window, organizations.c.circuit_breaker_threshold,
+).where(organizations.c.id == _ids("p_ids"))
+
+
 class _Locked:
     """The rows one flush works on, locked, held as mutable dicts so that two
     items of one flush that touch the same contact see each other."""
 
-    def __init__(self) -> None:
+    def __init__(self, with_batches: bool) -> None:
+        self.with_batches = with_batches
         self.batches: dict[str, Any] = {}
         self.contacts: dict[int, dict[str, Any]] = {}
         self.attempts: dict[str, dict[str, Any]] = {}
 
     def check(self, attempt_id: str, token: int) -> DomainError | None:
         att = self.attempts.get(attempt_id)
-        if att is None or att["batch_id"] not in self.batches:
+        if att is None or (self.with_batches and att["batch_id"] not in self.batches):
             return NotFound(f"attempt {attempt_id} not found")
         if att["fence_token"] != token:
             return FailedPrecondition("STALE_FENCING_TOKEN", "fencing token does not own this attempt")
         return None
 
 
-async def _lock(conn: Any, attempt_ids: Sequence[str]) -> _Locked:
-    locked = _Locked()
-    ids = sorted(set(attempt_ids))
-    pre = (
-        await conn.execute(select(attempts.c.id, attempts.c.batch_id, attempts.c.contact_id).where(attempts.c.id.in_(ids)))
-    ).all()
-    if not pre:
-        return locked
-    rows = await conn.execute(
-        select(batches)
-        .where(batches.c.id.in_(sorted({r.batch_id for r in pre})))
-        .order_by(batches.c.id)
-        .with_for_update(read=True)
-    )
-    locked.batches = {r.id: r for r in rows}
-    rows = await conn.execute(
-        select(contacts).where(contacts.c.id.in_(sorted({r.contact_id for r in pre}))).order_by(contacts.c.id).with_for_update()
-    )
-    locked.contacts = {r.id: r._asdict() for r in rows}
-    rows = await conn.execute(select(attempts).where(attempts.c.id.in_(ids)).order_by(attempts.c.id).with_for_update())
-    locked.attempts = {r.id: r._asdict() for r in rows}
+async def _lock(conn: Any, attempt_ids: Sequence[str], *, with_batches: bool = True) -> _Locked:
+    """Locks in StartAttempt's order: batches (shared), contacts, attempts.
+    MarkAnswered skips the batch rows: it only moves a contact from DIALING
+    to CONNECTED, which no batch status change touches."""
+    locked = _Locked(with_batches)
+    params = {"p_ids": sorted(set(attempt_ids))}
+    if with_batches:
+        locked.batches = {r.id: r for r in await conn.execute(_LOCK_BATCHES, params)}
+    locked.contacts = {r.id: r._asdict() for r in await conn.execute(_LOCK_CONTACTS, params)}
+    locked.attempts = {r.id: r._asdict() for r in await conn.execute(_LOCK_ATTEMPTS, params)}
     return locked
 
 
@@ -141,7 +175,7 @@ async def mark_answered_many(ctx: ServiceContext, items: Sequence[AnswerInput]) 
     out: list[DomainError | None] = []
     published: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     async with ctx.engine.begin() as conn:
-        locked = await _lock(conn, [i.attempt_id for i in items])
+        locked = await _lock(conn, [i.attempt_id for i in items], with_batches=False)
         answers: list[dict[str, Any]] = []
         connects: list[dict[str, Any]] = []
         deltas = counters.Deltas()
@@ -237,14 +271,10 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
     ))
     shown_status = new_status if in_call else contact["status"]
     f.contact_rows.append(dict(
-        p_id=contact["id"], p_status=shown_status,
-        p_current_attempt_id=None if in_call else contact["current_attempt_id"],
+        p_id=contact["id"], p_in_call=in_call, p_status=new_status, p_connected=connected,
         p_outcome=inp.outcome, p_reason=reason, p_next_at=next_at, p_cost=cost, p_now=now,
-        p_duration=duration if connected else contact["duration_seconds"],
-        p_call_started_at=answered_at if connected else contact["call_started_at"],
-        p_call_ended_at=end_time if connected else contact["call_ended_at"],
-        p_recording_uri=recording if connected else contact["recording_uri"],
-        p_transcript=transcript if connected else contact["transcript"],
+        p_duration=duration, p_call_started_at=answered_at, p_call_ended_at=end_time,
+        p_recording_uri=recording, p_transcript=transcript,
     ))
     d, b, c = f.deltas, batch.id, contact["id"]
     f.closed_in.add(b)
@@ -315,15 +345,14 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
                 out.append(_close(ctx, f, now, inp, batch, att, contact))
 
         if f.undo_ids:
-            await conn.execute(delete(attempts).where(attempts.c.id.in_(f.undo_ids)))
+            await conn.execute(delete(attempts).where(attempts.c.id == _ids("p_ids")), {"p_ids": f.undo_ids})
             await conn.execute(_UNDO_GRANT, f.undo_rows)
         if f.closes:
             await conn.execute(_CLOSE_ATTEMPT, f.closes)
             await conn.execute(_CLOSE_CONTACT, f.contact_rows)
         await counters.apply(conn, f.deltas)
         org_ids = {b.org_id for b in locked.batches.values()}
-        orgs = {o.id: o for o in await conn.execute(select(organizations).where(organizations.c.id.in_(org_ids)))} \
-            if org_ids else {}
+        orgs = {o.id: o for o in await conn.execute(_ORGS, {"p_ids": sorted(org_ids)})} if org_ids else {}
         balance = {o.id: o.credit_balance_micros for o in orgs.values()}
         for org_id in sorted(f.cost_by_org):
             # An atomic decrement, no lock held on the organization row
