@@ -10,7 +10,9 @@ the lease guards (see ``server.adapters.redis.keys.lease_info``).
                    lease added to both zsets (``claim``: N = 1).
 - ``begin_org_round`` one pipeline: rotate the org's ring, read it, the
                    org's slots in use and limit, and note the org in
-                   LEASE_ORGS (before any of its claims).
+                   LEASE_ORGS (before any of its claims); ``claim_context``
+                   does the same for the orgs of the previous round in the
+                   round trip that reads the marker and ACTIVE_ORGS.
 - ``attach``       attach.lua: the granted attempt is written on the lease,
                    only while the lease is held (the dialer dials only then).
 - ``end_call``     end_call.lua: the call is over at the provider; the slots
@@ -124,57 +126,91 @@ class ScriptBatcher:
     Scripts go out as plain EVALSHA in a non-transactional pipeline (no
     SCRIPT EXISTS round trip per pipeline as redis-py's registered scripts
     do there); a NOSCRIPT reply (a restarted or flushed server) loads the
-    script and sends those calls again.
+    script and sends those calls again. Each script still runs atomically
+    on its own: the pipeline is only a transport.
+
+    ``lazy=True`` is for calls nobody waits on to free a slot (a release
+    whose slots end_call already gave back, heartbeats): they start no
+    pipeline of their own but ride along with the next one, or leave after
+    ``linger_seconds`` at most, so under load they cost no round trip.
     """
 
-    def __init__(self, redis: Any, *, max_items: int = 512) -> None:
+    def __init__(self, redis: Any, *, max_items: int = 512, linger_seconds: float = 0.02) -> None:
         self._redis = redis
         self.max_items = max_items
-        #: (script, keys + args, caller's future, number of keys)
-        self._pending: list[tuple[Any, tuple[Any, ...], asyncio.Future, int]] = []
+        self.linger_seconds = linger_seconds
+        #: (script, keys + args, caller's future, number of keys, lazy)
+        self._pending: list[tuple[Any, tuple[Any, ...], asyncio.Future, int, bool]] = []
+        self._urgent = 0  # pending calls that are not lazy
+        self._forced = False  # the linger expired: send the lazy calls too
         self._flushing = False
         self._task: asyncio.Task | None = None  # a reference, so it is not collected
+        self._linger: asyncio.TimerHandle | None = None
         self.pipelines = 0  # pipelines sent (tests, diagnostics)
 
-    async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any], *, lazy: bool = False) -> Any:
         """EVALSHA ``script`` with ``keys_`` and ``args`` in the next
         pipeline; its reply (or its error raised here)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((script, (*keys_, *args), future, len(keys_)))
-        if not self._flushing:
-            self._flushing = True
-            self._task = loop.create_task(self._flush())
+        self._pending.append((script, (*keys_, *args), future, len(keys_), lazy))
+        if lazy:
+            if self._linger is None:
+                self._linger = loop.call_later(self.linger_seconds, self._linger_expired)
+        else:
+            self._urgent += 1
+            self._start()
         return await future
+
+    def _linger_expired(self) -> None:
+        self._linger = None
+        self._forced = True
+        self._start()
+
+    def _start(self) -> None:
+        """Start the flush loop unless it runs (it sends what is pending
+        when its pipeline returns)."""
+        if not self._flushing and self._pending:
+            self._flushing = True
+            self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         try:
-            while self._pending:
+            while self._pending and (self._urgent > 0 or self._forced):
                 group = self._pending[: self.max_items]
                 del self._pending[: self.max_items]
+                self._urgent -= sum(1 for g in group if not g[4])
+                if not self._pending:
+                    self._forced = False
+                    if self._linger is not None:  # the lazy calls leave now
+                        self._linger.cancel()
+                        self._linger = None
                 group = [g for g in group if not g[2].done()]  # callers that gave up
                 if group:
                     await self._send(group)
         except BaseException as exc:  # pragma: no cover - cancelled at loop shutdown
-            for _, _, future, _ in self._pending:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batcher stopped"))
+            for item in self._pending:
+                if not item[2].done():
+                    item[2].set_exception(exc if isinstance(exc, Exception) else RuntimeError("batcher stopped"))
             self._pending.clear()
+            self._urgent = 0
             raise
         finally:
             self._flushing = False
+        if self._pending and self._linger is None:  # lazy calls only: wait for company
+            self._linger = asyncio.get_running_loop().call_later(self.linger_seconds, self._linger_expired)
 
     async def _send(self, group: list[Any], *, retried: bool = False) -> None:
         self.pipelines += 1
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for script, argv, _, numkeys in group:
+                for script, argv, _, numkeys, _ in group:
                     pipe.evalsha(script.sha, numkeys, *argv)
                 replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # the connection failed: every call of the group fails
-            for _, _, future, _ in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for item in group:
+                if not item[2].done():
+                    item[2].set_exception(exc)
             return
         again = []
         for item, reply in zip(group, replies):
@@ -192,9 +228,9 @@ class ScriptBatcher:
                 for script in {id(item[0]): item[0] for item in again}.values():
                     script.sha = await self._redis.script_load(script.script)
             except Exception as exc:
-                for _, _, future, _ in again:
-                    if not future.done():
-                        future.set_exception(exc)
+                for item in again:
+                    if not item[2].done():
+                        item[2].set_exception(exc)
                 return
             await self._send(again, retried=True)
 
@@ -283,14 +319,26 @@ class LeaseClient:
     async def state_present(self) -> bool:
         return bool(await self.redis.exists(keys.STATE_MARKER))
 
-    async def claim_context(self) -> tuple[bool, set[str]]:
-        """(state marker present, ACTIVE_ORGS) in one round trip: what a
-        claim round needs first."""
+    async def claim_context(
+        self, known_orgs: Sequence[str] = (), note_orgs: Sequence[str] = ()
+    ) -> tuple[bool, set[str], dict[str, OrgRound]]:
+        """What a claim round needs first, in one round trip: whether the
+        state marker exists, ACTIVE_ORGS, and the start of a round
+        (``begin_org_round``, without its SADD) for each of ``known_orgs``
+        (the active orgs of the previous round, the usual case); and SADD
+        ``note_orgs`` to LEASE_ORGS. An org of ACTIVE_ORGS missing from the
+        returned rounds needs its own ``begin_org_round``."""
+        known = list(known_orgs)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.STATE_MARKER)
             pipe.smembers(keys.ACTIVE_ORGS)
-            present, orgs = await pipe.execute()
-        return bool(present), {_s(m) for m in orgs}
+            for org_id in known:
+                self._queue_org_round(pipe, org_id)
+            if note_orgs:
+                pipe.sadd(keys.LEASE_ORGS, *note_orgs)
+            replies = await pipe.execute()
+        rounds = {org_id: self._org_round(replies[2 + 4 * i: 6 + 4 * i]) for i, org_id in enumerate(known)}
+        return bool(replies[0]), {_s(m) for m in replies[1]}, rounds
 
     async def active_orgs(self) -> set[str]:
         return {_s(m) for m in await self.redis.smembers(keys.ACTIVE_ORGS)}
@@ -349,14 +397,24 @@ class LeaseClient:
         org's slots in use and limit, and SADD the org to LEASE_ORGS, so a
         reaper watches it before any lease of this round exists (also if
         its batches stop running meanwhile)."""
-        ring = keys.org_running(org_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lmove(ring, ring, "LEFT", "RIGHT")
-            pipe.lrange(ring, 0, -1)
-            pipe.zcard(keys.org_leases(org_id))
-            pipe.hget(keys.org_config(org_id), "limit")
+            self._queue_org_round(pipe, org_id)
             pipe.sadd(keys.LEASE_ORGS, org_id)
-            _, members, used, limit, _ = await pipe.execute()
+            replies = await pipe.execute()
+        return self._org_round(replies[:4])
+
+    @staticmethod
+    def _queue_org_round(pipe: Any, org_id: str) -> None:
+        """The four commands of a round's start (see ``_org_round``)."""
+        ring = keys.org_running(org_id)
+        pipe.lmove(ring, ring, "LEFT", "RIGHT")
+        pipe.lrange(ring, 0, -1)
+        pipe.zcard(keys.org_leases(org_id))
+        pipe.hget(keys.org_config(org_id), "limit")
+
+    @staticmethod
+    def _org_round(replies: Sequence[Any]) -> OrgRound:
+        _, members, used, limit = replies
         free = int(_s(limit)) - int(used) if limit is not None else None
         return OrgRound([_s(m) for m in members], free)
 
@@ -483,6 +541,7 @@ class LeaseClient:
                     keys.org_ended(org_id),
                 ],
                 [lease_id, expiry, self.info_ttl_ms],
+                lazy=True,
             )
             for org_id, batch_id, lease_id in leases
         ))
@@ -501,9 +560,12 @@ class LeaseClient:
         requeue_due_ms: int = 0,
         requeue_mode: str = "nx",
         only_unattached: bool = False,
+        lazy: bool = False,
     ) -> int:
         """1 released (from the slot zsets or the ended zset), 0 already
-        gone, -1 refused (only_unattached and an attempt is attached)."""
+        gone, -1 refused (only_unattached and an attempt is attached).
+        ``lazy``: no slot waits on this release (end_call gave them back):
+        it rides along with the next pipeline (``ScriptBatcher``)."""
         reply = await self.batcher.call(
             self.scripts.release,
             [
@@ -521,6 +583,7 @@ class LeaseClient:
                 int(requeue_due_ms),
                 "set" if requeue_mode == "set" else "nx",
             ],
+            lazy=lazy,
         )
         return int(reply)
 

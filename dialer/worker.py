@@ -4,14 +4,17 @@
 ``await dialer.run()`` until ``await dialer.stop()``.
 
 Claiming. Every ``poll_seconds`` (at once again while there is work, and
-at once when this dialer frees a slot: end_call, a release, a reaper's
-release, a claim handler ending, all set the ``_wake`` event) the dialer
+at once when this dialer frees a slot: end_call, a release that gave slots
+back, a reaper tick that released leases, a claim handler ending while this
+dialer's own cap held a round back, all set the ``_wake`` event) the dialer
 serves every organization in ACTIVE_ORGS, provided the state marker
 exists (else Redis lost its data: claim nothing until the reconciler has
-rebuilt it; heartbeats and live calls go on); marker and orgs are read in
-one round trip. Per organization one pipeline rotates the ring of running
-batches by one, reads it with the org's free slots and notes the org in
-LEASE_ORGS (before any claim, for the reapers); then passes are made over
+rebuilt it; heartbeats and live calls go on). Per organization four
+commands rotate the ring of running batches by one and read it with the
+org's free slots; for the orgs active in the previous round they go in the
+same round trip as the marker and ACTIVE_ORGS, with an SADD of the orgs to
+LEASE_ORGS (for the reapers; at most once per heartbeat interval per org,
+and before the first claim in an org). Then passes are made over
 the ring: in each pass every batch is asked, with one claim.lua call, for
 its share of the free slots (ceil(free / batches left in the pass), so the
 remainder goes to the batches first in the rotated ring, and a batch that
@@ -80,7 +83,7 @@ import grpc
 from redis.exceptions import RedisError
 
 from batchcalls.v1 import dialer_service_pb2, resources_pb2
-from dialer.leases import Claim, LeaseClient
+from dialer.leases import Claim, LeaseClient, OrgRound
 from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
 from dialer.providers.base import CallRequest, CallResult, CallState, Outcome
@@ -200,6 +203,22 @@ class Dialer:
         self._wake = asyncio.Event()
         #: Leases whose call ended (slots given back) awaiting FinishAttempt.
         self._ended: set[str] = set()
+        #: A claim round stopped at this dialer's own cap (max_live_calls):
+        #: the next claim handler to end wakes the claim loop.
+        self._cap_blocked = False
+        #: ACTIVE_ORGS of the last round: their round starts are read in the
+        #: same round trip as the marker and ACTIVE_ORGS (claim_context).
+        self._known_orgs: list[str] = []
+        #: org -> monotonic time this dialer last noted it in LEASE_ORGS.
+        #: Once per heartbeat interval is enough: the heartbeat notes every
+        #: org it holds leases in, and an org that leaves ACTIVE_ORGS is put
+        #: in LEASE_ORGS by the server (RedisState.deactivate_batch), so a
+        #: reaper never loses sight of an org with leases.
+        self._noted: dict[str, float] = {}
+        #: OutboundTrunk (serialized) -> (TrunkSettings, its json), so the
+        #: conversions are not redone for every call of a batch.
+        self._trunks: dict[bytes, tuple[Any, str]] = {}
+        self._decision_counters: dict[int, Any] = {}  # StartAttempt decision -> its counter
         self._reaper_stop = asyncio.Event()
         self._heartbeat_stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -283,15 +302,20 @@ class Dialer:
             # next round start at once.
             self._wake.clear()
             try:
-                claimed = await self.claim_round()
+                await self.claim_round()
                 errors = 0
             except (RedisError, OSError) as exc:
                 errors += 1
                 log_event(log, "claim.redis_error", logging.WARNING, error=repr(exc))
                 await self._sleep(min(0.1 * 2**errors, 2.0))
                 continue
-            if not claimed:
-                await wait_event(self._wake, self.settings.poll_seconds)
+            # A round is exhaustive (passes until every org is full or its
+            # batches are full / empty / not due; a round cut short by this
+            # dialer's cap or a claim pause is resumed by the wake or the
+            # pause), so even a round that claimed waits for the next freed
+            # slot (the wake) or the poll interval (other dialers' slots,
+            # contacts coming due), rather than confirming "full" at once.
+            await wait_event(self._wake, self.settings.poll_seconds)
 
     async def claim_round(self) -> bool:
         """One round over every active organization. True if anything was claimed."""
@@ -300,8 +324,14 @@ class Dialer:
             await self._sleep(min(pause, self.settings.poll_seconds * 4))
             return False
         if self._busy_claims() >= self.settings.max_live_calls:
+            self._cap_blocked = True
             return False
-        present, active = await self.leases.claim_context()
+        now = self.monotonic()
+        note = [o for o in self._known_orgs if now - self._noted.get(o, -1e9) >= self.settings.heartbeat_seconds]
+        present, active, rounds = await self.leases.claim_context(self._known_orgs, note)
+        for org_id in note:
+            self._noted[org_id] = now
+        self._known_orgs = sorted(active)
         if not present:
             if not self._marker_missing_logged:
                 log_event(log, "claim.state_marker_missing", logging.WARNING,
@@ -317,13 +347,16 @@ class Dialer:
         for org_id in orgs:
             if self._stopping.is_set():
                 break
-            claimed += await self._serve_org(org_id)
+            claimed += await self._serve_org(org_id, rounds.get(org_id))
         return claimed > 0
 
-    async def _serve_org(self, org_id: str) -> int:
+    async def _serve_org(self, org_id: str, start: OrgRound | None = None) -> int:
         """Fill the org's free slots round-robin over its running batches.
+        ``start``: the round's start if already read (claim_context).
         Returns how many contacts were claimed."""
-        start = await self.leases.begin_org_round(org_id)
+        if start is None:
+            start = await self.leases.begin_org_round(org_id)  # notes it in LEASE_ORGS
+            self._noted[org_id] = self.monotonic()
         if start.org_free is None:
             self.metrics.claims.labels("org_unconfigured").inc()
             return 0
@@ -337,6 +370,7 @@ class Dialer:
                     return claimed
                 room = min(free, self.settings.max_live_calls - self._busy_claims())
                 if room <= 0:
+                    self._cap_blocked = self._cap_blocked or free > 0
                     return claimed
                 share = -(-room // (len(remaining) - i))  # ceil: the remainder goes first in the ring
                 got = await self.leases.claim_many(org_id, batch_id, share)
@@ -377,23 +411,33 @@ class Dialer:
             self._forget(claim.lease_id)
         finally:
             self._tasks.pop(claim.lease_id, None)
-            self._wake.set()
+            if self._cap_blocked:  # this dialer's own cap stopped a round
+                self._cap_blocked = False
+                self._wake.set()
 
     async def _release(self, claim: Claim, *, requeue_due_ms: int | None = None, requeue_mode: str = "nx") -> None:
+        """release.lua, retried a few times on Redis errors. For a lease
+        whose call ended (slots already given back by end_call) the release
+        is lazy: it rides along with the next pipeline; otherwise it frees
+        slots and wakes the claim loop."""
+        ended = claim.lease_id in self._ended
+        freed = False
         for i in range(5):
             try:
-                await self.leases.release(
+                freed = await self.leases.release(
                     claim.org_id, claim.batch_id, claim.lease_id,
                     requeue_contact=claim.contact_id if requeue_due_ms is not None else "",
                     requeue_due_ms=requeue_due_ms or 0,
                     requeue_mode=requeue_mode,
-                )
+                    lazy=ended,
+                ) == 1
                 break
             except (RedisError, OSError) as exc:
                 log_event(log, "lease.release_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
                 await asyncio.sleep(0.2 * (i + 1))
         self._forget(claim.lease_id)
-        self._wake.set()
+        if freed and not ended:
+            self._wake.set()  # slots given back: claim again now
 
     async def _run_claim(self, claim: Claim, claim_mono: float) -> None:
         fields = dict(org_id=claim.org_id, batch_id=claim.batch_id, contact_id=claim.contact_id,
@@ -426,8 +470,12 @@ class Dialer:
             return
         self._start_failures = 0
         decision = resp.decision
-        self.metrics.start_decisions.labels(D.StartAttemptDecision.Name(decision)
-                                            .removeprefix("START_ATTEMPT_DECISION_").lower()).inc()
+        counter = self._decision_counters.get(decision)
+        if counter is None:
+            counter = self.metrics.start_decisions.labels(
+                D.StartAttemptDecision.Name(decision).removeprefix("START_ATTEMPT_DECISION_").lower())
+            self._decision_counters[decision] = counter
+        counter.inc()
         if decision != GRANTED:
             log_event(log, "start_attempt.declined", logging.DEBUG, decision=D.StartAttemptDecision.Name(decision),
                       reason=resp.reason, **fields)
@@ -441,13 +489,13 @@ class Dialer:
             return
 
         attempt_id = resp.attempt_id
-        trunk = trunk_from_proto(resp.outbound_trunk)
+        trunk, trunk_json = self._trunk(resp.outbound_trunk)
         max_call_s = resp.max_call_duration_seconds or DEFAULT_MAX_CALL_MS // 1000
         started_ms = self.leases.now_ms()
         try:
             attached = await self.leases.attach(
                 claim.org_id, claim.lease_id, attempt_id=attempt_id, started_ms=started_ms,
-                max_call_ms=max_call_s * 1000, trunk_json=trunk_to_json(trunk),
+                max_call_ms=max_call_s * 1000, trunk_json=trunk_json,
             )
         except (RedisError, OSError) as exc:
             log_event(log, "lease.attach_failed", logging.WARNING, error=repr(exc), **fields)
@@ -532,6 +580,19 @@ class Dialer:
         log_event(log, "call.ended", logging.INFO, outcome=outcome_name(outcome),
                   duration_seconds=result.duration_seconds if result else 0.0, **fields)
         await self._finish(claim, attempt_id, outcome, result, detail)
+
+    def _trunk(self, proto: Any) -> tuple[Any, str]:
+        """TrunkSettings and its json for an OutboundTrunk, cached by the
+        message's bytes (a batch's calls share one trunk)."""
+        key = proto.SerializeToString(deterministic=True)
+        hit = self._trunks.get(key)
+        if hit is None:
+            trunk = trunk_from_proto(proto)
+            hit = (trunk, trunk_to_json(trunk))
+            if len(self._trunks) >= 256:
+                self._trunks.clear()
+            self._trunks[key] = hit
+        return hit
 
     async def _end_call(self, claim: Claim) -> None:
         """The call is over at the provider: give its slots back now

@@ -22,6 +22,21 @@ from server.adapters.redis.state import RedisState
 
 
 
+@pytest.fixture(autouse=True)
+def _no_active_orgs_left_behind(redis_url):
+    """These tests activate batches with due contacts in the Redis that the
+    dialer tests share; take their orgs out of ACTIVE_ORGS afterwards so no
+    later test's dialer claims (and calls) them."""
+    yield
+
+    async def forget() -> None:
+        r = aioredis.from_url(redis_url)
+        await r.delete(keys.ACTIVE_ORGS)
+        await r.aclose()
+
+    asyncio.run(forget())
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -610,5 +625,34 @@ def test_script_batcher_coalesces_and_keeps_each_scripts_guarantees(redis_url):
         results = await asyncio.gather(*(lc.release(org_id, "A", f"l{i}") for i in range(3)), return_exceptions=True)
         assert all(isinstance(x, Exception) for x in results), results
         await dead.aclose()
+
+    run(main())
+
+
+def test_lazy_calls_ride_along_with_the_next_pipeline(redis_url):
+    """A lazy release (its slots were already given back by end_call) starts
+    no pipeline of its own: it leaves with the next urgent call, or after the
+    linger at most; either way its caller gets its own answer."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, _, leases = await setup(redis_url, org_limit=5, batches={"A": 5}, clock=clock)
+        leases.batcher.linger_seconds = 0.2
+        await leases.scripts.load_all()  # no NOSCRIPT retry pipeline in the counts
+        a, b, c = (await leases.claim_many(org_id, "A", 3)).claims
+        before = leases.batcher.pipelines
+        lazy = asyncio.ensure_future(leases.release(org_id, "A", a.lease_id, lazy=True))
+        await asyncio.sleep(0.05)
+        assert not lazy.done() and leases.batcher.pipelines == before  # waiting for company
+        assert await leases.release(org_id, "A", b.lease_id) == 1  # urgent: both leave now
+        assert await lazy == 1
+        assert leases.batcher.pipelines == before + 1
+        # Alone, it leaves after the linger.
+        t0 = asyncio.get_running_loop().time()
+        assert await leases.release(org_id, "A", c.lease_id, lazy=True) == 1
+        assert asyncio.get_running_loop().time() - t0 >= 0.15
+        assert leases.batcher.pipelines == before + 2
+        assert await r.zcard(keys.org_leases(org_id)) == 0
+        await r.aclose()
 
     run(main())

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 
 from dialer.leases import Claim, LeaseClient
@@ -18,6 +19,21 @@ from server.adapters.redis import keys
 from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot, RedisState
 
 
+
+
+@pytest.fixture(autouse=True)
+def _no_active_orgs_left_behind(redis_url):
+    """These tests activate batches with due contacts in the Redis that the
+    dialer tests share; take their orgs out of ACTIVE_ORGS afterwards so no
+    later test's dialer claims (and calls) them."""
+    yield
+
+    async def forget() -> None:
+        r = aioredis.from_url(redis_url)
+        await r.delete(keys.ACTIVE_ORGS)
+        await r.aclose()
+
+    asyncio.run(forget())
 
 
 def run(coro):

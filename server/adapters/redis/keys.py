@@ -23,8 +23,9 @@ SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
 #: SET of organization ids that may hold leases (live or expired). A superset
 #: of ACTIVE_ORGS' lease holders: a paused or cancelled batch leaves the ring
 #: (and maybe its org leaves ACTIVE_ORGS) while its calls still hold leases,
-#: and the reapers must keep watching them. Dialers SADD on claim and on every
-#: heartbeat; reapers SREM an org whose lease zset AND ended zset
+#: and the reapers must keep watching them. Dialers SADD before their first
+#: claim in an org (then at most once per heartbeat interval) and on every
+#: heartbeat; the server SADDs an org as it leaves ACTIVE_ORGS; reapers SREM an org whose lease zset AND ended zset
 #: (``org_ended``) are both empty, so an ended lease whose outcome is not yet
 #: recorded is never forgotten.
 LEASE_ORGS = f"{PREFIX}:lease-orgs"

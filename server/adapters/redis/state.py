@@ -136,12 +136,16 @@ class RedisState:
         """Pause (``discard_queue=False``): out of the ring, queue and meta
         kept. Cancel/complete/fail/delete (True): also delete the ready queue
         and meta. Leases of calls in progress are untouched. The org leaves
-        ACTIVE_ORGS when its ring is empty."""
+        ACTIVE_ORGS when its ring is empty, and is put in LEASE_ORGS first."""
         remaining = await self.scripts.deactivate(
             keys=[keys.org_running(org_id), keys.batch_ready(org_id, batch_id), keys.batch_meta(org_id, batch_id)],
             args=[batch_id, "1" if discard_queue else "0"],
         )
         if int(remaining) == 0:
+            # Leases of the org's calls in progress outlive its last running
+            # batch: make sure the reapers keep watching it (they forget it
+            # once it holds no lease, neither slot-holding nor ended).
+            await self.redis.sadd(keys.LEASE_ORGS, org_id)
             await self.redis.srem(keys.ACTIVE_ORGS, org_id)
             # A concurrent activate_batch may have pushed to the ring between
             # the script and the SREM: re-check so the org is not forgotten.
