@@ -105,9 +105,12 @@ def test_deactivate_pause_and_cancel(redis_url):
         assert await r.lrange(keys.org_running(org_id), 0, -1) == [b"X"]
         assert await state.ready_contacts(org_id, "P") == {"P1", "P2"}
         assert await r.sismember(keys.ACTIVE_ORGS, org_id)
+        assert not await r.sismember(keys.LEASE_ORGS, org_id)
         await state.deactivate_batch(org_id, "X", discard_queue=True)
         assert not await r.exists(keys.batch_ready(org_id, "X"), keys.batch_meta(org_id, "X"))
         assert not await r.sismember(keys.ACTIVE_ORGS, org_id)
+        # Calls in progress keep their leases: the reapers keep watching the org.
+        assert await r.sismember(keys.LEASE_ORGS, org_id)
         # resume
         await state.activate_batch(org_id, "P", concurrency_limit=2, max_call_seconds=60, ready=[])
         assert await r.sismember(keys.ACTIVE_ORGS, org_id)
