@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, String, and_, any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from server.adapters.db import counters
+from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import agents, attempts, batches, contacts, do_not_call, organizations, phone_numbers
 from server.domain.batch_rules import BatchStatus
 from server.domain.calling_window import resolve_zones
@@ -309,12 +310,13 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
             published[key].append(events.contact_event(it.contact_id, new_status, "", attempts_shown, phone, now))
 
         if grants:
-            await conn.execute(insert(attempts), [{c: v for c, v in g.items() if not c.startswith("_")} for g in grants])
-            await conn.execute(_GRANT_CONTACT, [
+            await conn.execute(insert(attempts), one_or_many([{c: v for c, v in g.items() if not c.startswith("_")}
+                                                              for g in grants]))
+            await conn.execute(_GRANT_CONTACT, one_or_many([
                 dict(p_id=g["contact_id"], p_attempts=g["attempt_number"], p_now=now, p_attempt_id=g["id"],
                      p_timezones=g["_timezones"], p_tz_fallback=g["_tz_fallback"])
                 for g in grants
-            ])
+            ]))
         await counters.apply(conn, deltas)
 
     for (org_id, batch_id), stop in stops.items():

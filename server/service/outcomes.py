@@ -19,6 +19,7 @@ from sqlalchemy import Boolean, String, any_, bindparam, case, delete, func, sel
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from server.adapters.db import counters
+from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import attempts, batches, contacts, organizations
 from server.domain.batch_rules import BatchStatus
 from server.domain.circuit_breaker import TRIP_OUTCOMES, CircuitBreaker
@@ -134,6 +135,15 @@ _ORGS = select(
 ).where(organizations.c.id == _ids("p_ids"))
 
 
+_CHARGE = (
+    update(organizations)
+    .where(organizations.c.id == bindparam("p_id"))
+    .values(credit_balance_micros=organizations.c.credit_balance_micros - bindparam("p_cost"))
+    .returning(organizations.c.credit_balance_micros)
+)
+_DELETE_ATTEMPTS = delete(attempts).where(attempts.c.id == _ids("p_ids"))
+
+
 class _Locked:
     """The rows one flush works on, locked, held as mutable dicts so that two
     items of one flush that touch the same contact see each other."""
@@ -199,9 +209,9 @@ async def mark_answered_many(ctx: ServiceContext, items: Sequence[AnswerInput]) 
                 events.contact_event(contact["id"], "connected", "", contact["attempts"], contact["phone"], now)
             )
         if answers:
-            await conn.execute(_ANSWER_ATTEMPT, answers)
+            await conn.execute(_ANSWER_ATTEMPT, one_or_many(answers))
         if connects:
-            await conn.execute(_CONNECT_CONTACT, connects)
+            await conn.execute(_CONNECT_CONTACT, one_or_many(connects))
         await counters.apply(conn, deltas)
     await events.publish_many(ctx, published)
     return out
@@ -345,26 +355,20 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
                 out.append(_close(ctx, f, now, inp, batch, att, contact))
 
         if f.undo_ids:
-            await conn.execute(delete(attempts).where(attempts.c.id == _ids("p_ids")), {"p_ids": f.undo_ids})
-            await conn.execute(_UNDO_GRANT, f.undo_rows)
+            await conn.execute(_DELETE_ATTEMPTS, {"p_ids": f.undo_ids})
+            await conn.execute(_UNDO_GRANT, one_or_many(f.undo_rows))
         if f.closes:
-            await conn.execute(_CLOSE_ATTEMPT, f.closes)
-            await conn.execute(_CLOSE_CONTACT, f.contact_rows)
-        await counters.apply(conn, f.deltas)
+            await conn.execute(_CLOSE_ATTEMPT, one_or_many(f.closes))
+            await conn.execute(_CLOSE_CONTACT, one_or_many(f.contact_rows))
         org_ids = {b.org_id for b in locked.batches.values()}
         orgs = {o.id: o for o in await conn.execute(_ORGS, {"p_ids": sorted(org_ids)})} if org_ids else {}
         balance = {o.id: o.credit_balance_micros for o in orgs.values()}
         for org_id in sorted(f.cost_by_org):
-            # An atomic decrement, no lock held on the organization row
-            # beyond this statement: the balance may go below zero by the
-            # calls already in flight, never more.
+            # An atomic decrement (the row lock lasts until the commit, a few
+            # statements later): the balance may go below zero by the calls
+            # already in flight, never more.
             balance[org_id] = (
-                await conn.execute(
-                    update(organizations)
-                    .where(organizations.c.id == org_id)
-                    .values(credit_balance_micros=organizations.c.credit_balance_micros - f.cost_by_org[org_id])
-                    .returning(organizations.c.credit_balance_micros)
-                )
+                await conn.execute(_CHARGE, {"p_id": org_id, "p_cost": f.cost_by_org[org_id]})
             ).scalar_one()
         for batch in locked.batches.values():
             if batch.status != BatchStatus.RUNNING.value or batch.id not in f.closed_in:
@@ -378,6 +382,18 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
                     f.stops[key] = {"pause": trip}
             if key not in f.stops and org.credits_enforced and balance[org.id] <= 0:
                 f.stops[key] = {"pause": CREDITS_PAUSE}
+        # Hot rows last (the counters of the batch, the org's balance above):
+        # their locks are held only until the commit that follows.
+        await counters.apply(conn, f.deltas)
+        if f.finalized:
+            # Completion is checked after the commit (in a transaction of its
+            # own) only where nobody waits any more. Sound: while a contact
+            # is PENDING/QUEUED, the batch can only complete through a later
+            # FinishAttempt of it (a grant commits before its call, the
+            # finish after) or through a StartAttempt that finalizes it
+            # (suppressed, no window), which always checks.
+            waiting = await counters.waiting_totals(conn, sorted({b for _, b in f.finalized}))
+            f.finalized = {(o, b) for o, b in f.finalized if waiting.get(b, 0) <= 0}
 
     # Watchers first: the outcomes are committed, Redis bookkeeping can follow.
     await events.publish_many(ctx, f.published)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any
 
@@ -93,15 +94,20 @@ def processing_is_zero(batch_id_column: Any = batches.c.id) -> Any:
 
 
 class Deltas:
-    """Counter changes of many contacts, summed per (batch, shard) in Python
-    and written with one executemany UPDATE: a flush of many attempts costs
-    one statement, not one per contact."""
+    """Counter changes of many contacts, summed per batch in Python and
+    written to ONE shard row per batch, picked at random per transaction.
+
+    Which shard a change lands on does not matter (readers sum the shards);
+    what matters is that concurrent transactions (grants, answers, outcomes
+    of one batch, from several dialers) rarely wait for each other's row
+    lock, and that one transaction costs one statement, not one per contact.
+    """
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, int], dict[str, Any]] = {}
+        self.rows: dict[str, dict[str, Any]] = {}
 
     def _row(self, batch_id: str, contact_id: int) -> dict[str, Any]:
-        return self.rows.setdefault((batch_id, shard_of(contact_id)), {})
+        return self.rows.setdefault(batch_id, {})
 
     def add(self, batch_id: str, contact_id: int, column: str, amount: float) -> None:
         row = self._row(batch_id, contact_id)
@@ -127,35 +133,74 @@ class Deltas:
 _JSON_COLUMNS = ("attempt_histogram", "outcomes_by_attempt")
 
 
-async def apply(conn: AsyncConnection, deltas: Deltas) -> None:
-    """Writes ``deltas`` in (batch, shard) order, the one lock order every
-    writer of counter rows follows, so concurrent flushes never deadlock."""
-    from sqlalchemy import bindparam
-    from sqlalchemy.dialects.postgresql import JSONB
+def one_or_many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Parameters for ``conn.execute``: a single row runs as a plain execute
+    (an executemany of one costs a pipeline round of its own in psycopg)."""
+    return rows[0] if len(rows) == 1 else rows
 
+
+_APPLY_CACHE: dict[tuple[str, ...], Any] = {}
+
+
+def _apply_statement(columns: tuple[str, ...]) -> Any:
+    """The UPDATE adding deltas to ``columns``, built once per column set
+    (SQLAlchemy then reuses its compiled form)."""
+    stmt = _APPLY_CACHE.get(columns)
+    if stmt is None:
+        from sqlalchemy import bindparam
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        values: dict[str, Any] = {}
+        for c in columns:
+            col = getattr(bc.c, c)
+            if c in _JSON_COLUMNS:
+                values[c] = func.bc_jsonb_add(col, bindparam(f"p_{c}", type_=JSONB))
+            elif c == "last_grant_at":
+                values[c] = func.greatest(col, bindparam("p_last_grant_at", type_=col.type))
+            else:
+                values[c] = col + bindparam(f"p_{c}", type_=col.type)
+        stmt = (
+            update(bc)
+            .where(bc.c.batch_id == bindparam("p_batch_id"), bc.c.shard == bindparam("p_shard"))
+            .values(**values)
+        )
+        _APPLY_CACHE[columns] = stmt
+    return stmt
+
+
+async def apply(conn: AsyncConnection, deltas: Deltas) -> None:
+    """Writes ``deltas`` in batch order, the one lock order every writer of
+    several batches' counter rows follows, so concurrent flushes never
+    deadlock. Call it last before the commit: the row lock is held until then."""
     rows = [(key, d) for key, d in sorted(deltas.rows.items()) if d]
     if not rows:
         return
-    columns = sorted({c for _, d in rows for c in d})
-    values: dict[str, Any] = {}
-    for c in columns:
-        col = getattr(bc.c, c)
-        if c in _JSON_COLUMNS:
-            values[c] = func.bc_jsonb_add(col, bindparam(f"p_{c}", type_=JSONB))
-        elif c == "last_grant_at":
-            values[c] = func.greatest(col, bindparam("p_last_grant_at", type_=col.type))
-        else:
-            values[c] = col + bindparam(f"p_{c}", type_=col.type)
-    stmt = (
-        update(bc)
-        .where(bc.c.batch_id == bindparam("p_batch_id"), bc.c.shard == bindparam("p_shard"))
-        .values(**values)
-    )
+    columns = tuple(sorted({c for _, d in rows for c in d}))
     params = []
-    for (batch_id, shard), d in rows:
-        p: dict[str, Any] = {"p_batch_id": batch_id, "p_shard": shard}
+    for batch_id, d in rows:
+        p: dict[str, Any] = {"p_batch_id": batch_id, "p_shard": random.randrange(COUNTER_SHARDS)}
         for c in columns:
             default: Any = {} if c in _JSON_COLUMNS else (None if c == "last_grant_at" else 0)
             p[f"p_{c}"] = d.get(c, default)
         params.append(p)
-    await conn.execute(stmt, params)
+    await conn.execute(_apply_statement(columns), one_or_many(params))
+
+
+async def waiting_totals(conn: AsyncConnection, batch_ids: list[str]) -> dict[str, int]:
+    """pending + queued per batch, as this transaction sees them."""
+    rows = await conn.execute(_WAITING, {"p_ids": batch_ids}) if batch_ids else []
+    return {r.batch_id: int(r.waiting) for r in rows}
+
+
+def _waiting_statement() -> Any:
+    from sqlalchemy import String, any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return (
+        select(bc.c.batch_id, func.sum(bc.c.n_pending + bc.c.n_queued).label("waiting"))
+        .where(bc.c.batch_id == any_(bindparam("p_ids", type_=ARRAY(String))))
+        .group_by(bc.c.batch_id)
+    )
+
+
+_WAITING = _waiting_statement()
