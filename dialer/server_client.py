@@ -271,6 +271,7 @@ class ServerClient:
         monotonic: Callable[[], float] = time.monotonic,
         batch_max_items: int = 200,
         max_in_flight: int = 2,
+        answer_linger_seconds: float = 0.25,
     ) -> None:
         self.stub = dialer_service_pb2_grpc.DialerServiceStub(channel)
         self._metadata = (("authorization", f"Bearer {service_token}"),)
@@ -283,6 +284,13 @@ class ServerClient:
         # and cost the server as few transactions as possible.
         self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1)
         self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1)
+        #: An answer report waits this long before it is sent, and is dropped
+        #: if the call's outcome (which carries the answer time) goes first:
+        #: a call shorter than this costs the server no MarkAnswered at all,
+        #: a longer one shows CONNECTED this much later (invisible next to
+        #: calls of minutes).
+        self.answer_linger_seconds = max(0.0, answer_linger_seconds)
+        self._lingering: dict[str, asyncio.Task] = {}
 
     async def _one_by_one(self, call: Callable[[Any], Awaitable[Any]], requests: list[Any]) -> list[Any]:
         return list(await asyncio.gather(*(call(r) for r in requests), return_exceptions=True))
@@ -356,9 +364,26 @@ class ServerClient:
         )
 
     async def mark_answered(self, attempt_id: str, fencing_token: int, answer_time: datetime, *, tries: int = 5) -> bool:
-        """Best effort (the outcome, sent later, carries the answer time too)."""
+        """Best effort (the outcome, sent later, carries the answer time too).
+        With a linger (the default) it returns at once and the report goes
+        out in the background, unless ``finish`` for the attempt comes first."""
         req = dialer_service_pb2.MarkAnsweredRequest(attempt_id=attempt_id, fencing_token=int(fencing_token))
         req.answer_time.CopyFrom(_ts(answer_time))
+        if self.answer_linger_seconds <= 0:
+            return await self._deliver_answer(req, tries)
+        task = asyncio.create_task(self._deliver_answer(req, tries, linger=self.answer_linger_seconds))
+        self._lingering[attempt_id] = task
+        task.add_done_callback(lambda t: self._lingering.pop(attempt_id, None) if self._lingering.get(attempt_id) is t else None)
+        return True
+
+    def _drop_answer(self, attempt_id: str) -> None:
+        task = self._lingering.pop(attempt_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def _deliver_answer(self, req: Any, tries: int, linger: float = 0.0) -> bool:
+        if linger:
+            await asyncio.sleep(linger)
         delay = 0.1
         for i in range(tries):
             try:
@@ -366,7 +391,7 @@ class ServerClient:
                 return True
             except (grpc.aio.AioRpcError, ItemRejected) as exc:
                 if exc.code() in REJECTED_CODES or i == tries - 1:
-                    log_event(log, "mark_answered.failed", logging.WARNING, attempt_id=attempt_id,
+                    log_event(log, "mark_answered.failed", logging.WARNING, attempt_id=req.attempt_id,
                               code=exc.code().name, error=exc.details())
                     return False
             await asyncio.sleep(delay)
@@ -375,6 +400,7 @@ class ServerClient:
 
     async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest) -> tuple[str, Any]:
         """One try: ("ok", response) | ("rejected", error) | ("retry", error)."""
+        self._drop_answer(req.attempt_id)
         try:
             return "ok", await self._finishes.submit(req)
         except ItemRejected as exc:

@@ -83,3 +83,49 @@ def test_a_caller_that_gave_up_is_not_sent() -> None:
         assert rec.calls == [[1], [3]]
 
     asyncio.run(main())
+
+
+class FakeChannel:
+    """Just enough of grpc.aio.Channel for DialerServiceStub: records the
+    method names called and answers with the empty response."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def unary_unary(self, method: str, request_serializer=None, response_deserializer=None, **_: object):
+        name = method.rsplit("/", 1)[-1]
+
+        async def call(request, metadata=None, timeout=None):
+            self.calls.append(name)
+            from batchcalls.v1 import dialer_service_pb2 as pb
+
+            if name == "FinishAttempt":
+                return pb.FinishAttemptResponse()
+            return pb.MarkAnsweredResponse()
+
+        return call
+
+
+def test_an_answer_report_lingers_and_is_dropped_when_the_outcome_goes_first() -> None:
+    from datetime import datetime, timezone
+
+    from batchcalls.v1 import dialer_service_pb2 as pb
+    from dialer.server_client import ServerClient
+
+    async def main() -> None:
+        channel = FakeChannel()
+        client = ServerClient(channel, "token", answer_linger_seconds=0.05)
+        now = datetime.now(timezone.utc)
+        # A short call: answered, then over before the linger ends.
+        assert await client.mark_answered("att_short", 1, now) is True
+        assert channel.calls == []
+        status, _ = await client.finish_once(pb.FinishAttemptRequest(attempt_id="att_short", fencing_token=1))
+        assert status == "ok"
+        await asyncio.sleep(0.1)
+        assert channel.calls == ["FinishAttempt"]  # no MarkAnswered for it, ever
+        # A long call: the answer goes out once the linger is over.
+        await client.mark_answered("att_long", 2, now)
+        await asyncio.sleep(0.1)
+        assert channel.calls == ["FinishAttempt", "MarkAnswered"]
+
+    asyncio.run(main())
