@@ -17,7 +17,10 @@ the lease guards (see ``server.adapters.redis.keys.lease_info``).
                    only while the lease is held (the dialer dials only then).
 - ``end_call``     end_call.lua: the call is over at the provider; the slots
                    are given back at once and the lease waits in the org's
-                   ended zset (no slot) until its outcome is recorded.
+                   ended zset (no slot) until its outcome is recorded. It
+                   returns the start of the org's next claim round (ring
+                   rotated, free slots), so the freed slot is refilled with
+                   no other round trip before the claim.
 - ``renew_many``   renew.lua per lease, pipelined (ZADD XX: never re-creates;
                    renews an ended lease in the ended zset).
 - ``release``      release.lua: ZREM from both slot zsets and the ended zset
@@ -502,27 +505,31 @@ class LeaseClient:
         )
         return int(reply) == 1
 
-    async def end_call(self, org_id: str, batch_id: str, lease_id: str) -> bool:
+    async def end_call(self, org_id: str, batch_id: str, lease_id: str) -> OrgRound | None:
         """The call under this lease is over at the provider: free its slots
         now, keep it (no slot) in the org's ended zset until its release.
-        True when ended (or already), False when the lease is not held (lost
-        or released): then the slots are freed by the release, as before."""
+        Returns the start of the org's next claim round (ring rotated by
+        one, free slots; ``org_free`` None when the org has no limit
+        configured) when ended (or already), None when the lease is not
+        held (lost or released): then the slots are freed by the release,
+        as before."""
         now = self.now_ms()
         reply = await self.batcher.call(
             self.scripts.end_call,
-            self._end_call_keys(org_id, batch_id, lease_id),
+            [
+                keys.org_leases(org_id),
+                keys.batch_leases(org_id, batch_id),
+                keys.org_ended(org_id),
+                keys.lease_info(org_id, lease_id),
+                keys.org_running(org_id),
+                keys.org_config(org_id),
+            ],
             [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms],
         )
-        return int(reply) == 1
-
-    @staticmethod
-    def _end_call_keys(org_id: str, batch_id: str, lease_id: str) -> list[str]:
-        return [
-            keys.org_leases(org_id),
-            keys.batch_leases(org_id, batch_id),
-            keys.org_ended(org_id),
-            keys.lease_info(org_id, lease_id),
-        ]
+        if int(reply[0]) != 1:
+            return None
+        free = int(reply[1])
+        return OrgRound([_s(m) for m in reply[2:]], free if free >= 0 else None)
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one

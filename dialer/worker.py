@@ -3,11 +3,16 @@
 ``Dialer(settings, redis, channel, providers, clock=..., monotonic=...)``;
 ``await dialer.run()`` until ``await dialer.stop()``.
 
-Claiming. Every ``poll_seconds`` (at once again while there is work, and
-at once when this dialer frees a slot: end_call, a release that gave slots
+Claiming. A full claim round runs every ``poll_seconds``, and at once when
+slots were freed that only a full round refills (a release that gave slots
 back, a reaper tick that released leases, a claim handler ending while this
-dialer's own cap held a round back, all set the ``_wake`` event) the dialer
-serves every organization in ACTIVE_ORGS, provided the state marker
+dialer's own cap held a round back: ``_wake_full``). When this dialer's
+end_call frees a slot, an *express* round refills it at once: end_call.lua
+returned the start of that org's round (ring rotated by one, free slots), so
+the claim itself is the only round trip (skipped while the last full round
+found the state marker missing). A round is exhaustive, so the loop then
+waits for the next wake or full round. A full round serves every
+organization in ACTIVE_ORGS, provided the state marker
 exists (else Redis lost its data: claim nothing until the reconciler has
 rebuilt it; heartbeats and live calls go on). Per organization four
 commands rotate the ring of running batches by one and read it with the
@@ -203,6 +208,13 @@ class Dialer:
         self._wake = asyncio.Event()
         #: Leases whose call ended (slots given back) awaiting FinishAttempt.
         self._ended: set[str] = set()
+        #: org -> round start returned by this dialer's latest end_call in it,
+        #: for the next express round (see _claim_loop).
+        self._hints: dict[str, OrgRound] = {}
+        #: Slots were freed that only a full round refills (see _wake_full).
+        self._full_wanted = False
+        #: The state marker was there at the last full round.
+        self._state_present = False
         #: A claim round stopped at this dialer's own cap (max_live_calls):
         #: the next claim handler to end wakes the claim loop.
         self._cap_blocked = False
@@ -295,14 +307,32 @@ class Dialer:
         if seconds > 0:
             await wait_event(self._stopping, seconds)
 
+    def _wake_full(self) -> None:
+        """Wake the claim loop for a full round (slots freed that no express
+        round will refill: a release, a reaper, this dialer's cap)."""
+        self._full_wanted = True
+        self._wake.set()
+
     async def _claim_loop(self) -> None:
+        """Full rounds every ``poll_seconds`` (or at once when woken with
+        ``_wake_full``); in between, an express round for each org where
+        this dialer's end_call freed slots (end_call.lua returned the start
+        of that org's round: no other round trip before the claim)."""
         errors = 0
+        next_full = 0.0
         while not self._stopping.is_set():
             # Cleared before the round: a slot freed while it runs makes the
             # next round start at once.
             self._wake.clear()
+            hints, self._hints = self._hints, {}
+            full = self._full_wanted or not hints or self.monotonic() >= next_full
+            self._full_wanted = False
             try:
-                await self.claim_round()
+                if full:
+                    await self.claim_round()
+                    next_full = self.monotonic() + self.settings.poll_seconds
+                else:
+                    await self._express_round(hints)
                 errors = 0
             except (RedisError, OSError) as exc:
                 errors += 1
@@ -313,9 +343,25 @@ class Dialer:
             # batches are full / empty / not due; a round cut short by this
             # dialer's cap or a claim pause is resumed by the wake or the
             # pause), so even a round that claimed waits for the next freed
-            # slot (the wake) or the poll interval (other dialers' slots,
-            # contacts coming due), rather than confirming "full" at once.
-            await wait_event(self._wake, self.settings.poll_seconds)
+            # slot (the wake) or the next full round (other dialers' slots,
+            # contacts coming due, other orgs), rather than confirming
+            # "full" at once.
+            await wait_event(self._wake, max(0.0, next_full - self.monotonic()))
+
+    async def _express_round(self, hints: dict[str, OrgRound]) -> int:
+        """Refill the slots this dialer's end_calls freed, org by org, from
+        the round starts end_call.lua returned. Skipped while the last full
+        round found the state marker missing (claim.lua also refuses in an
+        org whose config the rebuild has not written yet)."""
+        if not self._state_present or self.monotonic() < self._claim_pause_until:
+            return 0
+        claimed = 0
+        for org_id, start in hints.items():
+            if self._stopping.is_set():
+                break
+            if start.org_free:
+                claimed += await self._serve_org(org_id, start)
+        return claimed
 
     async def claim_round(self) -> bool:
         """One round over every active organization. True if anything was claimed."""
@@ -332,6 +378,7 @@ class Dialer:
         for org_id in note:
             self._noted[org_id] = now
         self._known_orgs = sorted(active)
+        self._state_present = present
         if not present:
             if not self._marker_missing_logged:
                 log_event(log, "claim.state_marker_missing", logging.WARNING,
@@ -413,7 +460,7 @@ class Dialer:
             self._tasks.pop(claim.lease_id, None)
             if self._cap_blocked:  # this dialer's own cap stopped a round
                 self._cap_blocked = False
-                self._wake.set()
+                self._wake_full()
 
     async def _release(self, claim: Claim, *, requeue_due_ms: int | None = None, requeue_mode: str = "nx") -> None:
         """release.lua, retried a few times on Redis errors. For a lease
@@ -437,7 +484,7 @@ class Dialer:
                 await asyncio.sleep(0.2 * (i + 1))
         self._forget(claim.lease_id)
         if freed and not ended:
-            self._wake.set()  # slots given back: claim again now
+            self._wake_full()  # slots given back: claim again now
 
     async def _run_claim(self, claim: Claim, claim_mono: float) -> None:
         fields = dict(org_id=claim.org_id, batch_id=claim.batch_id, contact_id=claim.contact_id,
@@ -599,15 +646,18 @@ class Dialer:
         (end_call.lua), before FinishAttempt. A failure only delays the
         slots to the release, as before this optimisation."""
         try:
-            ended = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id)
+            start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id)
         except (RedisError, OSError) as exc:
             log_event(log, "lease.end_call_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
             return
         held = self._held.get(claim.lease_id)
-        if ended and held is not None:
+        if start is not None and held is not None:
             held.ended = True
             self._ended.add(claim.lease_id)
-            self._wake.set()  # a slot is free: claim again now
+            # A slot is free: refill it now, from the round start end_call
+            # returned (the latest one of an org wins).
+            self._hints[claim.org_id] = start
+            self._wake.set()
 
     async def _settle_cancelled(self, provider: Any, request: CallRequest, answered: list[datetime]):
         """The call was hung up by us (hard stop). Prefer the provider's
@@ -712,7 +762,7 @@ class Dialer:
         while not self._reaper_stop.is_set():
             try:
                 if await self.reaper.tick():
-                    self._wake.set()  # the reaper freed slots
+                    self._wake_full()  # the reaper freed slots
             except (RedisError, OSError) as exc:
                 log_event(log, "reaper.redis_error", logging.WARNING, error=repr(exc))
             except Exception as exc:

@@ -391,13 +391,18 @@ def test_end_call_frees_both_slots_and_parks_the_lease_until_release(redis_url):
         b = await leases.claim(org_id, "B")
         assert (await leases.claim(org_id, "A")).reason == "org_full"
         # Not attached (no attempt): nothing to park, the slots stay taken.
-        assert await leases.end_call(org_id, "A", a.lease_id) is False
+        assert await leases.end_call(org_id, "A", a.lease_id) is None
         assert await r.zscore(keys.org_leases(org_id), a.lease_id) is not None
         assert await leases.attach(org_id, a.lease_id, attempt_id="at-a", started_ms=1, max_call_ms=60_000,
                                    trunk_json='{"kind":"simulated"}')
         clock.advance(0.2)
-        assert await leases.end_call(org_id, "A", a.lease_id) is True
+        ring_before = [m.decode() for m in await r.lrange(keys.org_running(org_id), 0, -1)]
+        start = await leases.end_call(org_id, "A", a.lease_id)
         ended_at = int(clock() * 1000)
+        # It returns the start of the org's next claim round: one slot free,
+        # the ring rotated by one (as a claim round rotates it).
+        assert start is not None and start.org_free == 1
+        assert start.ring == ring_before[1:] + ring_before[:1]
         # Both slots are free at once: the org and batch A each take one more.
         assert await r.zscore(keys.org_leases(org_id), a.lease_id) is None
         assert await r.zscore(keys.batch_leases(org_id, "A"), a.lease_id) is None
@@ -411,8 +416,8 @@ def test_end_call_frees_both_slots_and_parks_the_lease_until_release(redis_url):
         # The contact is still "leased" for the repair pass (no re-enqueue).
         assert a.contact_id in await state.leased_contacts(org_id, "A")
         assert a.contact_id not in await state.leased_contacts(org_id, "B")
-        # Idempotent: a second end_call changes nothing.
-        assert await leases.end_call(org_id, "A", a.lease_id) is True
+        # Idempotent: a second end_call changes nothing (but the ring's turn).
+        assert (await leases.end_call(org_id, "A", a.lease_id)).org_free == 0
         assert await r.zscore(keys.org_ended(org_id), a.lease_id) == ended_at + 1000
         # The heartbeat renews it in the ended zset only (never re-takes a slot).
         clock.advance(0.5)
@@ -446,7 +451,7 @@ def test_end_call_frees_both_slots_and_parks_the_lease_until_release(redis_url):
         c = await leases.claim(org_id, "B")
         await leases.attach(org_id, c.lease_id, attempt_id="at-c", started_ms=1, max_call_ms=1, trunk_json="{}")
         await r.zrem(keys.org_leases(org_id), c.lease_id)
-        assert await leases.end_call(org_id, "B", c.lease_id) is False
+        assert await leases.end_call(org_id, "B", c.lease_id) is None
         assert await r.zcard(keys.org_ended(org_id)) == 0
         await r.aclose()
 
@@ -608,7 +613,7 @@ def test_script_batcher_coalesces_and_keeps_each_scripts_guarantees(redis_url):
         # End and renew and release in one go after a SCRIPT FLUSH.
         await r.script_flush()
         ended = await asyncio.gather(*(leases.end_call(org_id, "A", c.lease_id) for c in claims))
-        assert ended == [False] * 10 + [True] * 30
+        assert [e is not None for e in ended] == [False] * 10 + [True] * 30
         assert await r.zcard(keys.org_leases(org_id)) == 0 and await r.zcard(keys.org_ended(org_id)) == 30
         await r.script_flush()
         renewed = await leases.renew_many([(org_id, "A", c.lease_id) for c in claims])

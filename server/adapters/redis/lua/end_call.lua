@@ -11,33 +11,60 @@
 -- (invariant 3) and this call is over; the contact stays DIALING/CONNECTED
 -- with its attempt open in Postgres and out of the ready queue until
 -- FinishAttempt, so it cannot be claimed again meanwhile (invariant 2).
+--
+-- It also starts the org's next claim round, so the dialer can refill the
+-- freed slot without another round trip: the ring of running batches is
+-- rotated by one (LMOVE on itself, as a claim round does) and returned with
+-- the org's free slots.
 -- Redis 6.2 / 7.x; keys of one organization.
 --
 -- KEYS[1] org leases zset       bc:{org}:leases
 -- KEYS[2] batch leases zset     bc:{org}:batch:{b}:leases
 -- KEYS[3] org ended zset        bc:{org}:ended            (lease id -> expiry ms)
 -- KEYS[4] lease info hash       bc:{org}:lease:{lease id}
+-- KEYS[5] org ring list         bc:{org}:running
+-- KEYS[6] org config hash       bc:{org}:config           (field "limit")
 -- ARGV[1] lease id
 -- ARGV[2] now (epoch ms): the call's end, written as ended_ms
 -- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua)
 -- ARGV[4] lease info hash ttl (ms)
 --
--- Returns 1 when the lease is (now or already) in the ended zset, 0 when it
--- is not held or carries no attempt (nothing changed: the caller keeps the
--- slot until its release, as before).
+-- Returns {0} when the lease is not held or carries no attempt (nothing
+-- changed: the caller keeps the slot until its release, as before);
+-- otherwise, the lease being (now or already) in the ended zset,
+-- {1, org_free, batch id, batch id, ...}: the org's free slots (-1 when
+-- the org has no limit configured) and its rotated ring of running batches.
+
+local function round()
+  local ring = KEYS[5]
+  redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+  local limit = tonumber(redis.call('HGET', KEYS[6], 'limit'))
+  local free = -1
+  if limit then
+    free = limit - redis.call('ZCARD', KEYS[1])
+    if free < 0 then
+      free = 0
+    end
+  end
+  local out = {1, free}
+  for _, batch in ipairs(redis.call('LRANGE', ring, 0, -1)) do
+    out[#out + 1] = batch
+  end
+  return out
+end
 
 if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-  return 1
+  return round()
 end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  return 0
+  return {0}
 end
 if redis.call('HEXISTS', KEYS[4], 'attempt_id') == 0 then
-  return 0
+  return {0}
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[4], 'ended_ms', ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
-return 1
+return round()
