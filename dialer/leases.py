@@ -636,13 +636,15 @@ class LeaseClient:
             for (lease_id, score), info in zip(members, infos)
         ]
 
-    async def org_usage(self, org_id: str) -> tuple[int, int | None]:
-        """(leases in use, org limit or None)."""
+    async def org_usage(self, org_id: str) -> tuple[int, int | None, int]:
+        """(slot-holding leases, org limit or None, ended leases awaiting
+        their outcome)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.org_leases(org_id))
             pipe.hget(keys.org_config(org_id), "limit")
-            used, limit = await pipe.execute()
-        return int(used), (int(_s(limit)) if limit is not None else None)
+            pipe.zcard(keys.org_ended(org_id))
+            used, limit, ended = await pipe.execute()
+        return int(used), (int(_s(limit)) if limit is not None else None), int(ended)
 
     # -- locks ---------------------------------------------------------------------
 

@@ -6,8 +6,11 @@ Served by ``python -m dialer`` / ``batchcalls dialer`` on
 - ``batchcalls_dialer_live_calls{org}``            gauge, calls this dialer has up
 - ``batchcalls_dialer_org_slots_in_use{org}``      gauge, leases in the org zset (all dialers)
 - ``batchcalls_dialer_org_slots_limit{org}``       gauge, the org's limit
+- ``batchcalls_dialer_org_ended_awaiting_outcome{org}`` gauge, leases whose call
+  ended (slots already given back) and whose outcome is not yet recorded
 - ``batchcalls_dialer_claim_to_dial_seconds``      histogram, claim -> call placed
-- ``batchcalls_dialer_claims_total{result}``       counter, claim script answers
+- ``batchcalls_dialer_claims_total{result}``       counter, ``ok``: contacts
+  claimed; other results: claim script answers that stopped a claim
 - ``batchcalls_dialer_start_decisions_total{decision}`` counter, StartAttempt answers
 - ``batchcalls_dialer_outcomes_total{outcome}``    counter, FinishAttempt outcomes sent
 - ``batchcalls_dialer_leases_lost_total``          counter, failed renewals (lease lost)
@@ -31,6 +34,11 @@ class DialerMetrics:
             "batchcalls_dialer_org_slots_in_use", "Leases held in the organization (all dialers).", ["org"], registry=r
         )
         self.slots_limit = Gauge("batchcalls_dialer_org_slots_limit", "The organization's call limit.", ["org"], registry=r)
+        self.ended_awaiting_outcome = Gauge(
+            "batchcalls_dialer_org_ended_awaiting_outcome",
+            "Leases whose call ended (slots given back) awaiting their recorded outcome (all dialers).",
+            ["org"], registry=r,
+        )
         self.claim_to_dial = Histogram(
             "batchcalls_dialer_claim_to_dial_seconds",
             "From a successful claim to the call being placed.",

@@ -117,8 +117,9 @@ class Reaper:
                 finally:
                     await self.leases.unlock(lock, token)
             if self.metrics is not None:
-                used, limit = await self.leases.org_usage(org_id)
+                used, limit, ended = await self.leases.org_usage(org_id)
                 self.metrics.slots_in_use.labels(org_id).set(used)
+                self.metrics.ended_awaiting_outcome.labels(org_id).set(ended)
                 if limit is not None:
                     self.metrics.slots_limit.labels(org_id).set(limit)
         return released

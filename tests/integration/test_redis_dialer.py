@@ -760,6 +760,8 @@ def test_reaper_closes_expired_ended_leases_with_the_providers_result(redis_url)
             score = await env.redis.zscore(keys.batch_ready(env.org_id, "A"), no_answer.contact_id)
             assert score == pytest.approx((time.time() + 100) * 1000, abs=5000)
             assert env.org_id in await reaper.leases.lease_orgs()  # one ended lease left
+            assert metrics.registry.get_sample_value("batchcalls_dialer_org_ended_awaiting_outcome",
+                                                     {"org": env.org_id}) == 1
             clock.offset = 31.0
             assert await reaper.tick() == 1
             assert env.service.finished[-1].attempt_id == granted[unreachable.lease_id]

@@ -304,7 +304,7 @@ def test_round_robin_big_and_small_batch_both_progress(redis_url):
             per_round.append(sorted(c.batch_id for c in claims))
             for c in claims:  # the calls end: free the slots
                 await dialer.leases.release(org_id, c.batch_id, c.lease_id)
-        # Org limit 4, one claim per batch per pass: 2 + 2 every round.
+        # Org limit 4, each batch asked for its share per pass: 2 + 2 every round.
         assert per_round == [["big", "big", "small", "small"]] * 2 + [["big", "big", "big", "small"]] + [
             ["big", "big", "big", "big"]
         ], per_round
