@@ -228,7 +228,10 @@ class SimulatedProvider:
         ended = False
         try:
             # POST is idempotent on call_id, so retrying it is safe.
-            call = await self._with_retries("POST", "/calls", payload, expect=(200, 202))
+            # ?wait: the carrier answers once ringing is over, so a call
+            # costs two HTTP exchanges (place, wait for the end), not three.
+            call = await self._with_retries("POST", f"/calls?wait={POLL_SECONDS:g}", payload, expect=(200, 202),
+                                            timeout=POLL_SECONDS + POLL_MARGIN_SECONDS)
             while True:
                 state = call.get("state")
                 if not answered and call.get("answer") is not None:

@@ -10,7 +10,9 @@ the exact instants calls start and end.
 
 HTTP API (JSON bodies, HTTP/1.1 keep-alive)::
 
-    POST   /calls                 place a call -> 202 + call (200 + existing call if the id is known)
+    POST   /calls                 place a call -> 202 + call (200 + existing call if the id is known);
+                                  ?wait=<real seconds>: answer once the call is past ringing
+                                  (or at that timeout), saving the first long-poll
     GET    /calls                 every call received (?batch_id=, ?org_id=, ?contact_id=)
     GET    /calls/{id}            status of one call (404 when unknown)
     GET    /calls/{id}/wait       long-poll: ?after=<state>&timeout=<real seconds>; returns
@@ -480,6 +482,9 @@ class CarrierHttpServer:
                 call, created = carrier.place(payload)
                 if call is None:
                     return 200, _cancelled_before_placed(call_id)
+                if "wait" in query:
+                    timeout = min(max(_num(query.get("wait"), 0.0), 0.0), MAX_WAIT_SECONDS)
+                    await carrier.wait(call, "ringing", timeout)
                 return (202 if created else 200), call.status()
             if method == "GET":
                 return 200, carrier.list_calls(query)

@@ -415,3 +415,16 @@ def test_provider_survives_a_carrier_restart_and_reports_a_dead_one() -> None:
         asyncio.run(main())
     finally:
         first.stop()
+
+
+def test_post_with_wait_answers_once_ringing_is_over(carrier: SimCarrierProcess) -> None:
+    """POST /calls?wait=<s> holds the answer until the call is past ringing
+    (the provider's first long-poll saved); without it the call is ringing."""
+    body = {"to": "+14155550187", "simulation": {"completed": 1, "ring_seconds": RING, "mean_call_seconds": 20}}
+    status, plain = http_json(carrier.url + "/calls", "POST", {**body, "call_id": "post-plain"})
+    assert (status, plain["state"]) == (202, "ringing")
+    t0 = time.monotonic()
+    status, waited = http_json(carrier.url + "/calls?wait=5", "POST", {**body, "call_id": "post-wait"})
+    assert status == 202 and waited["state"] in ("in_progress", "ended")
+    assert waited["answer"] is not None
+    assert time.monotonic() - t0 >= RING * SCALE * 0.45  # it waited out the ring (0.5-1.5 x ring_seconds)
