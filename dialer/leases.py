@@ -35,8 +35,8 @@ CONNECTED with its attempt open in Postgres, out of the ready queue, until
 FinishAttempt; only the release after it re-queues it; so StartAttempt's
 conditional update refuses any other claim of it meanwhile (invariant 2).
 
-Round trips: ``attach``, ``end_call``, ``release`` and ``renew_many`` go
-through a ``ScriptBatcher``, a group commit: while one pipeline is in
+Round trips: ``claim_many``, ``attach``, ``end_call``, ``release`` and
+``renew_many`` go through a ``ScriptBatcher``, a group commit: while one pipeline is in
 flight, new calls accumulate and leave together in the next one; each caller
 awaits its own reply. Under load one round trip serves many calls; idle, a
 call costs one round trip as before. Each script keeps its own guarantees
@@ -458,8 +458,9 @@ class LeaseClient:
         if len(lease_ids) != n or len(provider_call_ids) != n:
             raise ValueError("one lease id and one provider call id per contact")
         now = self.now_ms()
-        reply = await self.scripts.claim(
-            keys=[
+        reply = await self.batcher.call(
+            self.scripts.claim,
+            [
                 keys.org_config(org_id),
                 keys.org_leases(org_id),
                 keys.batch_meta(org_id, batch_id),
@@ -468,8 +469,7 @@ class LeaseClient:
                 keys.fence_counter(org_id),
                 *(keys.lease_info(org_id, lease_id) for lease_id in lease_ids),
             ],
-            args=[now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n,
-                  *lease_ids, *provider_call_ids],
+            [now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n, *lease_ids, *provider_call_ids],
         )
         stop = _s(reply[0])
         next_due = int(float(_s(reply[1]))) if stop == "not_due" and reply[1] not in (b"", "") else None
