@@ -110,24 +110,25 @@ _LOCK_BATCHES = (
     .order_by(batches.c.id)
     .with_for_update(read=True)
 )
-#: What closing reads of a contact (not its transcript or recording).
-_LOCK_CONTACTS = (
-    select(
-        contacts.c.id, contacts.c.status, contacts.c.attempts, contacts.c.max_attempts, contacts.c.phone,
-        contacts.c.current_attempt_id, contacts.c.failure_reason, contacts.c.next_attempt_at,
-    )
-    .where(contacts.c.id.in_(select(attempts.c.contact_id).where(attempts.c.id == _ids("p_ids")).scalar_subquery()))
-    .order_by(contacts.c.id)
-    .with_for_update()
+_CONTACT_COLUMNS = (
+    "id", "status", "attempts", "max_attempts", "phone", "current_attempt_id", "failure_reason", "next_attempt_at",
 )
-_LOCK_ATTEMPTS = (
+_ATTEMPT_COLUMNS = (
+    "id", "batch_id", "contact_id", "org_id", "fence_token", "attempt_number", "answered_at", "ended_at",
+)
+#: Each attempt with its contact, both locked in one statement, in contact
+#: order (StartAttempt's order; the attempt row comes with its contact).
+#: What closing reads of a contact: not its transcript or recording.
+_LOCK_CALLS = (
     select(
-        attempts.c.id, attempts.c.batch_id, attempts.c.contact_id, attempts.c.org_id, attempts.c.fence_token,
-        attempts.c.attempt_number, attempts.c.answered_at, attempts.c.ended_at,
+        *[contacts.c[n].label(f"c__{n}") for n in _CONTACT_COLUMNS],
+        *[attempts.c[n].label(f"a__{n}") for n in _ATTEMPT_COLUMNS],
     )
+    .select_from(attempts)
+    .join(contacts, contacts.c.id == attempts.c.contact_id)
     .where(attempts.c.id == _ids("p_ids"))
-    .order_by(attempts.c.id)
-    .with_for_update()
+    .order_by(contacts.c.id, attempts.c.id)
+    .with_for_update(of=[contacts, attempts])
 )
 _ORGS = select(
     organizations.c.id, organizations.c.credits_enforced, organizations.c.credit_balance_micros,
@@ -171,8 +172,11 @@ async def _lock(conn: Any, attempt_ids: Sequence[str], *, with_batches: bool = T
     params = {"p_ids": sorted(set(attempt_ids))}
     if with_batches:
         locked.batches = {r.id: r for r in await conn.execute(_LOCK_BATCHES, params)}
-    locked.contacts = {r.id: r._asdict() for r in await conn.execute(_LOCK_CONTACTS, params)}
-    locked.attempts = {r.id: r._asdict() for r in await conn.execute(_LOCK_ATTEMPTS, params)}
+    for row in await conn.execute(_LOCK_CALLS, params):
+        m = row._mapping
+        contact = locked.contacts.setdefault(m["c__id"], {n: m[f"c__{n}"] for n in _CONTACT_COLUMNS})
+        locked.attempts[m["a__id"]] = {n: m[f"a__{n}"] for n in _ATTEMPT_COLUMNS}
+        assert contact["id"] == m["a__contact_id"]
     return locked
 
 
