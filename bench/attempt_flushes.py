@@ -60,7 +60,7 @@ async def run(args: argparse.Namespace, org, batch) -> None:
         print(f"flush size {size:3d}: " + "  ".join(
             f"{k} {v / flushes * 1000:6.2f} ms/flush {v / (flushes * size) * 1000:5.2f} ms/item" for k, v in times.items()))
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
 
 
 def main() -> int:
@@ -69,6 +69,7 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=600, help="items per flush size")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sort", default="cumulative", help="pstats sort key with --profile")
     args = ap.parse_args()
 
     from server.adapters.db.engine import migrate
