@@ -623,6 +623,14 @@ def test_script_batcher_coalesces_and_keeps_each_scripts_guarantees(redis_url):
                            requeue_mode="set") for c in claims[10:])) == [1] * 30
         assert await r.zcard(keys.org_ended(org_id)) == 0
         assert await r.zcard(keys.batch_ready(org_id, "A")) == 30
+        # The batcher's own connection dropped by the server: the round trip
+        # is sent again on a new connection.
+        [conn_id] = await leases.batcher.commands([("CLIENT", "ID")])
+        await r.client_kill_filter(_id=conn_id)
+        got = await leases.claim_many(org_id, "A", 2)
+        assert len(got.claims) == 2
+        [new_id] = await leases.batcher.commands([("CLIENT", "ID")])
+        assert new_id != conn_id
         await r.aclose()
         # A connection that cannot be made fails each waiting caller.
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
