@@ -230,7 +230,9 @@ class Dialer:
         #: OutboundTrunk (serialized) -> (TrunkSettings, its json), so the
         #: conversions are not redone for every call of a batch.
         self._trunks: dict[bytes, tuple[Any, str]] = {}
-        self._decision_counters: dict[int, Any] = {}  # StartAttempt decision -> its counter
+        #: (metric, label value) -> labelled child, so the per-call metrics
+        #: skip prometheus_client's label validation and lock each time.
+        self._metric_children: dict[tuple[int, str], Any] = {}
         self._reaper_stop = asyncio.Event()
         self._heartbeat_stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -517,12 +519,8 @@ class Dialer:
             return
         self._start_failures = 0
         decision = resp.decision
-        counter = self._decision_counters.get(decision)
-        if counter is None:
-            counter = self.metrics.start_decisions.labels(
-                D.StartAttemptDecision.Name(decision).removeprefix("START_ATTEMPT_DECISION_").lower())
-            self._decision_counters[decision] = counter
-        counter.inc()
+        self._metric_child(self.metrics.start_decisions,
+                           D.StartAttemptDecision.Name(decision).removeprefix("START_ATTEMPT_DECISION_").lower()).inc()
         if decision != GRANTED:
             log_event(log, "start_attempt.declined", logging.DEBUG, decision=D.StartAttemptDecision.Name(decision),
                       reason=resp.reason, **fields)
@@ -597,7 +595,7 @@ class Dialer:
 
         call_task = asyncio.create_task(provider.place_call(request, on_answer), name=f"call-{claim.lease_id}")
         self._call_tasks[claim.lease_id] = call_task
-        gauge = self.metrics.live_calls.labels(claim.org_id)
+        gauge = self._metric_child(self.metrics.live_calls, claim.org_id)
         gauge.inc()
         self.metrics.claim_to_dial.observe(max(0.0, self.monotonic() - claim_mono))
         log_event(log, "call.placed", logging.INFO, to=resp.phone_number, attempt_number=resp.attempt_number, **fields)
@@ -627,6 +625,13 @@ class Dialer:
         log_event(log, "call.ended", logging.INFO, outcome=outcome_name(outcome),
                   duration_seconds=result.duration_seconds if result else 0.0, **fields)
         await self._finish(claim, attempt_id, outcome, result, detail)
+
+    def _metric_child(self, metric: Any, label: str) -> Any:
+        key = (id(metric), label)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = metric.labels(label)
+        return child
 
     def _trunk(self, proto: Any) -> tuple[Any, str]:
         """TrunkSettings and its json for an OutboundTrunk, cached by the
@@ -723,7 +728,7 @@ class Dialer:
             return
         due = None
         if answer == "ok":
-            self.metrics.outcomes.labels(outcome_name(outcome)).inc()
+            self._metric_child(self.metrics.outcomes, outcome_name(outcome)).inc()
             due = requeue_due_ms(resp, self.leases.now_ms())
         await self._release(claim, requeue_due_ms=due)
 
