@@ -8,7 +8,7 @@ the lease guards (see ``server.adapters.redis.keys.lease_info``).
 - ``claim_many``   claim.lua: both limits checked, up to N due contacts of
                    one batch taken, a fencing token drawn for each, each
                    lease added to both zsets (``claim``: N = 1).
-- ``begin_org_round`` one pipeline: rotate the org's ring, read it, the
+- ``begin_org_round`` one round trip: rotate the org's ring, read it, the
                    org's slots in use and limit, and note the org in
                    LEASE_ORGS (before any of its claims); ``claim_context``
                    does the same for the orgs of the previous round in the
@@ -35,13 +35,15 @@ CONNECTED with its attempt open in Postgres, out of the ready queue, until
 FinishAttempt; only the release after it re-queues it; so StartAttempt's
 conditional update refuses any other claim of it meanwhile (invariant 2).
 
-Round trips: ``claim_many``, ``attach``, ``end_call``, ``release`` and
-``renew_many`` go through a ``ScriptBatcher``, a group commit: while one pipeline is in
-flight, new calls accumulate and leave together in the next one; each caller
-awaits its own reply. Under load one round trip serves many calls; idle, a
-call costs one round trip as before. Each script keeps its own guarantees
-(attach only while held, release semantics, re-queue modes): a pipeline is
-only a transport, every script still runs atomically on its own.
+Round trips: ``claim_many``, ``attach``, ``end_call``, ``release``,
+``renew_many`` and the claim rounds' plain commands (``claim_context``,
+``begin_org_round``) go through a ``ScriptBatcher``, a group commit on a
+connection of its own: while one round trip is in flight, new calls
+accumulate and leave together in the next one; each caller awaits its own
+reply. Under load one round trip serves many calls; idle, a call costs one
+round trip as before. Each script keeps its own guarantees (attach only
+while held, release semantics, re-queue modes): a pipeline is only a
+transport, every script still runs atomically on its own.
 
 The dialer reuses the Redis key layout and scripts of ``server.adapters.redis``
 (pure data + Lua, no database code).
