@@ -90,6 +90,8 @@ class Claim:
     provider_call_id: str
     due_ms: int
     claimed_ms: int
+    #: A reservation (claim.lua "reserve"): no slot until ``activate``.
+    reserved: bool = False
 
 
 @dataclass(frozen=True)
@@ -432,12 +434,14 @@ class LeaseClient:
             await self.redis.sadd(keys.LEASE_ORGS, *org_ids)
 
     async def _lease_count(self, org_id: str) -> int:
-        """Slot-holding leases + ended leases awaiting their outcome."""
+        """Slot-holding leases + ended leases awaiting their outcome +
+        reservations (granted ahead, no slot yet)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.org_leases(org_id))
             pipe.zcard(keys.org_ended(org_id))
-            held, ended = await pipe.execute()
-        return int(held) + int(ended)
+            pipe.zcard(keys.org_reserved(org_id))
+            held, ended, reserved = await pipe.execute()
+        return int(held) + int(ended) + int(reserved)
 
     async def forget_lease_org_if_empty(self, org_id: str) -> bool:
         """SREM an org from LEASE_ORGS when its lease zset and its ended zset
@@ -522,9 +526,12 @@ class LeaseClient:
         *,
         lease_ids: Sequence[str] | None = None,
         provider_call_ids: Sequence[str] | None = None,
+        reserve: bool = False,
     ) -> ClaimBatch:
         """Up to ``n`` due contacts of one batch, each under a new lease, in
-        one claim.lua call (both limits checked for the group)."""
+        one claim.lua call (both limits checked for the group). ``reserve``:
+        reservations instead (no slot, at most org-limit of them per org;
+        each must go through ``activate`` before its call)."""
         n = max(1, int(n))
         lease_ids = list(lease_ids or [uuid.uuid4().hex for _ in range(n)])
         provider_call_ids = list(provider_call_ids or [uuid.uuid4().hex for _ in range(n)])
@@ -540,9 +547,11 @@ class LeaseClient:
                 keys.batch_leases(org_id, batch_id),
                 keys.batch_ready(org_id, batch_id),
                 keys.fence_counter(org_id),
+                keys.org_reserved(org_id),
                 *(keys.lease_info(org_id, lease_id) for lease_id in lease_ids),
             ],
-            [now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n, *lease_ids, *provider_call_ids],
+            [now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n,
+             "reserve" if reserve else "slot", *lease_ids, *provider_call_ids],
         )
         stop = _s(reply[0])
         next_due = int(float(_s(reply[1]))) if stop == "not_due" and reply[1] not in (b"", "") else None
@@ -556,6 +565,7 @@ class LeaseClient:
                 provider_call_id=provider_call_ids[j],
                 due_ms=int(float(_s(reply[i + 2]))),
                 claimed_ms=now,
+                reserved=reserve,
             )
             for j, i in enumerate(range(3, len(reply), 3))
         ]
@@ -573,10 +583,28 @@ class LeaseClient:
     ) -> bool:
         reply = await self.batcher.call(
             self.scripts.attach,
-            [keys.org_leases(org_id), keys.lease_info(org_id, lease_id)],
+            [keys.org_leases(org_id), keys.lease_info(org_id, lease_id), keys.org_reserved(org_id)],
             [lease_id, attempt_id, int(started_ms), int(max_call_ms), trunk_json, self.info_ttl_ms],
         )
         return int(reply) == 1
+
+    async def activate(self, org_id: str, batch_id: str, lease_id: str) -> str:
+        """A reservation takes its org and batch slots (activate.lua): "ok"
+        (dial now), "org_full" / "batch_full" (wait), "inactive" / "lost" /
+        "org_unconfigured" (do not dial)."""
+        reply = await self.batcher.call(
+            self.scripts.activate,
+            [
+                keys.org_config(org_id),
+                keys.org_leases(org_id),
+                keys.batch_meta(org_id, batch_id),
+                keys.batch_leases(org_id, batch_id),
+                keys.org_reserved(org_id),
+                keys.lease_info(org_id, lease_id),
+            ],
+            [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms()],
+        )
+        return _s(reply)
 
     async def end_call(self, org_id: str, batch_id: str, lease_id: str) -> OrgRound | None:
         """The call under this lease is over at the provider: free its slots
@@ -619,6 +647,7 @@ class LeaseClient:
                     keys.batch_leases(org_id, batch_id),
                     keys.lease_info(org_id, lease_id),
                     keys.org_ended(org_id),
+                    keys.org_reserved(org_id),
                 ],
                 [lease_id, expiry, self.info_ttl_ms],
                 lazy=True,
@@ -655,6 +684,7 @@ class LeaseClient:
                 keys.batch_meta(org_id, batch_id),
                 keys.batch_ready(org_id, batch_id),
                 keys.org_ended(org_id),
+                keys.org_reserved(org_id),
             ],
             [
                 lease_id,
@@ -689,6 +719,11 @@ class LeaseClient:
         whose expiry is before now: their dialer died before FinishAttempt
         was answered."""
         return await self._list_expired(org_id, keys.org_ended(org_id), limit)
+
+    async def list_expired_reserved(self, org_id: str, *, limit: int = 500) -> list[LeaseRecord]:
+        """Reservations (granted ahead, never given a slot, so never dialed)
+        of the org whose expiry is before now: their dialer died."""
+        return await self._list_expired(org_id, keys.org_reserved(org_id), limit)
 
     async def _list_expired(self, org_id: str, zset: str, limit: int) -> list[LeaseRecord]:
         now = self.now_ms()

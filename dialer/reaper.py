@@ -129,9 +129,11 @@ class Reaper:
         by this dialer. Returns how many were released."""
         records = await self.leases.list_expired(org_id)
         ended = await self.leases.list_expired_ended(org_id)
+        reserved = await self.leases.list_expired_reserved(org_id)
         own = self.own_leases()
         todo = [(r, self.judge) for r in records if r.lease_id not in own]
         todo += [(r, self.judge_ended) for r in ended if r.lease_id not in own]
+        todo += [(r, self.judge_reserved) for r in reserved if r.lease_id not in own]
         if not todo:
             return 0
         results = await asyncio.gather(*(self._judge_bounded(r, j) for r, j in todo), return_exceptions=True)
@@ -256,6 +258,25 @@ class Reaper:
                                   requeue_contact=record.contact_id if due is not None else "",
                                   requeue_due_ms=due or 0)
         return f"released:{prefix}{why}" if answer == "ok" else f"released:{prefix}already_closed"
+
+    async def judge_reserved(self, record: LeaseRecord) -> str:
+        """An expired reservation (granted ahead, its dialer died before it
+        took a slot): no call was ever placed under it (the dialer dials
+        only after activate.lua moved it into the slot zsets), so it is
+        released at once, the contact re-queued, and tombstoned so the
+        server closes the attempt granted under it as never dialed."""
+        due = int(float(record.info.get("due_ms") or 0)) or self.leases.now_ms()
+        r = await self.leases.release(
+            record.org_id, record.batch_id, record.lease_id,
+            requeue_contact=record.contact_id if record.info else "", requeue_due_ms=due, requeue_mode="nx",
+        )
+        await self.leases.note_released_unattached(record.org_id, record.lease_id)
+        result = "released:reservation" if r == 1 else "released:reservation_gone"
+        self._count(result)
+        log_event(log, "reaper.judged", logging.INFO, org_id=record.org_id, lease_id=record.lease_id,
+                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
+                  holder=record.dialer_id, result=result)
+        return result
 
     async def judge_ended(self, record: LeaseRecord) -> str:
         """Decide one expired ended lease (its call is over, its dialer died

@@ -76,7 +76,9 @@ delivered is left in Redis for a reaper.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -111,6 +113,11 @@ GRANTED = D.START_ATTEMPT_DECISION_GRANTED
 
 #: Budget for delivering outcomes once a hard stop began (after the drain).
 FINISH_BUDGET_AT_STOP_SECONDS = 10.0
+#: Time constant of the call-end rate that sizes the grant-ahead pool.
+END_RATE_TAU_SECONDS = 1.0
+#: A reservation waits for a slot at most this share of the dial grace
+#: after its StartAttempt was sent; then it is returned as NOT_DIALED.
+ACTIVATE_GRACE_SHARE = 0.5
 
 
 def _clock_fn(clock: Any) -> Callable[[], float]:
@@ -233,6 +240,15 @@ class Dialer:
         #: (metric, label value) -> labelled child, so the per-call metrics
         #: skip prometheus_client's label validation and lock each time.
         self._metric_children: dict[tuple[int, str], Any] = {}
+        #: Grant ahead (see _prefetch): org -> lease ids of this dialer's
+        #: reservations not yet given a slot; org -> reservations waiting
+        #: for a slot (FIFO), woken one by one as this dialer's calls end;
+        #: org -> (decayed count of call ends, monotonic time) for the rate.
+        self._reservations: dict[str, set[str]] = {}
+        self._slot_waiters: dict[str, collections.deque[asyncio.Future]] = {}
+        self._end_rate: dict[str, tuple[float, float]] = {}
+        #: Orgs whose reservations a woken waiter drew down: refill them.
+        self._refill: dict[str, list[str]] = {}
         self._reaper_stop = asyncio.Event()
         self._heartbeat_stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -327,7 +343,7 @@ class Dialer:
             # next round start at once.
             self._wake.clear()
             hints, self._hints = self._hints, {}
-            full = self._full_wanted or not hints or self.monotonic() >= next_full
+            full = self._full_wanted or not (hints or self._refill) or self.monotonic() >= next_full
             self._full_wanted = False
             try:
                 if full:
@@ -363,6 +379,12 @@ class Dialer:
                 break
             if start.org_free:
                 claimed += await self._serve_org(org_id, start)
+            else:
+                claimed += await self._prefetch(org_id, start.ring)
+        refill, self._refill = self._refill, {}
+        for org_id, ring in refill.items():
+            if not self._stopping.is_set() and org_id not in hints:
+                claimed += await self._prefetch(org_id, ring)
         return claimed
 
     async def claim_round(self) -> bool:
@@ -412,6 +434,7 @@ class Dialer:
         free = start.org_free
         claimed = 0
         remaining = start.ring
+        saturated = free <= 0
         while remaining and free > 0:
             next_pass: list[str] = []
             for i, batch_id in enumerate(remaining):
@@ -433,12 +456,125 @@ class Dialer:
                     next_pass.append(batch_id)  # it may have more
                     continue
                 self.metrics.claims.labels(got.stop).inc()
-                if got.stop in ("org_full", "org_unconfigured"):
+                if got.stop == "org_unconfigured":
                     return claimed
-            remaining = next_pass
+                if got.stop in ("org_full", "batch_full"):
+                    saturated = True
+                if got.stop == "org_full":
+                    break
+            else:
+                remaining = next_pass
+                continue
+            break
         if free <= 0 and claimed == 0:
             self.metrics.claims.labels("org_full").inc()
+        if saturated or free <= 0:
+            claimed += await self._prefetch(org_id, start.ring)
         return claimed
+
+    # -- grant ahead -------------------------------------------------------------
+
+    def _prefetch_target(self, org_id: str) -> int:
+        """How many reservations to keep in the org: this dialer's recent
+        call-end rate there x ``prefetch_seconds`` (0 for slow campaigns, so
+        no grant sits near its dial grace waiting for a slot)."""
+        if self.settings.prefetch_seconds <= 0 or self.settings.max_prefetch <= 0:
+            return 0
+        count, at = self._end_rate.get(org_id, (0.0, 0.0))
+        rate = count * math.exp(-(self.monotonic() - at) / END_RATE_TAU_SECONDS) / END_RATE_TAU_SECONDS
+        return min(self.settings.max_prefetch, int(rate * self.settings.prefetch_seconds))
+
+    def _note_call_end(self, org_id: str) -> None:
+        now = self.monotonic()
+        count, at = self._end_rate.get(org_id, (0.0, now))
+        self._end_rate[org_id] = (count * math.exp(-(now - at) / END_RATE_TAU_SECONDS) + 1.0, now)
+
+    async def _prefetch(self, org_id: str, ring: list[str]) -> int:
+        """Grant ahead while the org is saturated: claim contacts as
+        reservations (no slot; claim.lua "reserve"), round-robin over the
+        org's batches, and get them granted (coalesced StartAttempts) while
+        the org's calls go on. Each then waits in _activate for a slot that
+        a call's end frees, and is dialed at once: the StartAttempt round
+        trip leaves the path between one call's end and the next call's
+        start. Returns how many were reserved."""
+        want = self._prefetch_target(org_id) - len(self._reservations.get(org_id, ()))
+        claimed = 0
+        remaining = list(ring)
+        while remaining and want > 0:
+            next_pass: list[str] = []
+            for i, batch_id in enumerate(remaining):
+                if self._stopping.is_set() or self.monotonic() < self._claim_pause_until or want <= 0:
+                    return claimed
+                if self._busy_claims() >= self.settings.max_live_calls:
+                    return claimed
+                share = -(-want // (len(remaining) - i))
+                got = await self.leases.claim_many(org_id, batch_id, share, reserve=True)
+                for claim in got.claims:
+                    self._reservations.setdefault(org_id, set()).add(claim.lease_id)
+                    self._spawn(claim)
+                if got.claims:
+                    self.metrics.claims.labels("reserved").inc(len(got.claims))
+                claimed += len(got.claims)
+                want -= len(got.claims)
+                if got.stop == "ok":
+                    next_pass.append(batch_id)
+                elif got.stop in ("org_full", "org_unconfigured"):
+                    return claimed
+            remaining = next_pass
+        return claimed
+
+    def _end_reservation(self, claim: Claim) -> None:
+        held = self._reservations.get(claim.org_id)
+        if held is not None:
+            held.discard(claim.lease_id)
+
+    def _wake_slot_waiter(self, org_id: str) -> bool:
+        """Hand a freed slot to the org's first waiting reservation."""
+        waiters = self._slot_waiters.get(org_id)
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return True
+        return False
+
+    async def _activate(self, claim: Claim, t0: float) -> str | None:
+        """Give a granted reservation its slots (activate.lua), waiting for
+        a slot to free up until shortly before its dial grace runs out.
+        None: activated, dial now. Else why not to dial."""
+        deadline = t0 + self.settings.dial_grace_seconds * ACTIVATE_GRACE_SHARE
+        woken = False
+        try:
+            while True:
+                if self._stopping.is_set():
+                    return "dialer stopping"
+                status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id)
+                if status == "ok":
+                    return None
+                if status not in ("org_full", "batch_full"):
+                    return f"reservation {status}"
+                if woken and status == "batch_full":
+                    # The slot freed for us is of no use to this batch: pass
+                    # it on to the next reservation in line.
+                    self._wake_slot_waiter(claim.org_id)
+                remaining = deadline - self.monotonic()
+                if remaining <= 0:
+                    return "no slot came free within the dial grace"
+                fut = asyncio.get_running_loop().create_future()
+                waiters = self._slot_waiters.setdefault(claim.org_id, collections.deque())
+                waiters.append(fut)
+                try:
+                    done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.settings.poll_seconds))
+                    woken = bool(done)
+                finally:
+                    if not fut.done():
+                        fut.cancel()
+                        try:
+                            waiters.remove(fut)
+                        except ValueError:
+                            pass
+        finally:
+            self._end_reservation(claim)
 
     def _spawn(self, claim: Claim) -> None:
         self._held[claim.lease_id] = HeldLease(claim.org_id, claim.batch_id, claim.lease_id, claim.contact_id)
@@ -460,6 +596,8 @@ class Dialer:
             self._forget(claim.lease_id)
         finally:
             self._tasks.pop(claim.lease_id, None)
+            if claim.reserved:
+                self._end_reservation(claim)
             if self._cap_blocked:  # this dialer's own cap stopped a round
                 self._cap_blocked = False
                 self._wake_full()
@@ -583,6 +721,15 @@ class Dialer:
             recording_enabled=resp.recording_enabled,
             transcript_enabled=resp.transcript_enabled,
         )
+        if claim.reserved:
+            why = await self._activate(claim, t0)
+            if why is None and self.monotonic() - t0 > self.settings.dial_grace_seconds:
+                why = "activated after the dial grace"
+            if why is not None:
+                log_event(log, "call.not_dialed", logging.INFO, reason=why, **fields)
+                await self._finish(claim, attempt_id, resources_pb2.CALL_OUTCOME_NOT_DIALED, None, why)
+                return
+            claim_mono = self.monotonic()  # claim-to-dial: from the slot taken
         answered: list[datetime] = []
         side_tasks: list[asyncio.Task] = []
 
@@ -659,9 +806,15 @@ class Dialer:
         if start is not None and held is not None:
             held.ended = True
             self._ended.add(claim.lease_id)
-            # A slot is free: refill it now, from the round start end_call
-            # returned (the latest one of an org wins).
-            self._hints[claim.org_id] = start
+            self._note_call_end(claim.org_id)
+            if self._wake_slot_waiter(claim.org_id):
+                # A granted reservation takes the slot at once; top the
+                # reservations up in the background.
+                self._refill[claim.org_id] = start.ring
+            else:
+                # A slot is free: refill it now, from the round start
+                # end_call returned (the latest one of an org wins).
+                self._hints[claim.org_id] = start
             self._wake.set()
 
     async def _settle_cancelled(self, provider: Any, request: CallRequest, answered: list[datetime]):

@@ -45,6 +45,18 @@ def org_leases(org_id: str) -> str:
     return f"{_org(org_id)}:leases"
 
 
+def org_reserved(org_id: str) -> str:
+    """ZSET: lease id -> expiry (ms). Leases granted ahead (claim.lua in
+    "reserve" mode): a contact claimed and its attempt granted while no slot
+    is free yet, so that when a call ends the next one starts at once,
+    without waiting for StartAttempt. They hold NO slot and guard no call:
+    activate.lua moves one into ``org_leases`` and ``batch_leases``
+    (checking both limits) right before its call is placed. Renewed by the
+    holder's heartbeat; a reaper releases an expired one (never dialed) and
+    tombstones it so the server closes its attempt as NOT_DIALED."""
+    return f"{_org(org_id)}:reserved"
+
+
 def org_ended(org_id: str) -> str:
     """ZSET: lease id -> expiry (ms). Leases whose call is over at the
     provider but whose outcome the server has not yet recorded

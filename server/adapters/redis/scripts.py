@@ -21,6 +21,7 @@ from typing import Any
 #: Names of the scripts (file stems in ``lua/``).
 SCRIPT_NAMES = (
     "claim",
+    "activate",
     "attach",
     "end_call",
     "renew",

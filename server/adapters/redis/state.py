@@ -174,13 +174,15 @@ class RedisState:
         or with their call over but its outcome not yet recorded (the org's
         ended zset, filtered by the lease's batch). The repair pass leaves
         them out of the ready queue: their dialer's release re-queues them
-        if the outcome calls for it."""
+        if the outcome calls for it. Reservations (granted ahead, no slot
+        yet: the org's reserved zset) count too."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrange(keys.batch_leases(org_id, batch_id), 0, -1)
             pipe.zrange(keys.org_ended(org_id), 0, -1)
-            held, ended = await pipe.execute()
+            pipe.zrange(keys.org_reserved(org_id), 0, -1)
+            held, ended, reserved = await pipe.execute()
         lease_ids = [_s(m) for m in held]
-        ended_ids = [_s(m) for m in ended]
+        ended_ids = [_s(m) for m in ended] + [_s(m) for m in reserved]
         if not lease_ids and not ended_ids:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -194,7 +196,7 @@ class RedisState:
             if contact is None:
                 continue
             if i >= len(lease_ids) and (batch is None or _s(batch) != batch_id):
-                continue  # an ended lease of another batch
+                continue  # an ended or reserved lease of another batch
             out.add(_s(contact))
         return out
 

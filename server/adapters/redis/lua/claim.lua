@@ -19,7 +19,8 @@
 -- KEYS[4]     batch leases zset     bc:{org}:batch:{b}:leases  (lease id -> expiry ms)
 -- KEYS[5]     batch ready zset      bc:{org}:batch:{b}:ready   (contact id -> due ms)
 -- KEYS[6]     org fence counter     bc:{org}:fence
--- KEYS[6+i]   lease info hash of the i-th lease id, i = 1..N
+-- KEYS[7]     org reserved zset     bc:{org}:reserved          (lease id -> expiry ms)
+-- KEYS[7+i]   lease info hash of the i-th lease id, i = 1..N
 --                                   bc:{org}:lease:{lease id}
 -- ARGV[1]     now (epoch ms)
 -- ARGV[2]     lease ttl (ms)
@@ -27,8 +28,13 @@
 -- ARGV[4]     dialer id
 -- ARGV[5]     lease info hash ttl (ms; a safety net, far above any call length)
 -- ARGV[6]     N, the most contacts to claim (>= 1)
--- ARGV[6+i]   i-th lease id (new, unique), i = 1..N, used in order
--- ARGV[6+N+i] i-th provider call id (chosen by the dialer before the call)
+-- ARGV[7]     mode: "slot" = take slots (the leases count against both
+--             limits at once) | "reserve" = grant ahead: the leases go to
+--             the org's reserved zset and hold NO slot; activate.lua moves
+--             one into the slot zsets (checking both limits) right before
+--             its call is placed. At most org-limit reservations per org.
+-- ARGV[7+i]   i-th lease id (new, unique), i = 1..N, used in order
+-- ARGV[7+N+i] i-th provider call id (chosen by the dialer before the call)
 --
 -- Returns {status, next_due_ms, org_free, contact_1, token_1, due_1, ...}:
 -- the claimed contacts in due order with their fencing token (integer) and
@@ -37,7 +43,8 @@
 --   "ok"                N contacts claimed (the batch may have more)
 --   "org_unconfigured"  no org limit (state not built / being rebuilt)
 --   "inactive"          no batch meta (batch not active)
---   "org_full"          org leases reached the org limit
+--   "org_full"          org leases reached the org limit (reserve mode:
+--                       the org's reservations reached it)
 --   "batch_full"        batch leases reached the batch limit
 --   "empty"             ready queue empty
 --   "not_due"           the next contact is not due; next_due_ms = its due
@@ -51,11 +58,18 @@ local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
 if not batch_limit then
   return {'inactive', '', 0}
 end
-local org_free = org_limit - redis.call('ZCARD', KEYS[2])
+local reserve = ARGV[7] == 'reserve'
+local org_free, batch_free
+if reserve then
+  org_free = org_limit - redis.call('ZCARD', KEYS[7])
+  batch_free = org_free
+else
+  org_free = org_limit - redis.call('ZCARD', KEYS[2])
+  batch_free = batch_limit - redis.call('ZCARD', KEYS[4])
+end
 if org_free <= 0 then
   return {'org_full', '', 0}
 end
-local batch_free = batch_limit - redis.call('ZCARD', KEYS[4])
 if batch_free <= 0 then
   return {'batch_full', '', org_free}
 end
@@ -81,21 +95,25 @@ for i = 1, #head, 2 do
     break
   end
   got = got + 1
-  local lease_id = ARGV[6 + got]
+  local lease_id = ARGV[7 + got]
   redis.call('ZREM', KEYS[5], contact)
   local token = redis.call('INCR', KEYS[6])
-  redis.call('ZADD', KEYS[2], expiry, lease_id)
-  redis.call('ZADD', KEYS[4], expiry, lease_id)
-  redis.call('HSET', KEYS[6 + got],
+  if reserve then
+    redis.call('ZADD', KEYS[7], expiry, lease_id)
+  else
+    redis.call('ZADD', KEYS[2], expiry, lease_id)
+    redis.call('ZADD', KEYS[4], expiry, lease_id)
+  end
+  redis.call('HSET', KEYS[7 + got],
     'batch', ARGV[3],
     'contact', contact,
     'token', token,
     'dialer', ARGV[4],
-    'provider_call_id', ARGV[6 + n + got],
+    'provider_call_id', ARGV[7 + n + got],
     'claimed_ms', ARGV[1],
     'started_ms', ARGV[1],
     'due_ms', due)
-  redis.call('PEXPIRE', KEYS[6 + got], ARGV[5])
+  redis.call('PEXPIRE', KEYS[7 + got], ARGV[5])
   out[#out + 1] = contact
   out[#out + 1] = token
   out[#out + 1] = due

@@ -1,0 +1,53 @@
+-- activate.lua: a reservation (a lease granted ahead by claim.lua in
+-- "reserve" mode, holding no slot) takes its org and batch slots, checking
+-- both limits, right before its call is placed. The dialer dials only on
+-- "ok", so a reservation never guards a call without holding its slots.
+-- Redis 6.2 / 7.x; keys of one organization.
+--
+-- KEYS[1] org config hash       bc:{org}:config            (field "limit")
+-- KEYS[2] org leases zset       bc:{org}:leases
+-- KEYS[3] batch meta hash       bc:{org}:batch:{b}:meta    (field "limit")
+-- KEYS[4] batch leases zset     bc:{org}:batch:{b}:leases
+-- KEYS[5] org reserved zset     bc:{org}:reserved
+-- KEYS[6] lease info hash       bc:{org}:lease:{lease id}
+-- ARGV[1] lease id
+-- ARGV[2] expiry (epoch ms) of the slot leases (renewed by renew.lua)
+-- ARGV[3] lease info hash ttl (ms)
+-- ARGV[4] now (epoch ms), written as activated_ms
+--
+-- Returns one of:
+--   "ok"                the lease now holds both slots (or already did: a
+--                       rebuild after a Redis loss restores open attempts
+--                       as slot-holding leases)
+--   "lost"              neither reserved nor held (a reaper or a Redis
+--                       loss took it): no call may be placed under it
+--   "org_unconfigured"  no org limit (state being rebuilt)
+--   "inactive"          no batch meta: the batch is paused, cancelled or over
+--   "org_full" / "batch_full"   no slot free now; the reservation stays
+
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return 'ok'
+end
+if not redis.call('ZSCORE', KEYS[5], ARGV[1]) or redis.call('EXISTS', KEYS[6]) == 0 then
+  return 'lost'
+end
+local org_limit = tonumber(redis.call('HGET', KEYS[1], 'limit'))
+if not org_limit then
+  return 'org_unconfigured'
+end
+local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
+if not batch_limit then
+  return 'inactive'
+end
+if redis.call('ZCARD', KEYS[2]) >= org_limit then
+  return 'org_full'
+end
+if redis.call('ZCARD', KEYS[4]) >= batch_limit then
+  return 'batch_full'
+end
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[6], 'activated_ms', ARGV[4])
+redis.call('PEXPIRE', KEYS[6], ARGV[3])
+return 'ok'
