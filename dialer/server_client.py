@@ -216,19 +216,36 @@ class Coalescer:
         *,
         max_items: int = 200,
         max_in_flight: int = 2,
+        linger_seconds: float = 0.0,
     ) -> None:
         self._send = send
         self.max_items = max_items
         self.max_in_flight = max_in_flight
+        #: A request that finds nothing pending waits this long for company
+        #: before it is sent (requests that waited for a call in flight go at
+        #: once when it returns): fewer, larger calls where latency matters
+        #: little.
+        self.linger_seconds = linger_seconds
+        self._timer: asyncio.TimerHandle | None = None
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()
 
     async def submit(self, request: Any) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._pending.append((request, future))
-        self._pump()
+        if (self.linger_seconds > 0 and len(self._pending) < self.max_items
+                and self._in_flight < self.max_in_flight):
+            if self._timer is None:
+                self._timer = loop.call_later(self.linger_seconds, self._linger_over)
+        else:
+            self._pump()
         return await future
+
+    def _linger_over(self) -> None:
+        self._timer = None
+        self._pump()
 
     def _pump(self) -> None:
         while self._pending and self._in_flight < self.max_in_flight:
@@ -278,12 +295,18 @@ class ServerClient:
         self._timeout = rpc_timeout
         self._monotonic = monotonic
         self._starts = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=max_in_flight)
+        #: Grants ahead (reservations) are not waited for by any free slot:
+        #: one call in flight and a short linger, so they travel in groups.
+        self._ahead = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=1,
+                                linger_seconds=0.005)
         # Answers and outcomes are off the critical path (the call's slots
         # are freed when it ends, not when its outcome is recorded): one call
         # in flight at a time, so that under load they travel in large groups
         # and cost the server as few transactions as possible.
-        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1)
-        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1)
+        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1,
+                                  linger_seconds=0.02)
+        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1,
+                                   linger_seconds=0.005)
         #: An answer report waits this long before it is sent, and is dropped
         #: if the call's outcome (which carries the answer time) goes first:
         #: a call shorter than this costs the server no MarkAnswered at all,
@@ -348,10 +371,12 @@ class ServerClient:
         lease_id: str,
         dialer_id: str,
         provider_call_id: str,
+        ahead: bool = False,
     ) -> dialer_service_pb2.StartAttemptResponse:
         """One try; raises grpc.aio.AioRpcError. Coalesced with the other
-        claims of the moment into one BatchStartAttempts."""
-        return await self._starts.submit(
+        claims of the moment into one BatchStartAttempts; ``ahead`` (a
+        reservation, no slot waits for it) in larger, less urgent groups."""
+        return await (self._ahead if ahead else self._starts).submit(
             dialer_service_pb2.StartAttemptRequest(
                 organization_id=organization_id,
                 batch_id=batch_id,

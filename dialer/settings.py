@@ -85,7 +85,7 @@ class DialerSettings:
     #: freed slot is redialed at once instead of after a StartAttempt round
     #: trip. 0 turns it off; a campaign of long calls (low end rate) never
     #: prefetches, so no grant waits near its dial grace.
-    prefetch_seconds: float = 0.05
+    prefetch_seconds: float = 0.1
     #: At most this many reservations per organization per dialer.
     max_prefetch: int = 32
 
@@ -125,6 +125,6 @@ class DialerSettings:
             max_live_calls=_int(env, "BATCHCALLS_DIALER_MAX_CALLS", 1000, minimum=1),
             rpc_timeout_seconds=_float(env, "BATCHCALLS_RPC_TIMEOUT_SECONDS", 5.0, minimum=0.01),
             log_level=env.get("BATCHCALLS_LOG_LEVEL", "").strip().upper() or "INFO",
-            prefetch_seconds=_float(env, "BATCHCALLS_PREFETCH_SECONDS", 0.05),
+            prefetch_seconds=_float(env, "BATCHCALLS_PREFETCH_SECONDS", 0.1),
             max_prefetch=_int(env, "BATCHCALLS_DIALER_MAX_PREFETCH", 32),
         )

@@ -435,6 +435,11 @@ class Dialer:
         claimed = 0
         remaining = start.ring
         saturated = free <= 0
+        # Free slots go first to this dialer's granted reservations: a fresh
+        # claim would need a StartAttempt round trip before its call.
+        while free > 0 and self._wake_slot_waiter(org_id):
+            free -= 1
+            saturated = True
         while remaining and free > 0:
             next_pass: list[str] = []
             for i, batch_id in enumerate(remaining):
@@ -639,6 +644,7 @@ class Dialer:
                 lease_id=claim.lease_id,
                 dialer_id=self.dialer_id,
                 provider_call_id=claim.provider_call_id,
+                ahead=claim.reserved,
             )
         except grpc.aio.AioRpcError as exc:
             self.metrics.start_decisions.labels("rpc_error").inc()

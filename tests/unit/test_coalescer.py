@@ -129,3 +129,18 @@ def test_an_answer_report_lingers_and_is_dropped_when_the_outcome_goes_first() -
         assert channel.calls == ["FinishAttempt", "MarkAnswered"]
 
     asyncio.run(main())
+
+
+def test_linger_gathers_requests_that_arrive_close_together() -> None:
+    async def main() -> None:
+        rec = Recorder()
+        rec.gate.set()
+        c = Coalescer(rec.send, max_in_flight=1, linger_seconds=0.02)
+        first = asyncio.ensure_future(c.submit(1))
+        await settle()
+        assert rec.calls == []  # waiting for company
+        second = asyncio.ensure_future(c.submit(2))
+        assert await first == 10 and await second == 20
+        assert rec.calls == [[1, 2]]
+
+    asyncio.run(main())
