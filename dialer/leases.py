@@ -601,8 +601,9 @@ class LeaseClient:
                 keys.batch_leases(org_id, batch_id),
                 keys.org_reserved(org_id),
                 keys.lease_info(org_id, lease_id),
+                keys.org_running(org_id),
             ],
-            [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms()],
+            [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms(), batch_id],
         )
         return _s(reply)
 

@@ -277,6 +277,39 @@ def test_dialer_calls_every_contact_once_within_limits(redis_url):
     run(main())
 
 
+def test_grants_ahead_keep_limits_and_dial_each_contact_once(redis_url):
+    """With grant ahead on (a fast campaign), two dialers keep contacts
+    granted in reserve and hand freed slots to them: the limits still hold
+    at the provider, every contact is called exactly once, and nothing is
+    left reserved or leased at the end."""
+
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.03)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 4)
+            a = await env.batch("A", 80, limit=3)
+            b = await env.batch("B", 30, limit=3)
+            d1, d2 = env.dialer(prefetch_seconds=2.0), env.dialer(prefetch_seconds=2.0)
+            await wait_until(lambda: len(env.service.finished) == 110, what="all outcomes", timeout=60)
+            reserved = sum(d.metrics.registry.get_sample_value("batchcalls_dialer_claims_total", {"result": "reserved"})
+                           or 0 for d in (d1, d2))
+            assert reserved > 0  # grants ahead were used
+            assert env.provider.max_org[env.org_id] <= 4
+            assert env.provider.max_batch[(env.org_id, "A")] <= 3
+            assert env.provider.max_batch[(env.org_id, "B")] <= 3
+            assert env.provider.max_per_contact == 1
+            called = collections.Counter(c.contact_id for c in env.provider.calls)
+            assert set(called) == set(a + b) and max(called.values()) == 1
+            await wait_until(lambda: not d1.held_leases and not d2.held_leases, what="leases released")
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert await env.redis.zcard(keys.org_reserved(env.org_id)) == 0
+            assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
+        finally:
+            await env.close()
+
+    run(main())
+
+
 def test_no_claims_while_state_marker_missing(redis_url):
     async def main():
         env = await Env(redis_url).start()

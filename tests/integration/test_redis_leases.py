@@ -669,3 +669,82 @@ def test_lazy_calls_ride_along_with_the_next_pipeline(redis_url):
         await r.aclose()
 
     run(main())
+
+
+def test_reservations_hold_no_slot_until_activated_within_both_limits(redis_url):
+    """Grant ahead: claim.lua "reserve" takes contacts without slots (at most
+    org-limit reservations per org); attach works on a reservation; only
+    activate.lua gives it slots, checking both limits; a paused batch (no
+    meta) or a released reservation can never be activated."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=2, batches={"A": 1, "B": 2}, clock=clock,
+                                               ttl_ms=1000)
+        a1 = await leases.claim(org_id, "A")
+        b1 = await leases.claim(org_id, "B")
+        assert (await leases.claim(org_id, "B")).reason == "org_full"
+        got = await leases.claim_many(org_id, "A", 5, reserve=True)
+        # Reservations do not wait for slots, but at most org-limit of them.
+        assert len(got.claims) == 2 and got.stop == "org_full"
+        assert all(c.reserved for c in got.claims)
+        ra, ra2 = got.claims
+        rb = (await leases.claim_many(org_id, "B", 1, reserve=True))
+        assert rb.claims == [] and rb.stop == "org_full"
+        assert await state.slots_in_use(org_id) == 2  # no slot taken by them
+        assert await r.zcard(keys.org_reserved(org_id)) == 2
+        # Out of the ready queue, and "leased" for the repair pass.
+        assert ra.contact_id in await state.leased_contacts(org_id, "A")
+        assert await leases.attach(org_id, ra.lease_id, attempt_id="at-ra", started_ms=1, max_call_ms=60_000,
+                                   trunk_json="{}")
+        # No slot free: the reservation waits.
+        assert await leases.activate(org_id, "A", ra.lease_id) == "org_full"
+        await leases.release(org_id, "B", b1.lease_id)
+        # The org has a slot now, batch A (limit 1) still has none.
+        assert await leases.activate(org_id, "A", ra.lease_id) == "batch_full"
+        await leases.release(org_id, "A", a1.lease_id)
+        assert await leases.activate(org_id, "A", ra.lease_id) == "ok"
+        assert await r.zscore(keys.org_leases(org_id), ra.lease_id) is not None
+        assert await r.zscore(keys.batch_leases(org_id, "A"), ra.lease_id) is not None
+        assert await r.zscore(keys.org_reserved(org_id), ra.lease_id) is None
+        assert await leases.activate(org_id, "A", ra.lease_id) == "ok"  # idempotent: it holds its slots
+        assert await leases.activate(org_id, "A", ra2.lease_id) == "batch_full"
+        # Renewed by the heartbeat while reserved; lost once released.
+        assert (await leases.renew_many([(org_id, "A", ra2.lease_id)]))[ra2.lease_id]
+        await state.deactivate_batch(org_id, "A", discard_queue=False)  # paused
+        assert await leases.activate(org_id, "A", ra2.lease_id) == "inactive"
+        assert await leases.release(org_id, "A", ra2.lease_id) == 1
+        assert await leases.activate(org_id, "A", ra2.lease_id) == "lost"
+        assert not (await leases.renew_many([(org_id, "A", ra2.lease_id)]))[ra2.lease_id]
+        assert await r.zcard(keys.org_reserved(org_id)) == 0
+        await r.aclose()
+
+    run(main())
+
+
+def test_reaper_returns_an_expired_reservation_and_tombstones_it(redis_url):
+    """A reservation whose dialer died was never dialed (calls are placed only
+    after activation): the reaper releases it, re-queues the contact and
+    tombstones the lease so the server closes its attempt as NOT_DIALED."""
+    from dialer.reaper import Reaper
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=1, batches={"A": 1}, clock=clock, ttl_ms=1000)
+        held = await leases.claim(org_id, "A")
+        res = (await leases.claim_many(org_id, "A", 1, reserve=True)).claims[0]
+        await leases.attach(org_id, res.lease_id, attempt_id="at-res", started_ms=1, max_call_ms=60_000,
+                            trunk_json="{}")
+        other = LeaseClient(r, dialer_id="d2", lease_ttl_ms=1000, clock=clock)
+        reaper = Reaper(other, providers=None, server=None, dialer_id="d2", lease_ttl_ms=1000,
+                        ring_timeout_seconds=1.0, dial_grace_seconds=1.0, own_leases=lambda: {held.lease_id})
+        assert await reaper.reap_org(org_id) == 0  # not expired yet
+        clock.advance(2.0)
+        assert await reaper.reap_org(org_id) == 1
+        assert await r.zcard(keys.org_reserved(org_id)) == 0
+        assert res.contact_id in await state.ready_contacts(org_id, "A")
+        assert await r.zscore(keys.released_unattached(org_id), res.lease_id) is not None
+        assert await r.zscore(keys.org_leases(org_id), held.lease_id) is not None  # the live call's slot stays
+        await r.aclose()
+
+    run(main())

@@ -10,10 +10,12 @@
 -- KEYS[4] batch leases zset     bc:{org}:batch:{b}:leases
 -- KEYS[5] org reserved zset     bc:{org}:reserved
 -- KEYS[6] lease info hash       bc:{org}:lease:{lease id}
+-- KEYS[7] org ring list         bc:{org}:running           (running batches)
 -- ARGV[1] lease id
 -- ARGV[2] expiry (epoch ms) of the slot leases (renewed by renew.lua)
 -- ARGV[3] lease info hash ttl (ms)
 -- ARGV[4] now (epoch ms), written as activated_ms
+-- ARGV[5] batch id
 --
 -- Returns one of:
 --   "ok"                the lease now holds both slots (or already did: a
@@ -22,7 +24,8 @@
 --   "lost"              neither reserved nor held (a reaper or a Redis
 --                       loss took it): no call may be placed under it
 --   "org_unconfigured"  no org limit (state being rebuilt)
---   "inactive"          no batch meta: the batch is paused, cancelled or over
+--   "inactive"          the batch is not running: out of the ring (paused)
+--                       or without meta (cancelled, failed, completed)
 --   "org_full" / "batch_full"   no slot free now; the reservation stays
 
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
@@ -36,7 +39,7 @@ if not org_limit then
   return 'org_unconfigured'
 end
 local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
-if not batch_limit then
+if not batch_limit or not redis.call('LPOS', KEYS[7], ARGV[5]) then
   return 'inactive'
 end
 if redis.call('ZCARD', KEYS[2]) >= org_limit then
