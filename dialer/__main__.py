@@ -34,6 +34,23 @@ async def _amain(settings: DialerSettings) -> int:
     from dialer.providers.registry import ProviderRegistry
     from dialer.worker import Dialer
 
+    # Signals first: a SIGTERM that arrives while the process is still
+    # starting (e.g. right after /metrics answers) stops it cleanly too.
+    loop = asyncio.get_running_loop()
+    holder: dict[str, Dialer] = {}
+    stop_early = asyncio.Event()
+
+    def on_signal(sig: int) -> None:
+        log_event(log, "dialer.signal", signal=signal.Signals(sig).name)
+        stop_early.set()
+        if "dialer" in holder:
+            holder["dialer"].request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            signal.signal(sig, lambda s, _f: loop.call_soon_threadsafe(on_signal, s))
     metrics = DialerMetrics()
     if settings.metrics_port:
         try:
@@ -52,14 +69,9 @@ async def _amain(settings: DialerSettings) -> int:
         ],
     )
     providers = ProviderRegistry(settings)
-    dialer = Dialer(settings, redis, channel, providers, metrics=metrics)
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, _on_signal, dialer, sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(dialer.request_stop))
+    dialer = holder["dialer"] = Dialer(settings, redis, channel, providers, metrics=metrics)
+    if stop_early.is_set():
+        dialer.request_stop()
     try:
         await dialer.run()
     finally:
@@ -67,11 +79,6 @@ async def _amain(settings: DialerSettings) -> int:
         await channel.close()
         await redis.aclose()
     return 0
-
-
-def _on_signal(dialer, sig) -> None:
-    log_event(log, "dialer.signal", signal=signal.Signals(sig).name)
-    dialer.request_stop()
 
 
 def main(argv: list[str] | None = None) -> int:

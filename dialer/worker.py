@@ -61,6 +61,21 @@ known to be over (a hang-up at a hard stop the provider did not confirm, a
 provider error with the call's state unknown) keeps its slots until the
 release, as before; so do grants that are never dialed.
 
+Grant ahead (``_prefetch``, ``_activate``). While an organization is
+saturated (a round found no free slot, or batches full), the dialer keeps
+about (its call-end rate there x ``prefetch_seconds``, at most
+``max_prefetch``) contacts claimed as *reservations*: claim.lua in "reserve"
+mode, leases that hold no slot (the org's reserved zset). Each goes through
+steps 1-3 as above (its StartAttempt coalesced with the others ahead), then
+waits for a slot: a call's end (``_end_call``) and any free slot a round
+finds are handed to the first waiting reservation, which runs activate.lua
+(both limits checked, the lease moved into the slot zsets) and is dialed at
+once, checking the dial grace right before place_call. No slot within half
+the dial grace, a paused or cancelled batch, or a lost lease: NOT_DIALED, as
+step 3. A call is never placed without activation, so the limits count
+every call that can be live; the StartAttempt round trip is simply no longer
+between one call's end and the next call's start.
+
 Heartbeat: every ``heartbeat_seconds`` all held leases are renewed with
 renew.lua (ZADD XX). A failed renewal = lease lost: a warning and a metric,
 but the call goes on (a person may be talking) and the lease keeps being
