@@ -52,6 +52,16 @@ def histogram_quantiles(texts: list[str], name: str, qs: tuple[float, ...]) -> l
     return out
 
 
+def sum_samples(texts: list[str], sample: str) -> float:
+    """Sum of one labelled Prometheus sample over the dialers' scrapes."""
+    total = 0.0
+    for text in texts:
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def bench_numbers(n: int) -> list[str]:
     """Distinct valid US numbers whose last four digits force no outcome at
     the simulated carrier (its overrides end in 0001…0010)."""
@@ -96,6 +106,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--mean-ms", type=float, default=200.0)
     ap.add_argument("--dialers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--poll-seconds", default="0.05", help="the dialers' BATCHCALLS_POLL_SECONDS (default: theirs)")
     args = ap.parse_args()
 
     from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
@@ -140,7 +151,7 @@ def main() -> int:
             dialers = [
                 stack.spawn(["-m", "dialer"], env={
                     "BATCHCALLS_SERVER_ADDR": address, "BATCHCALLS_SIMCARRIER_URL": carrier.url,
-                    "BATCHCALLS_DIALER_ID": f"bench-{n_dialers}-{i}", "BATCHCALLS_POLL_SECONDS": "0.01",
+                    "BATCHCALLS_DIALER_ID": f"bench-{n_dialers}-{i}", "BATCHCALLS_POLL_SECONDS": args.poll_seconds,
                     "BATCHCALLS_DIALER_METRICS_PORT": str(metrics_ports[i]), "BATCHCALLS_LOG_LEVEL": "WARNING",
                 })
                 for i in range(n_dialers)
@@ -174,6 +185,10 @@ def main() -> int:
             print(f"completion={completion:.2f} s ideal={ideal:.2f} s ratio={completion / ideal:.3f} (target <= 1.05)")
             print(f"peak_live_at_provider={check.max_concurrent_by_org.get(org.org_id, 0)} (limit {args.concurrency}) "
                   f"claim_to_dial p50<={p50 * 1000:.0f} ms p99<={p99 * 1000:.0f} ms (histogram bucket bounds)")
+            fresh = sum_samples(texts, 'batchcalls_dialer_claims_total{result="ok"}')
+            ahead = sum_samples(texts, 'batchcalls_dialer_claims_total{result="reserved"}')
+            not_dialed = sum_samples(texts, 'batchcalls_dialer_outcomes_total{outcome="not_dialed"}')
+            print(f"claims: {fresh:.0f} with a slot, {ahead:.0f} granted ahead; returned not dialed: {not_dialed:.0f}")
             print(f"grant_to_dial p50={grant_to_dial[0] * 1000:.1f} ms p99={grant_to_dial[1] * 1000:.1f} ms "
                   f"(attempt granted in Postgres -> call received by the carrier); "
                   f"mean live calls={busy / completion:.1f} of {args.concurrency}")

@@ -123,6 +123,9 @@ class OrgRound:
 
     ring: list[str]
     org_free: int | None
+    #: end_call only: what activating the reservation handed the freed slot
+    #: answered ("ok", "org_full", ...; "" when none was handed it).
+    activation: str = ""
 
 
 class _Item:
@@ -607,14 +610,18 @@ class LeaseClient:
         )
         return _s(reply)
 
-    async def end_call(self, org_id: str, batch_id: str, lease_id: str) -> OrgRound | None:
+    async def end_call(
+        self, org_id: str, batch_id: str, lease_id: str, *, then_activate: tuple[str, str] | None = None
+    ) -> OrgRound | None:
         """The call under this lease is over at the provider: free its slots
         now, keep it (no slot) in the org's ended zset until its release.
         Returns the start of the org's next claim round (ring rotated by
         one, free slots; ``org_free`` None when the org has no limit
         configured) when ended (or already), None when the lease is not
         held (lost or released): then the slots are freed by the release,
-        as before."""
+        as before. ``then_activate=(lease id, batch id)``: hand the freed
+        slot to that reservation in the same round trip (``activation``
+        says whether it took it)."""
         now = self.now_ms()
         reply = await self.batcher.call(
             self.scripts.end_call,
@@ -625,13 +632,24 @@ class LeaseClient:
                 keys.lease_info(org_id, lease_id),
                 keys.org_running(org_id),
                 keys.org_config(org_id),
+                *(
+                    [
+                        keys.batch_meta(org_id, then_activate[1]),
+                        keys.batch_leases(org_id, then_activate[1]),
+                        keys.org_reserved(org_id),
+                        keys.lease_info(org_id, then_activate[0]),
+                    ]
+                    if then_activate
+                    else []
+                ),
             ],
-            [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms],
+            [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms,
+             *(then_activate if then_activate else ("", ""))],
         )
         if int(reply[0]) != 1:
             return None
         free = int(reply[1])
-        return OrgRound([_s(m) for m in reply[2:]], free if free >= 0 else None)
+        return OrgRound([_s(m) for m in reply[3:]], free if free >= 0 else None, _s(reply[2]))
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one

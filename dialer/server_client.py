@@ -298,15 +298,15 @@ class ServerClient:
         #: Grants ahead (reservations) are not waited for by any free slot:
         #: one call in flight and a short linger, so they travel in groups.
         self._ahead = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=1,
-                                linger_seconds=0.005)
+                                linger_seconds=0.02)
         # Answers and outcomes are off the critical path (the call's slots
         # are freed when it ends, not when its outcome is recorded): one call
         # in flight at a time, so that under load they travel in large groups
         # and cost the server as few transactions as possible.
         self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1,
-                                  linger_seconds=0.02)
+                                  linger_seconds=0.05)
         self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1,
-                                   linger_seconds=0.005)
+                                   linger_seconds=0.02)
         #: An answer report waits this long before it is sent, and is dropped
         #: if the call's outcome (which carries the answer time) goes first:
         #: a call shorter than this costs the server no MarkAnswered at all,

@@ -260,7 +260,7 @@ class Dialer:
         #: for a slot (FIFO), woken one by one as this dialer's calls end;
         #: org -> (decayed count of call ends, monotonic time) for the rate.
         self._reservations: dict[str, set[str]] = {}
-        self._slot_waiters: dict[str, collections.deque[asyncio.Future]] = {}
+        self._slot_waiters: dict[str, collections.deque[tuple[asyncio.Future, Claim]]] = {}
         self._end_rate: dict[str, tuple[float, float]] = {}
         #: Orgs whose reservations a woken waiter drew down: refill them.
         self._refill: dict[str, list[str]] = {}
@@ -548,15 +548,23 @@ class Dialer:
         if held is not None:
             held.discard(claim.lease_id)
 
-    def _wake_slot_waiter(self, org_id: str) -> bool:
-        """Hand a freed slot to the org's first waiting reservation."""
+    def _first_waiter(self, org_id: str) -> tuple[asyncio.Future, Claim] | None:
         waiters = self._slot_waiters.get(org_id)
         while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return True
-        return False
+            if not waiters[0][0].done():
+                return waiters[0]
+            waiters.popleft()
+        return None
+
+    def _wake_slot_waiter(self, org_id: str, activated: bool = False) -> bool:
+        """Hand a freed slot to the org's first waiting reservation
+        (``activated``: end_call.lua already gave it the slot)."""
+        first = self._first_waiter(org_id)
+        if first is None:
+            return False
+        self._slot_waiters[org_id].popleft()
+        first[0].set_result(activated)
+        return True
 
     async def _activate(self, claim: Claim, t0: float) -> str | None:
         """Give a granted reservation its slots (activate.lua), waiting for
@@ -581,8 +589,9 @@ class Dialer:
                 if remaining <= 0:
                     return "no slot came free within the dial grace"
                 fut = asyncio.get_running_loop().create_future()
+                entry = (fut, claim)
                 waiters = self._slot_waiters.setdefault(claim.org_id, collections.deque())
-                waiters.append(fut)
+                waiters.append(entry)
                 try:
                     done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.settings.poll_seconds))
                     woken = bool(done)
@@ -590,9 +599,11 @@ class Dialer:
                     if not fut.done():
                         fut.cancel()
                         try:
-                            waiters.remove(fut)
+                            waiters.remove(entry)
                         except ValueError:
                             pass
+                if woken and fut.result():
+                    return None  # end_call.lua handed us its slot
         finally:
             self._end_reservation(claim)
 
@@ -818,8 +829,11 @@ class Dialer:
         """The call is over at the provider: give its slots back now
         (end_call.lua), before FinishAttempt. A failure only delays the
         slots to the release, as before this optimisation."""
+        first = self._first_waiter(claim.org_id)
+        then_activate = (first[1].lease_id, first[1].batch_id) if first is not None else None
         try:
-            start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id)
+            start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id,
+                                               then_activate=then_activate)
         except (RedisError, OSError) as exc:
             log_event(log, "lease.end_call_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
             return
@@ -828,7 +842,13 @@ class Dialer:
             held.ended = True
             self._ended.add(claim.lease_id)
             self._note_call_end(claim.org_id)
-            if self._wake_slot_waiter(claim.org_id):
+            if then_activate is not None and start.activation == "ok" and not first[0].done():
+                # The freed slot went straight to the first reservation in
+                # line (same round trip): it dials without an activate call.
+                self._slot_waiters[claim.org_id].remove(first)
+                first[0].set_result(True)
+                self._refill[claim.org_id] = start.ring
+            elif self._wake_slot_waiter(claim.org_id):
                 # A granted reservation takes the slot at once; top the
                 # reservations up in the background.
                 self._refill[claim.org_id] = start.ring

@@ -748,3 +748,32 @@ def test_reaper_returns_an_expired_reservation_and_tombstones_it(redis_url):
         await r.aclose()
 
     run(main())
+
+
+def test_end_call_hands_the_freed_slot_to_a_reservation_in_the_same_round_trip(redis_url):
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=2, batches={"A": 1, "B": 2}, clock=clock)
+        a = await leases.claim(org_id, "A")
+        b = await leases.claim(org_id, "B")
+        for c in (a, b):
+            await leases.attach(org_id, c.lease_id, attempt_id=f"at-{c.lease_id}", started_ms=1,
+                                max_call_ms=60_000, trunk_json="{}")
+        ra = (await leases.claim_many(org_id, "A", 1, reserve=True)).claims[0]
+        rb = (await leases.claim_many(org_id, "B", 1, reserve=True)).claims[0]
+        # B's call ends: its slot may go to A's reservation for the org, but
+        # batch A (limit 1) is full: the reservation stays, the slot stays free.
+        start = await leases.end_call(org_id, "B", b.lease_id, then_activate=(ra.lease_id, "A"))
+        assert start.activation == "batch_full" and start.org_free == 1
+        assert await r.zscore(keys.org_reserved(org_id), ra.lease_id) is not None
+        # A's call ends and hands its slot to A's reservation: taken at once.
+        start = await leases.end_call(org_id, "A", a.lease_id, then_activate=(ra.lease_id, "A"))
+        assert start.activation == "ok" and start.org_free == 1
+        assert await r.zscore(keys.batch_leases(org_id, "A"), ra.lease_id) is not None
+        assert await r.zscore(keys.org_reserved(org_id), ra.lease_id) is None
+        assert (await leases.end_call(org_id, "A", a.lease_id)).activation == ""  # none handed
+        assert await leases.activate(org_id, "B", rb.lease_id) == "ok"
+        assert await state.slots_in_use(org_id) == 2
+        await r.aclose()
+
+    run(main())

@@ -24,18 +24,61 @@
 -- KEYS[4] lease info hash       bc:{org}:lease:{lease id}
 -- KEYS[5] org ring list         bc:{org}:running
 -- KEYS[6] org config hash       bc:{org}:config           (field "limit")
+-- Optionally, to hand the freed slot straight to a waiting reservation
+-- (grant ahead, see activate.lua) in the same round trip:
+-- KEYS[7] its batch meta hash, KEYS[8] its batch leases zset,
+-- KEYS[9] org reserved zset, KEYS[10] its lease info hash
 -- ARGV[1] lease id
 -- ARGV[2] now (epoch ms): the call's end, written as ended_ms
 -- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua)
 -- ARGV[4] lease info hash ttl (ms)
+-- ARGV[5] the reservation's lease id, or "" (then KEYS[7..10] are absent)
+-- ARGV[6] its batch id
 --
 -- Returns {0} when the lease is not held or carries no attempt (nothing
 -- changed: the caller keeps the slot until its release, as before);
 -- otherwise, the lease being (now or already) in the ended zset,
--- {1, org_free, batch id, batch id, ...}: the org's free slots (-1 when
--- the org has no limit configured) and its rotated ring of running batches.
+-- {1, org_free, activation, batch id, batch id, ...}: the org's free slots
+-- after the activation (-1 when the org has no limit configured), what
+-- activating the reservation answered (activate.lua's words; "" when none
+-- was given) and the org's rotated ring of running batches.
+
+-- activate.lua's rules, for the reservation of ARGV[5] (if any).
+local function activate()
+  local lease = ARGV[5]
+  if not lease or lease == '' then
+    return ''
+  end
+  if redis.call('ZSCORE', KEYS[1], lease) then
+    return 'ok'
+  end
+  if not redis.call('ZSCORE', KEYS[9], lease) or redis.call('EXISTS', KEYS[10]) == 0 then
+    return 'lost'
+  end
+  local org_limit = tonumber(redis.call('HGET', KEYS[6], 'limit'))
+  if not org_limit then
+    return 'org_unconfigured'
+  end
+  local batch_limit = tonumber(redis.call('HGET', KEYS[7], 'limit'))
+  if not batch_limit or not redis.call('LPOS', KEYS[5], ARGV[6]) then
+    return 'inactive'
+  end
+  if redis.call('ZCARD', KEYS[1]) >= org_limit then
+    return 'org_full'
+  end
+  if redis.call('ZCARD', KEYS[8]) >= batch_limit then
+    return 'batch_full'
+  end
+  redis.call('ZREM', KEYS[9], lease)
+  redis.call('ZADD', KEYS[1], ARGV[3], lease)
+  redis.call('ZADD', KEYS[8], ARGV[3], lease)
+  redis.call('HSET', KEYS[10], 'activated_ms', ARGV[2])
+  redis.call('PEXPIRE', KEYS[10], ARGV[4])
+  return 'ok'
+end
 
 local function round()
+  local activation = activate()
   local ring = KEYS[5]
   redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
   local limit = tonumber(redis.call('HGET', KEYS[6], 'limit'))
@@ -46,7 +89,7 @@ local function round()
       free = 0
     end
   end
-  local out = {1, free}
+  local out = {1, free, activation}
   for _, batch in ipairs(redis.call('LRANGE', ring, 0, -1)) do
     out[#out + 1] = batch
   end
