@@ -35,12 +35,30 @@ SCRIPT_NAMES = (
 )
 
 
+INCLUDE = "-- #include "
+
+
+def _read(file_name: str) -> str:
+    return resources.files(__package__).joinpath("lua", file_name).read_text(encoding="utf-8")
+
+
 @cache
 def source(name: str) -> str:
-    """The Lua source of script ``name``."""
+    """The Lua source of script ``name``, with its ``-- #include lib_….lua``
+    lines replaced by those files (a rule two scripts share is written once;
+    Redis scripts cannot load code of their own)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"unknown Lua script {name!r}")
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    lines = []
+    for line in _read(f"{name}.lua").splitlines(keepends=True):
+        if line.startswith(INCLUDE):
+            included = line[len(INCLUDE):].strip()
+            if not (included.startswith("lib_") and included.endswith(".lua")):
+                raise ValueError(f"{name}.lua includes {included!r}: only lib_*.lua files may be included")
+            lines.append(_read(included))
+        else:
+            lines.append(line)
+    return "".join(lines)
 
 
 class Scripts:
@@ -57,6 +75,7 @@ class Scripts:
 
     # Attribute annotations for type checkers.
     claim: Any
+    activate: Any
     attach: Any
     end_call: Any
     renew: Any

@@ -28,29 +28,7 @@
 --                       or without meta (cancelled, failed, completed)
 --   "org_full" / "batch_full"   no slot free now; the reservation stays
 
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return 'ok'
-end
-if not redis.call('ZSCORE', KEYS[5], ARGV[1]) or redis.call('EXISTS', KEYS[6]) == 0 then
-  return 'lost'
-end
-local org_limit = tonumber(redis.call('HGET', KEYS[1], 'limit'))
-if not org_limit then
-  return 'org_unconfigured'
-end
-local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
-if not batch_limit or not redis.call('LPOS', KEYS[7], ARGV[5]) then
-  return 'inactive'
-end
-if redis.call('ZCARD', KEYS[2]) >= org_limit then
-  return 'org_full'
-end
-if redis.call('ZCARD', KEYS[4]) >= batch_limit then
-  return 'batch_full'
-end
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[6], 'activated_ms', ARGV[4])
-redis.call('PEXPIRE', KEYS[6], ARGV[3])
-return 'ok'
+-- #include lib_activate.lua
+
+return activate_reservation(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+                            ARGV[1], ARGV[5], ARGV[2], ARGV[3], ARGV[4])

@@ -43,38 +43,15 @@
 -- activating the reservation answered (activate.lua's words; "" when none
 -- was given) and the org's rotated ring of running batches.
 
--- activate.lua's rules, for the reservation of ARGV[5] (if any).
+-- #include lib_activate.lua
+
+-- activate.lua's rule, for the reservation of ARGV[5] (if any).
 local function activate()
-  local lease = ARGV[5]
-  if not lease or lease == '' then
+  if not ARGV[5] or ARGV[5] == '' then
     return ''
   end
-  if redis.call('ZSCORE', KEYS[1], lease) then
-    return 'ok'
-  end
-  if not redis.call('ZSCORE', KEYS[9], lease) or redis.call('EXISTS', KEYS[10]) == 0 then
-    return 'lost'
-  end
-  local org_limit = tonumber(redis.call('HGET', KEYS[6], 'limit'))
-  if not org_limit then
-    return 'org_unconfigured'
-  end
-  local batch_limit = tonumber(redis.call('HGET', KEYS[7], 'limit'))
-  if not batch_limit or not redis.call('LPOS', KEYS[5], ARGV[6]) then
-    return 'inactive'
-  end
-  if redis.call('ZCARD', KEYS[1]) >= org_limit then
-    return 'org_full'
-  end
-  if redis.call('ZCARD', KEYS[8]) >= batch_limit then
-    return 'batch_full'
-  end
-  redis.call('ZREM', KEYS[9], lease)
-  redis.call('ZADD', KEYS[1], ARGV[3], lease)
-  redis.call('ZADD', KEYS[8], ARGV[3], lease)
-  redis.call('HSET', KEYS[10], 'activated_ms', ARGV[2])
-  redis.call('PEXPIRE', KEYS[10], ARGV[4])
-  return 'ok'
+  return activate_reservation(KEYS[6], KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[5],
+                              ARGV[5], ARGV[6], ARGV[3], ARGV[4], ARGV[2])
 end
 
 local function round()

@@ -1,0 +1,38 @@
+-- lib_activate.lua: included (scripts.py "-- #include lib_activate.lua")
+-- by activate.lua and end_call.lua, so the one rule for giving a
+-- reservation its slots is written once. Not a script of its own.
+--
+-- activate_reservation(org config hash, org leases zset, batch meta hash,
+--   batch leases zset, org reserved zset, lease info hash, org ring list,
+--   lease id, batch id, slot expiry ms, info ttl ms, now ms) ->
+--   "ok" | "lost" | "org_unconfigured" | "inactive" | "org_full" | "batch_full"
+-- (see activate.lua for what each answer means).
+local function activate_reservation(config, org_leases, meta, batch_leases, reserved, info, ring,
+                                    lease, batch, expiry, ttl, now)
+  if redis.call('ZSCORE', org_leases, lease) then
+    return 'ok'
+  end
+  if not redis.call('ZSCORE', reserved, lease) or redis.call('EXISTS', info) == 0 then
+    return 'lost'
+  end
+  local org_limit = tonumber(redis.call('HGET', config, 'limit'))
+  if not org_limit then
+    return 'org_unconfigured'
+  end
+  local batch_limit = tonumber(redis.call('HGET', meta, 'limit'))
+  if not batch_limit or not redis.call('LPOS', ring, batch) then
+    return 'inactive'
+  end
+  if redis.call('ZCARD', org_leases) >= org_limit then
+    return 'org_full'
+  end
+  if redis.call('ZCARD', batch_leases) >= batch_limit then
+    return 'batch_full'
+  end
+  redis.call('ZREM', reserved, lease)
+  redis.call('ZADD', org_leases, expiry, lease)
+  redis.call('ZADD', batch_leases, expiry, lease)
+  redis.call('HSET', info, 'activated_ms', now)
+  redis.call('PEXPIRE', info, ttl)
+  return 'ok'
+end
