@@ -171,13 +171,15 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
         lock = await state.try_lock_rebuild() if hasattr(state, "try_lock_rebuild") else True
         if not lock:
             return "ok"
+        limits_before = await _limits_before_snapshot(ctx)
         orgs = await snapshot(ctx)
-        await state.rebuild(orgs)
+        await state.rebuild(orgs, limits_before=limits_before)
         log.warning("redis state rebuilt from postgres (%d organizations)", len(orgs))
         return "rebuilt"
     repaired = await close_orphan_attempts(ctx)
+    limits_before = await _limits_before_snapshot(ctx)
     for org in await snapshot(ctx):
-        await state.set_org_limit(org.org_id, org.concurrency_limit)
+        await state.repair_org_limit(org.org_id, limits_before.get(org.org_id), org.concurrency_limit)
         for b in org.running:
             leased = await state.leased_contacts(org.org_id, b.batch_id)
             await state.activate_batch(
@@ -187,6 +189,16 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
             missing = [(c, due) for c, due in b.ready if c not in leased]
             repaired += await state.enqueue_many(org.org_id, b.batch_id, missing, only_missing=True)
     return "repaired" if repaired else "ok"
+
+
+async def _limits_before_snapshot(ctx: ServiceContext) -> dict[str, str]:
+    """Organization limits as Redis holds them BEFORE a snapshot is taken:
+    the repair and the rebuild then overwrite only a value nobody changed
+    meanwhile (compare-and-set), so an UpdateOrganization landing during the
+    snapshot keeps its new limit."""
+    async with ctx.engine.connect() as conn:
+        known = [r.id for r in await conn.execute(select(organizations.c.id))]
+    return await ctx.redis_state.org_limits(known)
 
 
 async def close_orphan_attempts(ctx: ServiceContext) -> int:

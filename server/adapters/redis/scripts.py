@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "ring_add",
     "deactivate",
     "set_if_exists",
+    "set_if_unchanged",
     "unlock",
 )
 
@@ -85,6 +86,7 @@ class Scripts:
     ring_add: Any
     deactivate: Any
     set_if_exists: Any
+    set_if_unchanged: Any
     unlock: Any
 
     async def load_all(self) -> None:

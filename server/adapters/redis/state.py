@@ -107,6 +107,28 @@ class RedisState:
     async def set_org_limit(self, org_id: str, limit: int) -> None:
         await self.redis.hset(keys.org_config(org_id), "limit", int(limit))
 
+    async def org_limits(self, org_ids: Iterable[str]) -> dict[str, str]:
+        """The organizations' limits as Redis holds them now ("" = none)."""
+        org_ids = list(org_ids)
+        if not org_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for org_id in org_ids:
+                pipe.hget(keys.org_config(org_id), "limit")
+            values = await pipe.execute()
+        return {o: (_s(v) if v is not None else "") for o, v in zip(org_ids, values)}
+
+    async def repair_org_limit(self, org_id: str, read_before: str | None, limit: int) -> bool:
+        """Write ``limit`` only if Redis still holds ``read_before`` (what
+        it held before the snapshot ``limit`` comes from was taken): a newer
+        value written meanwhile by UpdateOrganization wins. ``read_before``
+        None (the org was not known then): only if no limit is set."""
+        expected = "" if read_before is None else read_before
+        reply = await self.scripts.set_if_unchanged(
+            keys=[keys.org_config(org_id)], args=["limit", expected, str(int(limit))]
+        )
+        return int(reply) == 1
+
     async def set_batch_limit(self, org_id: str, batch_id: str, limit: int) -> None:
         """Changes the live-call limit of an active (running or paused) batch;
         a no-op for a batch that is not active (its meta is written on
@@ -280,7 +302,7 @@ class RedisState:
     async def mark_present(self) -> None:
         await self.redis.set(keys.STATE_MARKER, repr(self._clock()))
 
-    async def rebuild(self, orgs: Iterable[OrgSnapshot]) -> None:
+    async def rebuild(self, orgs: Iterable[OrgSnapshot], *, limits_before: dict[str, str] | None = None) -> None:
         """Rebuild Redis from Postgres snapshots after a data loss, then set
         the marker. Idempotent: leases are added with ZADD NX (never twice),
         the fence counter is only raised, ring adds skip present ids.
@@ -325,8 +347,12 @@ class RedisState:
                 )
                 await self._zadd_chunks(keys.batch_ready(org_id, batch.batch_id), batch.ready, nx=False)
                 await self.scripts.ring_add(keys=[keys.org_running(org_id)], args=[batch.batch_id])
-            # 4. org config last: it gates claim.lua.
-            await self.set_org_limit(org_id, org.concurrency_limit)
+            # 4. org config last: it gates claim.lua. With ``limits_before``
+            #    (read before the snapshot), a limit changed meanwhile wins.
+            if limits_before is None:
+                await self.set_org_limit(org_id, org.concurrency_limit)
+            else:
+                await self.repair_org_limit(org_id, limits_before.get(org_id), org.concurrency_limit)
             if org.running:
                 await self.redis.sadd(keys.ACTIVE_ORGS, org_id)
         await self.mark_present()
