@@ -22,3 +22,23 @@ def redis_url(tmp_path_factory):
         yield f"unix://{server.socket_file}"
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def no_active_orgs_left_behind(redis_url):
+    """For tests that activate batches with due contacts in the Redis that
+    the dialer tests share: take their orgs out of ACTIVE_ORGS afterwards so
+    no later test's dialer claims (and calls) them."""
+    yield
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from server.adapters.redis import keys
+
+    async def forget() -> None:
+        r = aioredis.from_url(redis_url)
+        await r.delete(keys.ACTIVE_ORGS)
+        await r.aclose()
+
+    asyncio.run(forget())

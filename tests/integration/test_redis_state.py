@@ -21,19 +21,8 @@ from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapsho
 
 
 
-@pytest.fixture(autouse=True)
-def _no_active_orgs_left_behind(redis_url):
-    """These tests activate batches with due contacts in the Redis that the
-    dialer tests share; take their orgs out of ACTIVE_ORGS afterwards so no
-    later test's dialer claims (and calls) them."""
-    yield
-
-    async def forget() -> None:
-        r = aioredis.from_url(redis_url)
-        await r.delete(keys.ACTIVE_ORGS)
-        await r.aclose()
-
-    asyncio.run(forget())
+#: Their orgs leave ACTIVE_ORGS after each test (tests/integration/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_active_orgs_left_behind")
 
 
 def run(coro):
