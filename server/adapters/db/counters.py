@@ -15,10 +15,6 @@ bc = batch_counters
 PROCESSING_COLUMNS = ("n_pending", "n_queued", "n_dialing", "n_connected")
 
 
-def shard_of(contact_id: int) -> int:
-    return int(contact_id) % COUNTER_SHARDS
-
-
 def _summed(column: str) -> Any:
     """sum() of a bigint is numeric in Postgres: cast back so Python gets ints."""
     col = getattr(bc.c, column)
@@ -54,18 +50,6 @@ async def add(conn: AsyncConnection, batch_id: str, shard: int, **values: Any) -
     """``values`` maps a column to an expression built from ``bc.c``."""
     if values:
         await conn.execute(update(bc).where(bc.c.batch_id == batch_id, bc.c.shard == shard).values(**values))
-
-
-def move(from_status: str, to_status: str) -> dict[str, Any]:
-    """Counter changes of one contact moving between statuses."""
-    if from_status == to_status:
-        return {}
-    a, b = f"n_{from_status}", f"n_{to_status}"
-    return {a: getattr(bc.c, a) - 1, b: getattr(bc.c, b) + 1}
-
-
-def bump_json(column: str, key: str) -> Any:
-    return func.bc_jsonb_add(getattr(bc.c, column), func.jsonb_build_object(key, 1))
 
 
 def _processing_total() -> Any:
