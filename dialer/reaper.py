@@ -150,19 +150,19 @@ class Reaper:
         async with self._sem:
             return await judge(record)
 
-    def _count(self, result: str) -> None:
-        if self.metrics is not None and result.startswith("released"):
+    def _judged(self, record: LeaseRecord, result: str) -> str:
+        """Count and log one verdict ("released:<why>" or "kept:<why>")."""
+        released = result.startswith("released")
+        if self.metrics is not None and released:
             self.metrics.reaped.labels(result.removeprefix("released:")).inc()
+        log_event(log, "reaper.judged", logging.INFO if released else logging.DEBUG, org_id=record.org_id,
+                  lease_id=record.lease_id, batch_id=record.batch_id, contact_id=record.contact_id,
+                  attempt_id=record.attempt_id, holder=record.dialer_id, result=result)
+        return result
 
     async def judge(self, record: LeaseRecord) -> str:
         """Decide one expired lease: "released:<why>" or "kept:<why>"."""
-        result = await self._judge(record)
-        self._count(result)
-        level = logging.INFO if result.startswith("released") else logging.DEBUG
-        log_event(log, "reaper.judged", level, org_id=record.org_id, lease_id=record.lease_id,
-                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
-                  holder=record.dialer_id, result=result)
-        return result
+        return self._judged(record, await self._judge(record))
 
     async def _judge(self, record: LeaseRecord) -> str:
         now = self.leases.now_ms()
@@ -271,24 +271,13 @@ class Reaper:
             requeue_contact=record.contact_id if record.info else "", requeue_due_ms=due, requeue_mode="nx",
         )
         await self.leases.note_released_unattached(record.org_id, record.lease_id)
-        result = "released:reservation" if r == 1 else "released:reservation_gone"
-        self._count(result)
-        log_event(log, "reaper.judged", logging.INFO, org_id=record.org_id, lease_id=record.lease_id,
-                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
-                  holder=record.dialer_id, result=result)
-        return result
+        return self._judged(record, "released:reservation" if r == 1 else "released:reservation_gone")
 
     async def judge_ended(self, record: LeaseRecord) -> str:
         """Decide one expired ended lease (its call is over, its dialer died
         before FinishAttempt was answered): "released:ended_<why>" or
         "kept:ended_<why>"."""
-        result = await self._judge_ended(record)
-        self._count(result)
-        level = logging.INFO if result.startswith("released") else logging.DEBUG
-        log_event(log, "reaper.judged", level, org_id=record.org_id, lease_id=record.lease_id,
-                  batch_id=record.batch_id, contact_id=record.contact_id, attempt_id=record.attempt_id,
-                  holder=record.dialer_id, result=result)
-        return result
+        return self._judged(record, await self._judge_ended(record))
 
     async def _judge_ended(self, record: LeaseRecord) -> str:
         now = self.leases.now_ms()
