@@ -294,18 +294,27 @@ class ServerClient:
         self._metadata = (("authorization", f"Bearer {service_token}"),)
         self._timeout = rpc_timeout
         self._monotonic = monotonic
-        self._starts = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=max_in_flight)
+        send_starts = self._sender(self.stub.StartAttempt, self.stub.BatchStartAttempts,
+                                   dialer_service_pb2.BatchStartAttemptsRequest, lambda r: list(r.responses))
+        send_answers = self._sender(self.stub.MarkAnswered, self.stub.BatchMarkAnswered,
+                                    dialer_service_pb2.BatchMarkAnsweredRequest,
+                                    lambda r: [ItemRejected(e) if e.code else None for e in r.results])
+        send_finishes = self._sender(
+            self.stub.FinishAttempt, self.stub.BatchFinishAttempts, dialer_service_pb2.BatchFinishAttemptsRequest,
+            lambda r: [x.response if x.WhichOneof("result") == "response" else ItemRejected(x.error) for x in r.results],
+        )
+        self._starts = Coalescer(send_starts, max_items=batch_max_items, max_in_flight=max_in_flight)
         #: Grants ahead (reservations) are not waited for by any free slot:
         #: one call in flight and a short linger, so they travel in groups.
-        self._ahead = Coalescer(self._send_starts, max_items=batch_max_items, max_in_flight=1,
+        self._ahead = Coalescer(send_starts, max_items=batch_max_items, max_in_flight=1,
                                 linger_seconds=0.02)
         # Answers and outcomes are off the critical path (the call's slots
         # are freed when it ends, not when its outcome is recorded): one call
         # in flight at a time, so that under load they travel in large groups
         # and cost the server as few transactions as possible.
-        self._answers = Coalescer(self._send_answers, max_items=batch_max_items, max_in_flight=1,
+        self._answers = Coalescer(send_answers, max_items=batch_max_items, max_in_flight=1,
                                   linger_seconds=0.05)
-        self._finishes = Coalescer(self._send_finishes, max_items=batch_max_items, max_in_flight=1,
+        self._finishes = Coalescer(send_finishes, max_items=batch_max_items, max_in_flight=1,
                                    linger_seconds=0.02)
         #: An answer report waits this long before it is sent, and is dropped
         #: if the call's outcome (which carries the answer time) goes first:
@@ -315,51 +324,29 @@ class ServerClient:
         self.answer_linger_seconds = max(0.0, answer_linger_seconds)
         self._lingering: dict[str, asyncio.Task] = {}
 
-    async def _one_by_one(self, call: Callable[[Any], Awaitable[Any]], requests: list[Any]) -> list[Any]:
-        return list(await asyncio.gather(*(call(r) for r in requests), return_exceptions=True))
+    def _sender(
+        self, single: Any, batch: Any, batch_request: Any, unpack: Callable[[Any], list[Any]]
+    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+        """A Coalescer's ``send``: one request goes as the single RPC, more
+        as the batch RPC (``unpack`` turns its reply into one result per
+        request, an ``ItemRejected`` for a refused item); on UNIMPLEMENTED
+        or INTERNAL from the batch RPC each request goes on its own."""
 
-    async def _send_starts(self, requests: list[Any]) -> list[Any]:
-        single = lambda r: self.stub.StartAttempt(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
-        if len(requests) == 1:
-            return [await single(requests[0])]
-        try:
-            resp = await self.stub.BatchStartAttempts(
-                dialer_service_pb2.BatchStartAttemptsRequest(requests=requests),
-                metadata=self._metadata, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _ONE_BY_ONE_CODES:
-                raise
-            return await self._one_by_one(single, requests)
-        return list(resp.responses)
+        async def call(request: Any) -> Any:
+            return await single(request, metadata=self._metadata, timeout=self._timeout)
 
-    async def _send_answers(self, requests: list[Any]) -> list[Any]:
-        single = lambda r: self.stub.MarkAnswered(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
-        if len(requests) == 1:
-            await single(requests[0])
-            return [None]
-        try:
-            resp = await self.stub.BatchMarkAnswered(
-                dialer_service_pb2.BatchMarkAnsweredRequest(requests=requests),
-                metadata=self._metadata, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _ONE_BY_ONE_CODES:
-                raise
-            return await self._one_by_one(single, requests)
-        return [ItemRejected(e) if e.code else None for e in resp.results]
+        async def send(requests: list[Any]) -> list[Any]:
+            if len(requests) == 1:
+                return [await call(requests[0])]
+            try:
+                reply = await batch(batch_request(requests=requests), metadata=self._metadata, timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _ONE_BY_ONE_CODES:
+                    raise
+                return list(await asyncio.gather(*(call(r) for r in requests), return_exceptions=True))
+            return unpack(reply)
 
-    async def _send_finishes(self, requests: list[Any]) -> list[Any]:
-        single = lambda r: self.stub.FinishAttempt(r, metadata=self._metadata, timeout=self._timeout)  # noqa: E731
-        if len(requests) == 1:
-            return [await single(requests[0])]
-        try:
-            resp = await self.stub.BatchFinishAttempts(
-                dialer_service_pb2.BatchFinishAttemptsRequest(requests=requests),
-                metadata=self._metadata, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _ONE_BY_ONE_CODES:
-                raise
-            return await self._one_by_one(single, requests)
-        return [r.response if r.WhichOneof("result") == "response" else ItemRejected(r.error) for r in resp.results]
+        return send
 
     async def start_attempt(
         self,
