@@ -842,13 +842,11 @@ class Dialer:
             held.ended = True
             self._ended.add(claim.lease_id)
             self._note_call_end(claim.org_id)
-            if then_activate is not None and start.activation == "ok" and not first[0].done():
-                # The freed slot went straight to the first reservation in
-                # line (same round trip): it dials without an activate call.
-                self._slot_waiters[claim.org_id].remove(first)
-                first[0].set_result(True)
-                self._refill[claim.org_id] = start.ring
-            elif self._wake_slot_waiter(claim.org_id):
+            # end_call.lua may have handed the freed slot straight to the
+            # first reservation in line (still at the head while its wait
+            # lasts): it then dials without an activate call of its own.
+            handed = start.activation == "ok" and first is not None and not first[0].done()
+            if self._wake_slot_waiter(claim.org_id, activated=handed):
                 # A granted reservation takes the slot at once; top the
                 # reservations up in the background.
                 self._refill[claim.org_id] = start.ring
