@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,13 +83,6 @@ class _Refs:
         return {}
 
 
-class _Row:
-    """Attribute view of one table's labelled columns in a joined row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
 _REF_TABLES = {"a": agents, "n": phone_numbers, "o": organizations}
 _LOCK_BATCHES = (
     select(
@@ -119,7 +113,7 @@ async def _lock_batches(conn: Any, batch_ids: Sequence[str]) -> dict[str, _Refs]
                 parts[prefix][name] = value
             else:
                 own[key] = value
-        refs[own["id"]] = _Refs(_Row(own), _Row(parts["a"]), _Row(parts["n"]), _Row(parts["o"]))
+        refs[own["id"]] = _Refs(SimpleNamespace(**own), *(SimpleNamespace(**parts[p]) for p in ("a", "n", "o")))
     return refs
 
 
@@ -253,7 +247,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                     .values(status=ContactStatus.SUPPRESSED.value, failure_reason="on do-not-call list",
                             next_attempt_at=None, wait_reason="", updated_at=now)
                 )
-                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.SUPPRESSED.value)
+                deltas.move(batch.id, old_status, ContactStatus.SUPPRESSED.value)
                 contact["status"] = ContactStatus.SUPPRESSED.value
                 results[k] = StartResult(Decision.SUPPRESSED, "on do-not-call list", finalized=True)
                 finalized.add(key)
@@ -266,7 +260,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                     .values(status=ContactStatus.FAILED.value, failure_reason=check.reason,
                             next_attempt_at=None, wait_reason="", updated_at=now, **zone_values)
                 )
-                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.FAILED.value)
+                deltas.move(batch.id, old_status, ContactStatus.FAILED.value)
                 contact["status"] = ContactStatus.FAILED.value
                 results[k] = StartResult(Decision.STALE, check.reason, finalized=True)
                 finalized.add(key)
@@ -279,7 +273,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                             wait_reason=check.reason, updated_at=now, **zone_values)
                 )
                 # QUEUED -> QUEUED (a retry or a second deferral) moves no counter.
-                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.QUEUED.value)
+                deltas.move(batch.id, old_status, ContactStatus.QUEUED.value)
                 contact.update(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until)
                 results[k] = StartResult(Decision.DEFERRED, check.reason, next_attempt_at=check.defer_until)
                 requeues.append((it.org_id, it.batch_id, str(it.contact_id), check.defer_until.timestamp()))
@@ -294,13 +288,13 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                     _timezones=zone_values.get("timezones", contact["timezones"]),
                     _tz_fallback=zone_values.get("tz_fallback", contact["tz_fallback"]),
                 ))
-                deltas.add(batch.id, it.contact_id, "attempts_total", 1)
-                deltas.granted(batch.id, it.contact_id, now)
-                deltas.move(batch.id, it.contact_id, old_status, ContactStatus.DIALING.value)
+                deltas.add(batch.id, "attempts_total", 1)
+                deltas.granted(batch.id, now)
+                deltas.move(batch.id, old_status, ContactStatus.DIALING.value)
                 contact.update(status=ContactStatus.DIALING.value, attempts=number, current_attempt_id=attempt_id)
                 recent[(org.id, phone)].append(now)
                 results[k] = StartResult(
-                    Decision.GRANTED, attempt_id=attempt_id, attempt_number=number, contact=_ContactView(contact),
+                    Decision.GRANTED, attempt_id=attempt_id, attempt_number=number, contact=SimpleNamespace(**contact),
                     started_at=now, dial_deadline=now + timedelta(seconds=ctx.settings.dial_grace_seconds),
                 )
                 new_status, attempts_shown = ContactStatus.DIALING.value, number
@@ -326,18 +320,3 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
     for org_id, batch_id in sorted(finalized):
         await lifecycle.complete_if_done(ctx, org_id, batch_id)
     return [r for r in results if r is not None]
-
-
-class _ContactView:
-    """Attribute access to a locked contact row held as a dict."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self._d = d
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._d[name]
-        except KeyError:
-            raise AttributeError(name) from None

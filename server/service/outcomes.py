@@ -208,7 +208,7 @@ async def mark_answered_many(ctx: ServiceContext, items: Sequence[AnswerInput]) 
             if contact["status"] == ContactStatus.DIALING.value and contact["current_attempt_id"] == att["id"]:
                 contact["status"] = ContactStatus.CONNECTED.value
                 connects.append({"p_id": contact["id"], "p_at": answered, "p_now": now})
-                deltas.move(att["batch_id"], contact["id"], ContactStatus.DIALING.value, ContactStatus.CONNECTED.value)
+                deltas.move(att["batch_id"], ContactStatus.DIALING.value, ContactStatus.CONNECTED.value)
             published[(att["org_id"], att["batch_id"])].append(
                 events.contact_event(contact["id"], "connected", "", contact["attempts"], contact["phone"], now)
             )
@@ -252,8 +252,8 @@ def _not_dialed(f: _Flush, now: datetime, batch: Any, att: dict[str, Any], conta
     f.undo_ids.append(att["id"])
     f.undo_rows.append(dict(p_id=contact["id"], p_status=new_status, p_attempts=contact["attempts"] - 1,
                             p_reason=reason, p_now=now))
-    f.deltas.add(batch.id, contact["id"], "attempts_total", -1)
-    f.deltas.move(batch.id, contact["id"], contact["status"], new_status)
+    f.deltas.add(batch.id, "attempts_total", -1)
+    f.deltas.move(batch.id, contact["status"], new_status)
     if new_status in (ContactStatus.PENDING.value, ContactStatus.QUEUED.value):
         f.requeues.append((att["org_id"], batch.id, str(contact["id"]), now.timestamp()))
     f.published[(att["org_id"], batch.id)].append(
@@ -292,19 +292,19 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
     ))
     d, b, c = f.deltas, batch.id, contact["id"]
     f.closed_in.add(b)
-    d.bump(b, c, "outcomes_by_attempt", f"{att['attempt_number']}:{inp.outcome}")
+    d.bump(b, "outcomes_by_attempt", f"{att['attempt_number']}:{inp.outcome}")
     if cost:
-        d.add(b, c, "cost_micros", cost)
+        d.add(b, "cost_micros", cost)
         f.cost_by_org[att["org_id"]] += cost
     key = (att["org_id"], batch.id)
     if in_call:
-        d.move(b, c, contact["status"], new_status)
+        d.move(b, contact["status"], new_status)
         if new_status in FINAL_VALUES:
             f.finalized.add(key)
-            d.bump(b, c, "attempt_histogram", str(att["attempt_number"]))
+            d.bump(b, "attempt_histogram", str(att["attempt_number"]))
     if connected:
-        d.add(b, c, "connected_calls", 1)
-        d.add(b, c, "total_duration_seconds", duration)
+        d.add(b, "connected_calls", 1)
+        d.add(b, "total_duration_seconds", duration)
     if batch.status == BatchStatus.RUNNING.value and inp.outcome in TRIP_OUTCOMES:
         # Only a tripping outcome can newly trip the breaker.
         f.trip_checks.add(batch.id)

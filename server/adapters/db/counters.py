@@ -90,28 +90,23 @@ class Deltas:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
 
-    def _row(self, batch_id: str, contact_id: int) -> dict[str, Any]:
-        return self.rows.setdefault(batch_id, {})
-
-    def add(self, batch_id: str, contact_id: int, column: str, amount: float) -> None:
-        row = self._row(batch_id, contact_id)
+    def add(self, batch_id: str, column: str, amount: float) -> None:
+        row = self.rows.setdefault(batch_id, {})
         row[column] = row.get(column, 0) + amount
 
-    def move(self, batch_id: str, contact_id: int, from_status: str, to_status: str) -> None:
+    def move(self, batch_id: str, from_status: str, to_status: str) -> None:
+        """One contact moving between statuses."""
         if from_status != to_status:
-            self.add(batch_id, contact_id, f"n_{from_status}", -1)
-            self.add(batch_id, contact_id, f"n_{to_status}", 1)
+            self.add(batch_id, f"n_{from_status}", -1)
+            self.add(batch_id, f"n_{to_status}", 1)
 
-    def bump(self, batch_id: str, contact_id: int, json_column: str, key: str) -> None:
-        bumps = self._row(batch_id, contact_id).setdefault(json_column, {})
+    def bump(self, batch_id: str, json_column: str, key: str) -> None:
+        bumps = self.rows.setdefault(batch_id, {}).setdefault(json_column, {})
         bumps[key] = bumps.get(key, 0) + 1
 
-    def granted(self, batch_id: str, contact_id: int, at: datetime) -> None:
-        row = self._row(batch_id, contact_id)
+    def granted(self, batch_id: str, at: datetime) -> None:
+        row = self.rows.setdefault(batch_id, {})
         row["last_grant_at"] = max(row.get("last_grant_at") or at, at)
-
-    def __bool__(self) -> bool:
-        return any(self.rows.values())
 
 
 _JSON_COLUMNS = ("attempt_histogram", "outcomes_by_attempt")
