@@ -33,27 +33,17 @@ def batch_event(status: str, at: datetime) -> dict[str, Any]:
 async def publish(ctx: ServiceContext, org_id: str, batch_id: str, *events: dict[str, Any]) -> None:
     """Best effort: a lost event only delays a watcher until the next one,
     and every watcher starts from a fresh snapshot."""
-    try:
-        for event in events:
-            await ctx.redis_state.publish(org_id, batch_id, json.dumps(event).encode())
-    except Exception as exc:  # Redis down: Postgres already holds the truth
-        log.warning("event publish failed for batch %s: %s", batch_id, exc)
+    await publish_many(ctx, {(org_id, batch_id): list(events)})
 
 
 async def publish_many(ctx: ServiceContext, by_batch: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    """Every event of a flush in one pipelined round trip (best effort, as
-    ``publish``)."""
-    if not any(by_batch.values()):
+    """Every event of a flush (of one or several batches) in one pipelined
+    round trip; best effort, as ``publish``."""
+    messages = [(o, b, json.dumps(e).encode()) for (o, b), batch_events in by_batch.items() for e in batch_events]
+    if not messages:
         return
-    from server.adapters.redis import keys
-
     try:
-        pipe = ctx.redis_state.redis.pipeline(transaction=False)
-        for (org_id, batch_id), batch_events in by_batch.items():
-            channel = keys.batch_events(org_id, batch_id)
-            for event in batch_events:
-                pipe.publish(channel, json.dumps(event).encode())
-        await pipe.execute()
+        await ctx.redis_state.publish_many(messages)
     except Exception as exc:  # Redis down: Postgres already holds the truth
         log.warning("event publish failed for %d batches: %s", len(by_batch), exc)
 
@@ -64,12 +54,7 @@ async def enqueue_ready(ctx: ServiceContext, items: list[tuple[str, str, str, fl
     reconciler, which re-queues every waiting contact missing from Redis."""
     if not items:
         return
-    from server.adapters.redis import keys
-
     try:
-        pipe = ctx.redis_state.redis.pipeline(transaction=False)
-        for org_id, batch_id, contact_id, due in items:
-            pipe.zadd(keys.batch_ready(org_id, batch_id), {contact_id: int(round(due * 1000))})
-        await pipe.execute()
+        await ctx.redis_state.enqueue_items(items)
     except Exception as exc:
         log.warning("re-enqueue of %d contacts failed (%s); reconciler will repair", len(items), exc)

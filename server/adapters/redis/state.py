@@ -179,6 +179,14 @@ class RedisState:
     async def enqueue(self, org_id: str, batch_id: str, contact_id: str, due: float) -> None:
         await self.redis.zadd(keys.batch_ready(org_id, batch_id), {contact_id: _ms(due)})
 
+    async def enqueue_items(self, items: Iterable[tuple[str, str, str, float]]) -> None:
+        """ZADD (org id, batch id, contact id, due epoch s) items, of any
+        batches, in one pipelined round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for org_id, batch_id, contact_id, due in items:
+            pipe.zadd(keys.batch_ready(org_id, batch_id), {contact_id: _ms(due)})
+        await pipe.execute()
+
     async def enqueue_many(
         self, org_id: str, batch_id: str, items: Iterable[tuple[str, float]], *, only_missing: bool = False
     ) -> int:
@@ -265,6 +273,13 @@ class RedisState:
 
     async def publish(self, org_id: str, batch_id: str, payload: bytes) -> None:
         await self.redis.publish(keys.batch_events(org_id, batch_id), payload)
+
+    async def publish_many(self, messages: Iterable[tuple[str, str, bytes]]) -> None:
+        """PUBLISH (org id, batch id, payload) messages in one pipelined round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for org_id, batch_id, payload in messages:
+            pipe.publish(keys.batch_events(org_id, batch_id), payload)
+        await pipe.execute()
 
     async def subscribe(self, org_id: str, batch_id: str) -> AsyncIterator[bytes]:
         """Async generator over the batch's pub/sub messages; unsubscribes
