@@ -11,16 +11,15 @@ the three use cases costs what, so an optimisation can be measured alone.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import embedded_stack  # noqa: E402 - after the path is set
 
 
 async def run(args: argparse.Namespace, org, batch) -> None:
@@ -72,29 +71,15 @@ def main() -> int:
     ap.add_argument("--sort", default="cumulative", help="pstats sort key with --profile")
     args = ap.parse_args()
 
-    from server.adapters.db.engine import migrate
-    from server.embedded import start_embedded
-    from tests.support.stack import Stack
+    from tests.support.drive import create_batch
 
-    services = start_embedded(Path(tempfile.mkdtemp(prefix="bench-flush-")), persistent=False)
-    migrate(services.database_url)
-    stack = Stack(database_url=services.database_url, redis_url=services.redis_url, service_token=secrets.token_hex(8))
-    stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
-                 "BATCHCALLS_SERVICE_TOKEN": stack.service_token, "BATCHCALLS_LOG_LEVEL": "WARNING"}
-    stack.start_server()
-    args.stack = stack
-    try:
-        needed = args.items * len(args.sizes) + 100
-        args.contacts = max(args.contacts, needed)
-        from tests.support.drive import create_batch
-
+    with embedded_stack("bench-flush-", env={"BATCHCALLS_LOG_LEVEL": "WARNING"}) as stack:
+        args.stack = stack
+        args.contacts = max(args.contacts, args.items * len(args.sizes) + 100)
         org = stack.new_org(concurrency_limit=50, credits_usd=1_000_000)
         csv = "phone\n" + "".join(f"+1212{5550000 + i:07d}\n" for i in range(args.contacts))
         batch = create_batch(stack, org, csv, max_attempts=1)
         stack.run(run(args, org, batch), timeout=600)
-    finally:
-        stack.stop()
-        services.stop()
     return 0
 
 

@@ -19,13 +19,14 @@ import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import embedded_stack  # noqa: E402 - after the path is set
 
 
 def free_port() -> int:
@@ -112,28 +113,20 @@ def main() -> int:
     from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
     from dialer.simcarrier import spawn
     from dialer.simcarrier.analysis import check_record
-    from server.adapters.db.engine import migrate
     from server.devstack import _read_ready
     from server.domain.auth import Principal, Role
-    from server.embedded import start_embedded
     from server.service import catalog
     from tests.support.api import stub
-    from tests.support.stack import Stack
 
     # 1 simulated second = 1 ms: a 200 s mean call lasts 200 ms.
     scale = args.mean_ms / 200.0 / 1000.0
-    services = start_embedded(Path(tempfile.mkdtemp(prefix="bench-dispatch-")), persistent=False)
-    migrate(services.database_url)
-    stack = Stack(database_url=services.database_url, redis_url=services.redis_url, service_token=secrets.token_hex(8))
-    stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
-                 "BATCHCALLS_SERVICE_TOKEN": stack.service_token, "BATCHCALLS_LOG_LEVEL": "WARNING"}
-    # The in-process server only creates the orgs and numbers: keep its
-    # background duties (scheduler, reconciler) out of the measurement.
-    stack.start_server({"scheduler_interval_seconds": 30.0, "reconcile_interval_seconds": 3600.0})
     numbers = bench_numbers(args.contacts)
     csv = ("phone,name\n" + "".join(f"{n},C{i}\n" for i, n in enumerate(numbers))).encode()
-    carrier = spawn(time_scale=scale)
-    try:
+    # The in-process server only creates the orgs and numbers: keep its
+    # background duties (scheduler, reconciler) out of the measurement.
+    quiet = {"scheduler_interval_seconds": 30.0, "reconcile_interval_seconds": 3600.0}
+    with embedded_stack("bench-dispatch-", env={"BATCHCALLS_LOG_LEVEL": "WARNING"}, server_settings=quiet) as stack, \
+            spawn(time_scale=scale) as carrier:
         port = free_port()
         server = stack.spawn(["-m", "server.cli", "server"],
                              env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
@@ -195,10 +188,6 @@ def main() -> int:
             for d in dialers:
                 d.terminate()
                 d.wait(timeout=30)
-    finally:
-        stack.stop()
-        carrier.stop() if hasattr(carrier, "stop") else carrier.__exit__(None, None, None)
-        services.stop()
     return 0
 
 

@@ -11,13 +11,14 @@ Prints the wall times and ratio=<total/floor> (target <= 2.0).
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import embedded_stack  # noqa: E402 - after the path is set
 
 import phonenumbers  # noqa: E402
 
@@ -45,24 +46,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    import tempfile
 
     from batchcalls.v1 import batch_service_pb2 as pb
-    from server.adapters.db.engine import migrate
-    from server.embedded import start_embedded
     from tests.support.api import stub
-    from tests.support.stack import Stack
 
     numbers = make_numbers(args.rows)
     csv = ("phone,name,email,plan\n" + "".join(
         f"{n},Customer {i},c{i}@example.com,gold\n" for i, n in enumerate(numbers))).encode()
-    services = start_embedded(Path(tempfile.mkdtemp(prefix="bench-ingest-")), persistent=False)
-    migrate(services.database_url)
-    stack = Stack(database_url=services.database_url, redis_url=services.redis_url, service_token=secrets.token_hex(8))
-    stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
-                 "BATCHCALLS_SERVICE_TOKEN": stack.service_token}
-    stack.start_server()
-    try:
+    with embedded_stack("bench-ingest-") as stack:
         org = stack.new_org(concurrency_limit=10)
         totals, validates, creates, floors = [], [], [], []
         with stack.channel() as ch:
@@ -91,9 +82,6 @@ def main() -> int:
               f"total={total*1000:.0f} ms")
         print(f"floor (phonenumbers parse+validate of {args.rows} numbers)={floor*1000:.0f} ms")
         print(f"ratio={total/floor:.2f} (target <= 2.0)")
-    finally:
-        stack.stop()
-        services.stop()
     return 0
 
 

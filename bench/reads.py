@@ -11,15 +11,15 @@ page deep inside the batch) and prints p50/p99 per call. Target: a few ms.
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import embedded_stack  # noqa: E402 - after the path is set
 
 
 def pct(values: list[float], q: float) -> float:
@@ -37,23 +37,15 @@ def main() -> int:
     from sqlalchemy import create_engine, text
 
     from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
-    from server.adapters.db.engine import migrate, normalize_url
-    from server.embedded import start_embedded
+    from server.adapters.db.engine import normalize_url
     from tests.support.api import create_request, stub
-    from tests.support.stack import Stack
 
-    services = start_embedded(Path(tempfile.mkdtemp(prefix="bench-reads-")), persistent=False)
-    migrate(services.database_url)
-    stack = Stack(database_url=services.database_url, redis_url=services.redis_url, service_token=secrets.token_hex(8))
-    stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
-                 "BATCHCALLS_SERVICE_TOKEN": stack.service_token}
-    stack.start_server()
-    try:
+    with embedded_stack("bench-reads-") as stack:
         org = stack.new_org()
         with stack.channel() as ch:
             template = stub(ch).CreateBatch(create_request(org), metadata=org.md()).batch
             stub(ch).CancelBatch(pb.CancelBatchRequest(name=template.name), metadata=org.md())
-        engine = create_engine(normalize_url(services.database_url))
+        engine = create_engine(normalize_url(stack.database_url))
         t0 = time.perf_counter()
         statuses = "ARRAY['completed','failed','queued','pending','no_answer','completed','invalid_number','completed']"
         with engine.begin() as conn:
@@ -109,9 +101,6 @@ def main() -> int:
                 print(f"{label}: p50={statistics.median(times):.2f} ms p99={pct(times, 0.99):.2f} ms "
                       f"(contacts stored={total:,})")
         engine.dispose()
-    finally:
-        stack.stop()
-        services.stop()
     return 0
 
 

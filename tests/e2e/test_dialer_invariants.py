@@ -123,9 +123,7 @@ def test_pause_stops_new_calls_and_live_calls_finish(stack, carrier, dialers):
     org = stack.new_org(concurrency_limit=5)
     a = create(stack, org, mixed_numbers(40, 500), concurrency_limit=5, max_attempts=1)
     dialers("d1")
-    deadline = time.monotonic() + 30
-    while carrier.live() < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_live(carrier, 3)
     with stack.channel() as ch:
         stub(ch).PauseBatch(pb.PauseBatchRequest(name=a.name), metadata=org.md())
     paused_at = time.time()
@@ -146,9 +144,7 @@ def test_cancel_no_call_after_ack_and_queue_discarded(stack, carrier, dialers):
     org = stack.new_org(concurrency_limit=5)
     a = create(stack, org, mixed_numbers(40, 600), concurrency_limit=5, max_attempts=2)
     dialers("d1")
-    deadline = time.monotonic() + 30
-    while carrier.live() < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_live(carrier, 3)
     with stack.channel() as ch:
         stub(ch).CancelBatch(pb.CancelBatchRequest(name=a.name), metadata=org.md())
     cancelled_at = time.time()

@@ -1,0 +1,38 @@
+"""What every benchmark starts with: embedded PostgreSQL and Redis in a
+temporary directory, migrated, and an in-process server on them (the
+tests' ``Stack``, for its helpers: orgs, channels, spawning processes)."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def embedded_stack(prefix: str, *, env: dict[str, str] | None = None,
+                   server_settings: dict[str, Any] | None = None) -> Iterator[Any]:
+    """Yields a started ``tests.support.stack.Stack``; ``env`` is added to
+    what its spawned processes get, ``server_settings`` overrides the
+    in-process server's settings. Everything is stopped on the way out."""
+    from server.adapters.db.engine import migrate
+    from server.embedded import start_embedded
+    from tests.support.stack import Stack
+
+    services = start_embedded(Path(tempfile.mkdtemp(prefix=prefix)), persistent=False)
+    stack = None
+    try:
+        migrate(services.database_url)
+        stack = Stack(database_url=services.database_url, redis_url=services.redis_url,
+                      service_token=secrets.token_hex(8))
+        stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+                     "BATCHCALLS_SERVICE_TOKEN": stack.service_token, **(env or {})}
+        stack.start_server(server_settings)
+        yield stack
+    finally:
+        if stack is not None:
+            stack.stop()
+        services.stop()
