@@ -111,9 +111,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
-    from dialer.simcarrier import spawn
-    from dialer.simcarrier.analysis import check_record
-    from server.devstack import _read_ready
+    from simcarrier import spawn
+    from simcarrier.analysis import check_record
+    from launcher.devstack import _read_ready
     from server.domain.auth import Principal, Role
     from server.service import catalog
     from tests.support.api import stub
@@ -128,7 +128,7 @@ def main() -> int:
     with embedded_stack("bench-dispatch-", env={"BATCHCALLS_LOG_LEVEL": "WARNING"}, server_settings=quiet) as stack, \
             spawn(time_scale=scale) as carrier:
         port = free_port()
-        server = stack.spawn(["-m", "server.cli", "server"],
+        server = stack.spawn(["-m", "launcher.cli", "server"],
                              env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
                              stdout=subprocess.PIPE, text=True)
         address = _read_ready(server, "SERVER_READY")

@@ -19,7 +19,7 @@ def embedded_stack(prefix: str, *, env: dict[str, str] | None = None,
     what its spawned processes get, ``server_settings`` overrides the
     in-process server's settings. Everything is stopped on the way out."""
     from server.adapters.db.engine import migrate
-    from server.embedded import start_embedded
+    from launcher.embedded import start_embedded
     from tests.support.stack import Stack
 
     services = start_embedded(Path(tempfile.mkdtemp(prefix=prefix)), persistent=False)

@@ -155,7 +155,7 @@ def main() -> int:
     t0 = time.monotonic()
 
     from server.adapters.db.engine import migrate
-    from server.embedded import start_embedded
+    from launcher.embedded import start_embedded
     from tests.support.stack import Stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchcalls-bench-watch-"))
@@ -195,9 +195,9 @@ def main() -> int:
                     break
         address = stack.grpc_address
         if not args.in_process:
-            from server.devstack import _read_ready
+            from launcher.devstack import _read_ready
 
-            server_proc = stack.spawn(["-m", "server.cli", "server"],
+            server_proc = stack.spawn(["-m", "launcher.cli", "server"],
                                       env={"BATCHCALLS_GRPC_PORT": "0", "BATCHCALLS_AUTO_MIGRATE": "0",
                                            "BATCHCALLS_LOG_LEVEL": "WARNING"},
                                       stdout=subprocess.PIPE, text=True)

@@ -1,9 +1,9 @@
-"""Client side of the lease scripts (``server/adapters/redis/lua``).
+"""Client side of the lease scripts (``contract/lua``).
 
 A lease is one concurrency slot: a member (the lease id) of the
 organization's lease zset AND of the batch's lease zset, scored by its
 expiry in epoch milliseconds, plus an info hash that tells a reaper what
-the lease guards (see ``server.adapters.redis.keys.lease_info``).
+the lease guards (see ``contract.keys.lease_info``).
 
 - ``claim_many``   claim.lua: both limits checked, up to N due contacts of
                    one batch taken, a fencing token drawn for each, each
@@ -29,7 +29,7 @@ the lease guards (see ``server.adapters.redis.keys.lease_info``).
   ``list_expired_ended`` the same on the org's ended zset.
 
 Why a lease may give its slots back before FinishAttempt is answered
-(``end_call``): the limits count calls live at the provider (DESIGN.md §5,
+(``end_call``): the limits count calls live at the provider (docs/design.md §5,
 invariant 3), and the call is over. The contact itself stays DIALING /
 CONNECTED with its attempt open in Postgres, out of the ready queue, until
 FinishAttempt; only the release after it re-queues it; so StartAttempt's
@@ -55,19 +55,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.adapters.redis import keys
-from server.adapters.redis.scripts import Scripts
+from contract import keys
+from contract.lease import LEASE_INFO_TTL_MS, LeaseRecord
+from contract.scripts import Scripts
 
 #: Safety TTL of a lease info hash (refreshed by every renew). Far above any
 #: call length: a reaper needs the info as long as the lease is in the zsets.
-DEFAULT_INFO_TTL_MS = 24 * 3600 * 1000
+DEFAULT_INFO_TTL_MS = LEASE_INFO_TTL_MS
 
 MISS_REASONS = ("org_unconfigured", "inactive", "org_full", "batch_full", "empty", "not_due")
 
@@ -311,62 +312,6 @@ class ScriptBatcher:
                 await conn.disconnect()
             finally:
                 await self._redis.connection_pool.release(conn)
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    """One lease as a reaper sees it."""
-
-    org_id: str
-    lease_id: str
-    expiry_ms: int
-    info: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def batch_id(self) -> str:
-        return self.info.get("batch", "")
-
-    @property
-    def contact_id(self) -> str:
-        return self.info.get("contact", "")
-
-    @property
-    def fencing_token(self) -> int:
-        return int(self.info.get("token") or 0)
-
-    @property
-    def dialer_id(self) -> str:
-        return self.info.get("dialer", "")
-
-    @property
-    def attempt_id(self) -> str:
-        return self.info.get("attempt_id", "")
-
-    @property
-    def provider_call_id(self) -> str:
-        return self.info.get("provider_call_id", "")
-
-    @property
-    def claimed_ms(self) -> int:
-        return int(float(self.info.get("claimed_ms") or 0))
-
-    @property
-    def started_ms(self) -> int:
-        return int(float(self.info.get("started_ms") or self.info.get("claimed_ms") or 0))
-
-    @property
-    def max_call_ms(self) -> int:
-        return int(float(self.info.get("max_call_ms") or 0))
-
-    @property
-    def trunk_json(self) -> str:
-        return self.info.get("trunk", "")
-
-    @property
-    def ended_ms(self) -> int:
-        """When its dialer learned that the call was over (end_call.lua); 0
-        while the call may be live."""
-        return int(float(self.info.get("ended_ms") or 0))
 
 
 class LeaseClient:

@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from typing import Any
 
-try:  # the product's masking rule (server.domain.phone)
-    from server.domain.phone import mask_phone
-except Exception:  # pragma: no cover - fallback while the domain module is missing
+from contract.masking import mask_phone, mask_text
 
-    def mask_phone(e164: str) -> str:
-        s = str(e164)
-        if len(s) < 8:
-            return "••••"
-        return s[:-4] + "••" + s[-2:]
-
-
-_E164 = re.compile(r"\+\d{7,15}\b")
 _PHONE_FIELDS = {"phone", "phone_number", "to", "from", "to_number", "from_number", "from_phone_number", "callee"}
 
 _STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
-
-def mask_text(text: str) -> str:
-    return _E164.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def _clean(key: str, value: Any) -> Any:

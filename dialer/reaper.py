@@ -24,7 +24,7 @@ that organization's expired leases (expiry < now, own leases skipped):
   release. A transient gRPC error -> keep, try again next tick.
 
 A lease is never released sooner: the slot stays taken until the call it
-guards is known to be over (DESIGN.md §5).
+guards is known to be over (docs/design.md §5).
 
 Ended leases (``keys.org_ended``): a dialer gives a lease's slots back as
 soon as its call is over at the provider (end_call.lua), before the server
@@ -48,12 +48,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
-from dialer.leases import LeaseClient, LeaseRecord
+from contract.lease import LeaseRecord
+from dialer.leases import LeaseClient
 from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
 from dialer.providers.base import CallState
 from dialer.server_client import ServerClient, finish_request, outcome_to_proto, requeue_due_ms, trunk_from_json
-from server.adapters.redis import keys
+from contract import keys
 from batchcalls.v1 import resources_pb2
 
 log = logging.getLogger("dialer.reaper")

@@ -1,4 +1,4 @@
-"""The dialer's main loop (DESIGN.md §5 is the contract).
+"""The dialer's main loop (docs/design.md §5 is the contract).
 
 ``Dialer(settings, redis, channel, providers, clock=..., monotonic=...)``;
 ``await dialer.run()`` until ``await dialer.stop()``.
@@ -48,7 +48,7 @@ in a task of its own:
    then release the lease (out of the ended zset, the contact re-queued if
    it waits for another attempt).
 
-Why the slots may be freed before FinishAttempt is answered (DESIGN.md §5):
+Why the slots may be freed before FinishAttempt is answered (docs/design.md §5):
 invariant 3 counts calls live at the provider, and this one is over, so a
 slot idling through the FinishAttempt round trip would only cost
 throughput. Invariant 2 still holds: until FinishAttempt the contact is

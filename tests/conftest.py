@@ -1,5 +1,5 @@
 """Session fixtures: one embedded PostgreSQL + Redis and one server for the
-whole run (DESIGN.md §2: tests use the same embedded servers)."""
+whole run (docs/design.md §2: tests use the same embedded servers)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def need_binary(name: str, why: str) -> str:
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[object]:
     from server.adapters.db.engine import migrate
-    from server.embedded import start_embedded
+    from launcher.embedded import start_embedded
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchcalls-test-"))
     services = start_embedded(data_dir, persistent=False)
@@ -73,7 +73,7 @@ def org(stack: object) -> object:
 def stack_with_dialer(stack: object) -> Iterator[object]:
     """The ``stack`` plus a simulated carrier and one dialer process, so
     batches really run (fast time scale: a 3-minute call lasts ~2 s)."""
-    from dialer.simcarrier import spawn as spawn_carrier
+    from simcarrier import spawn as spawn_carrier
 
     carrier = spawn_carrier(time_scale=0.01, seed=11)
     dialer = stack.spawn(  # type: ignore[attr-defined]

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from contract.trunk import TrunkSettings
+
+__all__ = ["TrunkSettings"]  # re-exported: providers take it in a CallRequest
+
 
 class Outcome(str, enum.Enum):
     COMPLETED = "completed"
@@ -26,21 +30,6 @@ class Outcome(str, enum.Enum):
     BLOCKED = "blocked"
     CARRIER_ERROR = "carrier_error"
     AGENT_ERROR = "agent_error"
-
-
-@dataclass(frozen=True)
-class TrunkSettings:
-    """Outbound trunk of the caller number (from StartAttemptResponse)."""
-
-    kind: str  # "simulated" | "sip"
-    host: str = ""
-    port: int = 0
-    transport: str = "udp"  # "udp" | "tcp"
-    username: str = ""
-    password: str = ""
-    caller_id_format: str = "e164"  # "e164" | "e164_no_plus" | "national"
-    # Simulated trunk only: weights by outcome word, mean_call_seconds, ring_seconds.
-    simulation: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Provider for the simulated carrier (``python -m dialer.simcarrier``).
+"""Provider for the simulated carrier (``python -m simcarrier``).
 
 The call lives in the carrier process, not here: ``place_call`` POSTs the call
 (the carrier answers at once) and then long-polls ``GET /calls/{id}/wait``

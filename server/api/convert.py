@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from batchcalls.v1 import batch_pb2, organization_service_pb2 as org_pb2, resources_pb2 as res
-from server.domain.contact_rules import FINAL_FAILURES
+from server.domain.batch_rules import BatchStatus, allowed_actions
 from server.domain.ids import batch_name, contact_name
 
 
@@ -229,7 +229,16 @@ def batch_msg(r: Any, eta: datetime | None = None, **extra: int) -> batch_pb2.Ba
         default_region=r.default_region,
         custom_columns=list(r.custom_columns or []),
         max_call_duration_seconds=r.max_call_seconds,
+        allowed_actions=allowed_action_values(r.status),
     )
+
+
+def allowed_action_values(status_word: str) -> list[int]:
+    """The action matrix's row for a status, as BatchAction values: the UI
+    and API clients read it instead of keeping a copy of the matrix."""
+    return [
+        batch_pb2.BatchAction.Value(f"BATCH_ACTION_{a.name}") for a in allowed_actions(BatchStatus(status_word))
+    ]
 
 
 def attempt_msg(a: Any) -> batch_pb2.Attempt:
@@ -315,7 +324,3 @@ def cost_msg(contacts: int, estimate_micros: int, rate_micros: int) -> batch_pb2
         rate_micros_per_minute=rate_micros,
         estimated_cost_micros=estimate_micros,
     )
-
-
-def is_final_failure(status: str) -> bool:
-    return status in {s.value for s in FINAL_FAILURES}

@@ -2,7 +2,7 @@
 
 The action matrix is the contract. Where the seed is silent we chose:
 - CANCELLED batches can be viewed and deleted (nothing else): an operator
-  expects to clean up a cancelled campaign, and DESIGN.md §4 lists it.
+  expects to clean up a cancelled campaign, and docs/design.md §4 lists it.
 - Export is offered for COMPLETED and FAILED only, as the seed says; a
   cancelled batch's results are visible through ListContacts.
 """

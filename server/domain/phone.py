@@ -25,6 +25,8 @@ Policy (the seed requires E.164, ``+12025550123``):
 
 from __future__ import annotations
 
+from contract.masking import mask_phone
+
 from typing import Iterable, NamedTuple
 
 import phonenumbers
@@ -231,27 +233,3 @@ def looks_like_phone(cell: str) -> bool:
         elif ch not in _PUNCTUATION:
             return False
     return 7 <= digits <= 15
-
-
-def mask_phone(e164: str) -> str:
-    """Mask a phone number for logs: ``+12025550123`` -> ``+1202555••23``.
-
-    Keeps ``+``, the country code and leading digits (useful to spot a
-    carrier or region problem) and the last two digits (to tell numbers
-    apart), always hiding at least two digits behind a fixed "••" so the
-    mask does not reveal how many were hidden. Anything that is not
-    ``+`` and 8-15 digits is masked entirely: garbage may be a mistyped real
-    number, and logs must not leak it.
-    """
-    if (
-        not isinstance(e164, str)
-        or len(e164) < 9
-        or len(e164) > 16
-        or e164[0] != "+"
-        or not e164.isascii()
-        or not e164[1:].isdigit()
-    ):
-        return "••••"
-    digits = e164[1:]
-    head = min(7, len(digits) - 4)
-    return "+" + digits[:head] + "••" + digits[-2:]

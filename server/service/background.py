@@ -47,7 +47,7 @@ async def scheduler_tick(ctx: ServiceContext) -> int:
 
 
 def trunk_json(number: Any) -> str:
-    from dialer.providers.base import TrunkSettings
+    from contract.trunk import TrunkSettings
 
     trunk = TrunkSettings(
         kind=number.trunk_kind or "",
@@ -208,7 +208,7 @@ async def close_orphan_attempts(ctx: ServiceContext) -> int:
     can ever be placed under them)."""
     from sqlalchemy import select
 
-    from server.adapters.redis import keys
+    from contract import keys
     from server.service.dialing import FinishInput, finish_attempt
 
     redis = ctx.redis_state.redis

@@ -32,7 +32,7 @@ from server.service import events, lifecycle
 from server.service.context import ServiceContext
 from server.service.dialing_types import CREDITS_PAUSE, AnswerInput, FinishInput, FinishResult
 
-log = logging.getLogger("server.service.dialing")
+log = logging.getLogger(__name__)
 FINAL_VALUES = frozenset(s.value for s in FINAL)
 
 _CLOSE_ATTEMPT = (

@@ -1,4 +1,4 @@
-"""DESIGN.md §5 invariants 1–7 end to end: the real server, real dialer
+"""docs/design.md §5 invariants 1–7 end to end: the real server, real dialer
 processes, the simulated carrier process; checked at the carrier's record.
 
 Invariants: (1) no contact dialed more than max_attempts times, (2) never two
@@ -20,8 +20,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
-from dialer.simcarrier import spawn
-from dialer.simcarrier.model import number_with_outcome
+from simcarrier import spawn
+from simcarrier.model import number_with_outcome
 from tests.support.api import stub
 from tests.support.dialing import (
     Carrier, assert_invariants, contacts, create, get, kill9, start_dialer, wait_status,
@@ -173,14 +173,14 @@ def test_scheduled_batch_no_call_before_its_instant(stack, carrier, dialers):
 def test_server_restart_mid_batch(embedded, carrier, dialers, stack):
     """A second server process (a replica) is killed and restarted while its
     dialer works; the batch still completes with every invariant."""
-    from server.devstack import _read_ready
+    from launcher.devstack import _read_ready
 
     org = stack.new_org(concurrency_limit=4)
     port = _free_port()
     env = {"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0", "BATCHCALLS_LOG_LEVEL": "WARNING"}
 
     def start_server() -> subprocess.Popen:
-        p = stack.spawn(["-m", "server.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
+        p = stack.spawn(["-m", "launcher.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
         _read_ready(p, "SERVER_READY")
         return p
 

@@ -34,7 +34,7 @@ def no_active_orgs_left_behind(redis_url):
 
     import redis.asyncio as aioredis
 
-    from server.adapters.redis import keys
+    from contract import keys
 
     async def forget() -> None:
         r = aioredis.from_url(redis_url)

@@ -6,7 +6,7 @@ random do-not-call lists (before creation and added while the batches run)
 and a random frequency cap, the real dialer (dialer.worker.Dialer, in
 process) dials two concurrent batches of one organization through the real
 server (gRPC, embedded PostgreSQL and Redis) and the simulated carrier (a
-real ``python -m dialer.simcarrier`` process, time scale 0.001). Server and
+real ``python -m simcarrier`` process, time scale 0.001). Server and
 dialer share one FakeClock, so the test moves time: whenever nothing is
 due and no call is live, it jumps to the next due instant (sometimes a bit
 past it), until every contact is final or waits beyond the horizon.
@@ -49,7 +49,7 @@ from batchcalls.v1 import (
 from dialer.providers.registry import ProviderRegistry
 from dialer.providers.simulated import SimulatedProvider
 from dialer.settings import DialerSettings
-from dialer.simcarrier import spawn
+from simcarrier import spawn
 from dialer.worker import Dialer
 from server.domain.calling_window import CallingWindow, is_open, next_open, zones_for_number
 from server.domain.clock import FakeClock

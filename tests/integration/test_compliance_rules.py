@@ -42,7 +42,7 @@ from batchcalls.v1 import (
     organization_service_pb2_grpc as ogrpc,
     resources_pb2 as res,
 )
-from server.adapters.redis import keys
+from contract import keys
 from server.domain.clock import FakeClock
 from tests.support.api import violations
 from tests.support.clocked_stack import (

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import update
 
 from server.adapters.db.schema import organizations
-from server.adapters.redis import keys
+from contract import keys
 from server.service import background
 
 

@@ -32,7 +32,7 @@ from dialer.reaper import Reaper
 from dialer.server_client import ServerClient, outcome_name
 from dialer.settings import DialerSettings
 from dialer.worker import Dialer
-from server.adapters.redis import keys
+from contract import keys
 from server.adapters.redis.state import RedisState
 
 
@@ -584,7 +584,7 @@ def simcarrier():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "dialer.simcarrier", "--port", "0", "--time-scale", "0.01"],
+    proc = subprocess.Popen([sys.executable, "-m", "simcarrier", "--port", "0", "--time-scale", "0.01"],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from dialer.leases import Claim, ClaimMiss, LeaseClient
-from server.adapters.redis import keys
-from server.adapters.redis.scripts import SCRIPT_NAMES, Scripts, source
+from contract import keys
+from contract.scripts import SCRIPT_NAMES, Scripts, source
 from server.adapters.redis.state import RedisState
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dialer.leases import Claim, LeaseClient
-from server.adapters.redis import keys
+from contract import keys
 from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot, RedisState
 
 

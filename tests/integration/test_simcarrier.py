@@ -18,8 +18,8 @@ import pytest
 
 from dialer.providers.base import CallRequest, CallState, Outcome, TrunkSettings
 from dialer.providers.simulated import SimulatedProvider, SimulatedProviderError
-from dialer.simcarrier import SimCarrierProcess, number_with_outcome, spawn
-from dialer.simcarrier.analysis import check_record, load_record
+from simcarrier import SimCarrierProcess, number_with_outcome, spawn
+from simcarrier.analysis import check_record, load_record
 
 SCALE = 0.005  # 1 simulated second = 5 ms
 RING = 20.0  # -> 100 ms
@@ -372,7 +372,7 @@ def test_500_concurrent_calls(carrier: SimCarrierProcess) -> None:
 
 def test_cli_prints_one_ready_line_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dialer.simcarrier", "--host", "127.0.0.1", "--port", "0", "--time-scale", "0.001",
+        [sys.executable, "-m", "simcarrier", "--host", "127.0.0.1", "--port", "0", "--time-scale", "0.001",
          "--record-file", str(tmp_path / "r.jsonl"), "--seed", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

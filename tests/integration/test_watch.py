@@ -10,7 +10,7 @@ import time
 import grpc
 
 from batchcalls.v1 import batch_service_pb2 as bpb, batch_service_pb2_grpc as bgrpc, resources_pb2 as res
-from server.adapters.redis import keys
+from contract import keys
 from tests.support.drive import create_batch, drive_batch
 
 FINAL = (res.BATCH_STATUS_COMPLETED, res.BATCH_STATUS_FAILED, res.BATCH_STATUS_CANCELLED)

@@ -1,5 +1,5 @@
 """Real dialers and the simulated carrier around a test stack, and the
-invariant checks of DESIGN.md §5 read from the carrier's own record."""
+invariant checks of docs/design.md §5 read from the carrier's own record."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
-from dialer.simcarrier.analysis import RecordCheck, check_record
+from simcarrier.analysis import RecordCheck, check_record
 from tests.support.api import stub
 
 FINAL_STATUSES = {
@@ -98,7 +98,7 @@ def wait_status(stack: Any, org: Any, name: str, statuses: set[int], timeout: fl
 
 
 def _lease_dump(stack: Any, org_id: str) -> list[dict[str, Any]]:
-    from server.adapters.redis import keys
+    from contract import keys
 
     async def dump() -> list[dict[str, Any]]:
         r = stack.ctx.redis_state.redis
@@ -141,7 +141,7 @@ def wait_slots_free(stack: Any, org_id: str, timeout: float = 30) -> int:
 
 def wait_ended_drained(stack: Any, org_id: str, timeout: float = 30) -> int:
     """Waits until no lease of the org waits, call over, for its outcome to
-    be recorded (the ended zset, see server.adapters.redis.keys.org_ended)."""
+    be recorded (the ended zset, see contract.keys.org_ended)."""
     deadline = time.monotonic() + timeout
     while True:
         left = stack.run(stack.ctx.redis_state.ended_awaiting_outcome(org_id))

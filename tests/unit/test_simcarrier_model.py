@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.simcarrier.analysis import check_record, load_record, max_overlap
-from dialer.simcarrier.model import (
+from simcarrier.analysis import check_record, load_record, max_overlap
+from simcarrier.model import (
     DEFAULT_WEIGHTS,
     OUTCOMES,
     OVERRIDES,

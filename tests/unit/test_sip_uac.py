@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from dialer.providers.base import CallRequest, CallState, Outcome, TrunkSettings
-from dialer.providers.sip import SipProvider, SipProviderSettings, SipTimers, mask_number, outcome_for_status
+from contract.masking import mask_phone
+from dialer.providers.sip import SipProvider, SipProviderSettings, SipTimers, outcome_for_status
 from dialer.providers.sip.message import SipRequest, SipResponse, parse_message
 from dialer.providers.sip.provider import outcome_for_invite
 from dialer.providers.sip.uac import (
@@ -68,7 +69,7 @@ def test_call_id_validation_and_masking():
     assert not is_valid_call_id("a b")
     assert not is_valid_call_id("a@b@c")
     assert not is_valid_call_id("x\r\ny")
-    assert mask_number("+12025550123") == "+1202555••23"
+    assert mask_phone("+12025550123") == "+1202555••23"
 
 
 class FakeFlow(Flow):

@@ -1,13 +1,12 @@
 """SIP trunk telephony provider (see README.md in this folder)."""
 
-from .provider import SipProvider, SipProviderSettings, mask_number, new_call_id, outcome_for_status
+from .provider import SipProvider, SipProviderSettings, new_call_id, outcome_for_status
 from .uac import SipTimers
 
 __all__ = [
     "SipProvider",
     "SipProviderSettings",
     "SipTimers",
-    "mask_number",
     "new_call_id",
     "outcome_for_status",
 ]

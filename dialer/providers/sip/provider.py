@@ -9,7 +9,7 @@ Timing contract:
   provisional response came; RFC 3261 §9.1), then 487 -> ``no_answer``.
 - max call duration: the call is hung up (BYE) at the latest
   ``max_call_duration_seconds`` after the first INVITE was sent, i.e. after
-  the attempt started. That is the bound recovery relies on (DESIGN.md §5: a
+  the attempt started. That is the bound recovery relies on (docs/design.md §5: a
   dead dialer's call is over once the max call duration has passed since the
   attempt started), so talk time is max duration minus ring time.
 
@@ -17,7 +17,7 @@ Recovery: SIP has no standard way to ask a trunk about a call another
 process placed. ``call_status`` answers from this process's own memory
 (RINGING, IN_PROGRESS, ENDED with the result) and UNKNOWN otherwise; for a
 call of a dead dialer the server then waits out the max call duration, as
-DESIGN.md §5 allows. A live dialer ends its calls by that bound; a call
+docs/design.md §5 allows. A live dialer ends its calls by that bound; a call
 whose dialer died lives on until the far end or the trunk ends it (trunks
 usually enforce a max duration or session timer of their own), which no
 other process can change over SIP without the dialog state.
@@ -32,6 +32,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from contract.masking import mask_phone
 
 from ..base import (
     AnswerCallback,
@@ -59,13 +61,6 @@ log = logging.getLogger(__name__)
 def new_call_id(domain: str = "batchcalls") -> str:
     """A fresh SIP Call-ID for the dialer to choose before placing a call."""
     return f"{secrets.token_hex(16)}@{domain}"
-
-
-def mask_number(number: str) -> str:
-    """Masks a phone number for logs (DESIGN.md §7): +1202555••23."""
-    if len(number) <= 4:
-        return "••"
-    return number[:-4] + "••" + number[-2:]
 
 
 def outcome_for_status(status: int) -> Outcome:
@@ -153,7 +148,7 @@ class SipProvider:
         log.info(
             "SIP call %s to %s via %s:%s/%s",
             request.provider_call_id,
-            mask_number(request.to_number),
+            mask_phone(request.to_number),
             trunk.host,
             trunk.port,
             trunk.transport,

@@ -3,6 +3,7 @@ import datetime
 from batchcalls.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -10,8 +11,27 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BatchAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_ACTION_UNSPECIFIED: _ClassVar[BatchAction]
+    BATCH_ACTION_VIEW: _ClassVar[BatchAction]
+    BATCH_ACTION_PAUSE: _ClassVar[BatchAction]
+    BATCH_ACTION_RESUME: _ClassVar[BatchAction]
+    BATCH_ACTION_CANCEL: _ClassVar[BatchAction]
+    BATCH_ACTION_DELETE: _ClassVar[BatchAction]
+    BATCH_ACTION_RESCHEDULE: _ClassVar[BatchAction]
+    BATCH_ACTION_EXPORT: _ClassVar[BatchAction]
+BATCH_ACTION_UNSPECIFIED: BatchAction
+BATCH_ACTION_VIEW: BatchAction
+BATCH_ACTION_PAUSE: BatchAction
+BATCH_ACTION_RESUME: BatchAction
+BATCH_ACTION_CANCEL: BatchAction
+BATCH_ACTION_DELETE: BatchAction
+BATCH_ACTION_RESCHEDULE: BatchAction
+BATCH_ACTION_EXPORT: BatchAction
+
 class Batch(_message.Message):
-    __slots__ = ("name", "batch_id", "display_name", "description", "status", "status_reason", "agent", "agent_display_name", "from_phone_number", "from_phone_number_e164", "concurrency_limit", "max_attempts", "scheduled_start_time", "timezone", "create_time", "start_time", "complete_time", "update_time", "stats", "calling_window_mode", "calling_window", "default_region", "custom_columns", "max_call_duration_seconds")
+    __slots__ = ("name", "batch_id", "display_name", "description", "status", "status_reason", "agent", "agent_display_name", "from_phone_number", "from_phone_number_e164", "concurrency_limit", "max_attempts", "scheduled_start_time", "timezone", "create_time", "start_time", "complete_time", "update_time", "stats", "calling_window_mode", "calling_window", "default_region", "custom_columns", "max_call_duration_seconds", "allowed_actions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +56,7 @@ class Batch(_message.Message):
     DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MAX_CALL_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     batch_id: str
     display_name: str
@@ -60,7 +81,8 @@ class Batch(_message.Message):
     default_region: str
     custom_columns: _containers.RepeatedScalarFieldContainer[str]
     max_call_duration_seconds: int
-    def __init__(self, name: _Optional[str] = ..., batch_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_resources_pb2.BatchStatus, str]] = ..., status_reason: _Optional[str] = ..., agent: _Optional[str] = ..., agent_display_name: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., from_phone_number_e164: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[BatchStats, _Mapping]] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., default_region: _Optional[str] = ..., custom_columns: _Optional[_Iterable[str]] = ..., max_call_duration_seconds: _Optional[int] = ...) -> None: ...
+    allowed_actions: _containers.RepeatedScalarFieldContainer[BatchAction]
+    def __init__(self, name: _Optional[str] = ..., batch_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_resources_pb2.BatchStatus, str]] = ..., status_reason: _Optional[str] = ..., agent: _Optional[str] = ..., agent_display_name: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., from_phone_number_e164: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[BatchStats, _Mapping]] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., default_region: _Optional[str] = ..., custom_columns: _Optional[_Iterable[str]] = ..., max_call_duration_seconds: _Optional[int] = ..., allowed_actions: _Optional[_Iterable[_Union[BatchAction, str]]] = ...) -> None: ...
 
 class AttemptCount(_message.Message):
     __slots__ = ("attempts", "contacts")

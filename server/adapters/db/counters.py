@@ -24,7 +24,7 @@ def _summed(column: str) -> Any:
 
 def totals_lateral() -> Any:
     """LATERAL subquery of a batch's summed counters, labelled like columns,
-    so a joined row reads ``row.n_pending`` as before."""
+    so a joined row reads them as its own columns (``row.n_pending``)."""
     return (
         select(
             *[_summed(c).label(c) for c in SUMMED_COUNTERS],

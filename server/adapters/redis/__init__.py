@@ -1,3 +1,3 @@
-"""Redis adapter: key layout (``keys``), Lua scripts (``scripts``, ``lua/``)
-and the server-side state API (``state.RedisState``). Dialers use the same
-scripts through ``dialer.leases``."""
+"""Redis adapter of the server: its state API (``state.RedisState``) over the
+key layout and Lua scripts of the ``contract`` package, which the dialers
+use too."""

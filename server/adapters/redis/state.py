@@ -1,7 +1,7 @@
 """Server-side Redis state: organization/batch config, ready queues, the
 round-robin ring, progress pub/sub, and the rebuild after a data loss.
 
-Redis is advisory; Postgres decides (DESIGN.md §5). Layout in ``keys``; the
+Redis is advisory; Postgres decides (docs/design.md §5). Layout in ``keys``; the
 Lua scripts in ``lua/`` (see ``scripts``). Times are epoch seconds in this
 API and epoch milliseconds inside Redis.
 
@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from server.adapters.redis import keys
-from server.adapters.redis.scripts import Scripts
+from contract import keys
+from contract.lease import LEASE_INFO_TTL_MS
+from contract.scripts import Scripts
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis.asyncio
@@ -32,8 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: ZADD members per command and commands per pipeline when loading queues.
 ZADD_CHUNK = 1000
 PIPELINE_COMMANDS = 20
-#: Safety TTL of lease info hashes (must match dialer.leases.DEFAULT_INFO_TTL_MS).
-LEASE_INFO_TTL_MS = 24 * 3600 * 1000
 
 
 def _s(value: Any) -> str:

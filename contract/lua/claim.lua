@@ -11,7 +11,7 @@
 -- Expired leases are NOT dropped here: a lease whose holder stopped
 -- heartbeating still guards a call that may be live at the carrier, so it
 -- keeps counting against both limits until a reaper has learned that the
--- call is over and released it (DESIGN.md §5).
+-- call is over and released it (docs/design.md §5).
 --
 -- KEYS[1]     org config hash       bc:{org}:config            (field "limit")
 -- KEYS[2]     org leases zset       bc:{org}:leases            (lease id -> expiry ms)

@@ -1,7 +1,7 @@
 """Checks over the simulated carrier's call record (pure, no I/O but loading).
 
 The carrier's record is the ground truth from the callee's side, so the
-concurrency and "one call per contact" invariants (DESIGN.md §5, 2 and 3) are
+concurrency and "one call per contact" invariants (docs/design.md §5, 2 and 3) are
 measured here rather than from what the dialer believes it did.
 
 A call is live on the half-open interval ``[start, end)``: a call that ends

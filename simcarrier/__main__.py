@@ -1,4 +1,4 @@
-"""Command line entry: ``python -m dialer.simcarrier``.
+"""Command line entry: ``python -m simcarrier``.
 
 Prints exactly one line, ``SIMCARRIER_READY http://HOST:PORT``, to stdout once
 the socket listens, so a parent process (``batchcalls up``, a test) can start
@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-from dialer.simcarrier.server import serve
+from simcarrier.server import serve
 
 
 def _raise_fd_limit() -> None:
@@ -36,7 +36,7 @@ def _raise_fd_limit() -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m dialer.simcarrier", description="Simulated telephony carrier and voice agent.")
+    parser = argparse.ArgumentParser(prog="python -m simcarrier", description="Simulated telephony carrier and voice agent.")
     parser.add_argument("--host", default=os.environ.get("SIMCARRIER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SIMCARRIER_PORT", "0")))
     parser.add_argument(

@@ -76,7 +76,7 @@ def cmd_dialer(_: argparse.Namespace) -> int:
 
 
 def cmd_simcarrier(args: argparse.Namespace) -> int:
-    from dialer.simcarrier.__main__ import main as sim_main
+    from simcarrier.__main__ import main as sim_main
 
     return sim_main(args.rest)
 
@@ -116,7 +116,7 @@ def cmd_org(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from server.devstack import run_up
+    from launcher.devstack import run_up
 
     return run_up(args)
 

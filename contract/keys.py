@@ -94,32 +94,16 @@ def batch_ready(org_id: str, batch_id: str) -> str:
 
 
 def lease_info(org_id: str, lease_id: str) -> str:
-    """HASH describing one lease, for recovery. Fields (see LEASE_FIELDS):
+    """HASH describing one lease, for recovery. Fields (see ``contract.lease.LEASE_FIELDS``):
     ``batch``, ``contact``, ``token``, ``dialer``, ``provider_call_id``,
     ``claimed_ms`` (claim instant), ``started_ms`` (grant instant, = claimed
     until attached), ``due_ms`` (ready score it was claimed with) and, once
     StartAttempt granted it, ``attempt_id``, ``max_call_ms``, ``trunk`` (json
-    of TrunkSettings) and, once the call is over (end_call.lua),
+    of TrunkSettings), once activate.lua gave a reservation its slots,
+    ``activated_ms`` and, once the call is over (end_call.lua),
     ``ended_ms``. Written by claim.lua / attach.lua / end_call.lua /
     restore_lease.lua, deleted by release.lua. Has a long safety TTL, refreshed by renew.lua."""
     return f"{_org(org_id)}:lease:{lease_id}"
-
-
-#: Field names of a lease info hash.
-LEASE_FIELDS = (
-    "batch",
-    "contact",
-    "token",
-    "dialer",
-    "provider_call_id",
-    "claimed_ms",
-    "started_ms",
-    "due_ms",
-    "attempt_id",
-    "max_call_ms",
-    "trunk",
-    "ended_ms",
-)
 
 
 def reaper_lock(org_id: str) -> str:

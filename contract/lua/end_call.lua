@@ -7,7 +7,7 @@
 -- removes it. The info hash stays, with ended_ms, so a reaper can still
 -- close the attempt with the provider's result.
 --
--- Why this keeps DESIGN.md §5: limits count calls live at the provider
+-- Why this keeps docs/design.md §5: limits count calls live at the provider
 -- (invariant 3) and this call is over; the contact stays DIALING/CONNECTED
 -- with its attempt open in Postgres and out of the ready queue until
 -- FinishAttempt, so it cannot be claimed again meanwhile (invariant 2).

@@ -3,7 +3,7 @@
 Why a process of its own with an HTTP API: real calls outlive the dialer that
 placed them, so the carrier must keep ringing, talking and hanging up on its
 own timers when a dialer is killed, and must answer a recovering dialer's
-"how did call X end?" (DESIGN.md §5–6). It is also the ground truth for tests
+"how did call X end?" (docs/design.md §5–6). It is also the ground truth for tests
 and benchmarks: it records every call it receives, with wall-clock start,
 answer and end, and tracks live calls per organization, batch and number at
 the exact instants calls start and end.
@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dialer.simcarrier.model import CallPlan, SimulationProfile, plan_call
+from simcarrier.model import CallPlan, SimulationProfile, plan_call
 
-log = logging.getLogger("dialer.simcarrier")
+log = logging.getLogger("simcarrier")
 
 STATE_RANK = {"unknown": 0, "ringing": 1, "in_progress": 2, "ended": 3}
 MAX_BODY_BYTES = 256 * 1024

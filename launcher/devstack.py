@@ -76,8 +76,8 @@ async def seed_demo(settings: Settings) -> dict[str, str]:
 
 def run_up(args: argparse.Namespace) -> int:
     from server.adapters.db.engine import migrate
-    from server.cli import ui_command
-    from server.embedded import start_embedded
+    from launcher.cli import ui_command
+    from launcher.embedded import start_embedded
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,13 +102,13 @@ def run_up(args: argparse.Namespace) -> int:
         if not (data_dir / DEMO_MARKER).exists():
             seeded = asyncio.run(seed_demo(settings))
             (data_dir / DEMO_MARKER).write_text(seeded["org_id"])
-        from dialer.simcarrier import spawn as spawn_carrier
+        from simcarrier import spawn as spawn_carrier
 
         carrier = spawn_carrier(time_scale=args.time_scale, record_file=str(data_dir / "simcarrier-calls.jsonl"))
         sim_url = carrier.url
         children.append(carrier.process)
         env["BATCHCALLS_SIMCARRIER_URL"] = sim_url
-        server = subprocess.Popen([sys.executable, "-m", "server.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-m", "launcher.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
         children.append(server)
         address = _read_ready(server, "SERVER_READY")
         children.append(subprocess.Popen([sys.executable, "-m", "dialer"], env=env))

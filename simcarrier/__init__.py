@@ -1,8 +1,8 @@
 """Simulated telephony carrier + voice agent, run as its own process.
 
-See :mod:`dialer.simcarrier.model` for outcomes, durations and the per-number
-override table, :mod:`dialer.simcarrier.server` for the HTTP API, and
-:mod:`dialer.simcarrier.analysis` for checks over its call record. The dialer
+See :mod:`simcarrier.model` for outcomes, durations and the per-number
+override table, :mod:`simcarrier.server` for the HTTP API, and
+:mod:`simcarrier.analysis` for checks over its call record. The dialer
 talks to it through :class:`dialer.providers.simulated.SimulatedProvider`.
 
 :func:`spawn` starts it as a child process and waits for its READY line; it
@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from dialer.simcarrier.model import OVERRIDES, number_with_outcome
+from simcarrier.model import OVERRIDES, number_with_outcome
 
 __all__ = ["OVERRIDES", "number_with_outcome", "SimCarrierProcess", "spawn"]
 
@@ -62,8 +62,8 @@ def spawn(
     startup_timeout: float = 15.0,
     stderr: int | None = None,
 ) -> SimCarrierProcess:
-    """Starts ``python -m dialer.simcarrier`` and returns once it listens."""
-    cmd = [sys.executable, "-m", "dialer.simcarrier", "--host", host, "--port", str(port),
+    """Starts ``python -m simcarrier`` and returns once it listens."""
+    cmd = [sys.executable, "-m", "simcarrier", "--host", host, "--port", str(port),
            "--time-scale", repr(time_scale), "--seed", str(seed), "--log-level", log_level]
     if record_file:
         cmd += ["--record-file", str(record_file)]
