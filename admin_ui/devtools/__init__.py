@@ -1,1 +1,0 @@
-"""Development tools of the admin UI (an in-memory fake of the API)."""
