@@ -361,7 +361,8 @@ def _batch_row(ctx: Ctx, b: Any) -> None:
         s = b.stats
         c[2].progress(vm.progress_fraction(s), text=vm.batch_list_row(b)["Progress"])
         c[3].caption(vm.format_ts(b, "create_time"))
-        actions = vm.allowed_actions(b.status)
+        # The server's action matrix row for this batch (Batch.allowed_actions).
+        actions = vm.allowed_actions(b)
         bcols = c[4].columns(len(actions))
         for col, action in zip(bcols, actions, strict=True):
             write = action in vm.WRITE_ACTIONS

@@ -67,13 +67,13 @@ def render(ctx: Ctx, batch_ref: str) -> None:
     st.subheader("Contacts")
     _contacts_fragment(client, batch.name, batch.max_attempts)
 
-    if vm.action_allowed(batch.status, vm.ACTION_EXPORT):
+    if vm.action_allowed(batch, vm.ACTION_EXPORT):
         st.subheader("Export")
         guarded(_export_section, client, batch)
 
 
 def _action_bar(ctx: Ctx, batch: Any) -> None:
-    actions = [a for a in vm.allowed_actions(batch.status) if a in vm.WRITE_ACTIONS]
+    actions = [a for a in vm.allowed_actions(batch) if a in vm.WRITE_ACTIONS]
     if not actions:
         return
     cols = st.columns(len(actions) + 3)

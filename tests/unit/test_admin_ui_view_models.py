@@ -1,4 +1,4 @@
-"""Pure helpers of the admin UI: colors, action matrix, formatting, checklist."""
+"""Pure helpers of the admin UI: colors, offered actions, formatting, checklist."""
 
 from __future__ import annotations
 
@@ -64,23 +64,34 @@ def test_every_enum_value_has_a_label():
         assert value in vm.CONTACT_STATUS_INFO
 
 
-# The seed's action matrix, column by column.
-MATRIX = {
-    BS.BATCH_STATUS_PENDING: {"view", "cancel", "delete", "reschedule"},
-    BS.BATCH_STATUS_SCHEDULED: {"view", "cancel", "delete", "reschedule"},
-    BS.BATCH_STATUS_RUNNING: {"view", "pause", "cancel"},
-    BS.BATCH_STATUS_PAUSED: {"view", "resume", "cancel", "delete"},
-    BS.BATCH_STATUS_COMPLETED: {"view", "delete", "export"},
-    BS.BATCH_STATUS_FAILED: {"view", "delete", "export"},
-    BS.BATCH_STATUS_CANCELLED: {"view", "delete"},
-}
+BA = batch_pb2.BatchAction
 
 
-@pytest.mark.parametrize("status", list(MATRIX))
-def test_action_matrix(status):
-    assert set(vm.allowed_actions(status)) == MATRIX[status]
+def test_offered_actions_are_the_servers_allowed_actions_in_order():
+    # The UI keeps no matrix: it offers what the Batch message says.
+    batch = batch_pb2.Batch(
+        status=BS.BATCH_STATUS_RUNNING,
+        allowed_actions=[BA.BATCH_ACTION_VIEW, BA.BATCH_ACTION_PAUSE, BA.BATCH_ACTION_CANCEL],
+    )
+    assert vm.allowed_actions(batch) == ("view", "pause", "cancel")
+    assert vm.action_allowed(batch, "pause") and not vm.action_allowed(batch, "export")
+
+
+def test_offered_actions_do_not_depend_on_the_status():
+    # A status the UI would once have refused to export is exportable when the
+    # server says so, and nothing is offered when the server allows nothing.
+    exportable = batch_pb2.Batch(status=BS.BATCH_STATUS_CANCELLED, allowed_actions=[BA.BATCH_ACTION_EXPORT])
+    assert vm.allowed_actions(exportable) == ("export",)
+    assert vm.allowed_actions(batch_pb2.Batch(status=BS.BATCH_STATUS_COMPLETED)) == ()
+
+
+def test_every_api_action_has_a_name_label_and_icon():
+    api_actions = [v for v in BA.values() if v != BA.BATCH_ACTION_UNSPECIFIED]
+    assert sorted(vm.ACTION_OF_API) == sorted(api_actions)
     for action in vm.ALL_ACTIONS:
-        assert vm.action_allowed(status, action) == (action in MATRIX[status])
+        assert vm.ACTION_LABELS[action] and vm.ACTION_ICONS[action]
+    everything = batch_pb2.Batch(allowed_actions=[BA.BATCH_ACTION_UNSPECIFIED, *api_actions])
+    assert vm.allowed_actions(everything) == vm.ALL_ACTIONS
 
 
 def test_cancel_confirmation_says_it_cannot_be_undone():
