@@ -293,7 +293,7 @@ def test_many_concurrent_calls(sipp: SippProcess):
         assert len(answers.times) == N_CONCURRENT
         assert sipp.wait_idle(10)
         # One socket (UDP) or one connection (TCP) carried them all.
-        assert len(prov.uac._udp) + len(prov.uac._tcp) == 1
+        assert prov.uac.transports.open_count == 1
         await prov.close()
         return results
 

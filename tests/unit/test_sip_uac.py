@@ -12,20 +12,29 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dialer.providers.base import CallRequest, CallState, Outcome, TrunkSettings
 from contract.masking import mask_phone
-from dialer.providers.sip import SipProvider, SipProviderSettings, SipTimers, outcome_for_status
-from dialer.providers.sip.message import SipRequest, SipResponse, parse_message
+from dialer.providers.base import CallRequest, CallState, Outcome, TrunkSettings
+from dialer.providers.sip import (
+    SipProvider,
+    SipProviderSettings,
+    SipTimers,
+    outcome_for_status,
+)
+from dialer.providers.sip.call import InviteResult
+from dialer.providers.sip.message import (
+    SipRequest,
+    SipResponse,
+    is_valid_call_id,
+    parse_message,
+)
 from dialer.providers.sip.provider import outcome_for_invite
-from dialer.providers.sip.uac import (
+from dialer.providers.sip.transaction import (
     ClientTransaction,
-    Flow,
-    InviteResult,
-    SipUac,
     TransactionTimeout,
     build_ack_for_non2xx,
-    is_valid_call_id,
 )
+from dialer.providers.sip.transport import Flow
+from dialer.providers.sip.uac import SipUac
 
 FAST = SipTimers().scaled(0.02)  # T1 = 10 ms, Timer B = 640 ms
 
@@ -109,7 +118,7 @@ def test_invite_timer_a_doubles_and_timer_b_times_out():
     async def run():
         uac = SipUac(FAST)
         flow = FakeFlow()
-        tx = ClientTransaction(uac, flow, _invite())
+        tx = ClientTransaction(uac.transactions, flow, _invite())
         tx.start()
         ev = await asyncio.wait_for(tx.events.get(), 2)
         return flow.sent, ev, uac
@@ -121,14 +130,14 @@ def test_invite_timer_a_doubles_and_timer_b_times_out():
     gaps = [b[0] - a[0] for a, b in zip(sent, sent[1:])]
     for i, g in enumerate(gaps[:5]):
         assert g == pytest.approx(FAST.t1 * 2**i, rel=0.5, abs=0.01)
-    assert not uac._transactions
+    assert not uac.transactions
 
 
 def test_no_retransmission_over_reliable_transport():
     async def run():
         uac = SipUac(FAST)
         flow = FakeFlow(reliable=True)
-        tx = ClientTransaction(uac, flow, _invite())
+        tx = ClientTransaction(uac.transactions, flow, _invite())
         tx.start()
         ev = await asyncio.wait_for(tx.events.get(), 2)
         return flow.sent, ev
@@ -142,9 +151,9 @@ def test_provisional_stops_retransmission_and_timer_b():
         uac = SipUac(FAST)
         flow = FakeFlow()
         req = _invite()
-        tx = ClientTransaction(uac, flow, req)
+        tx = ClientTransaction(uac.transactions, flow, req)
         tx.start()
-        uac._on_message(_response(req, 180), flow)
+        uac.on_message(_response(req, 180), flow)
         first = await tx.events.get()
         await asyncio.sleep(FAST.timer_b * 1.5)
         return flow.sent, first, tx.events.empty(), tx.state
@@ -158,11 +167,11 @@ def test_non2xx_final_is_acked_in_transaction_and_again_on_retransmission():
         uac = SipUac(FAST)
         flow = FakeFlow()
         req = _invite()
-        tx = ClientTransaction(uac, flow, req)
+        tx = ClientTransaction(uac.transactions, flow, req)
         tx.start()
         final = _response(req, 486)
-        uac._on_message(final, flow)
-        uac._on_message(final, flow)  # retransmitted final response
+        uac.on_message(final, flow)
+        uac.on_message(final, flow)  # retransmitted final response
         ev = await tx.events.get()
         return flow.sent, ev, tx.events.empty()
 
@@ -193,7 +202,7 @@ def test_non_invite_timer_e_is_capped_at_t2():
         bye.add("Via", "SIP/2.0/UDP 127.0.0.1:5555;branch=z9hG4bKbye")
         bye.add("Call-ID", "c")
         bye.add("CSeq", "6 BYE")
-        tx = ClientTransaction(uac, flow, bye)
+        tx = ClientTransaction(uac.transactions, flow, bye)
         tx.start()
         ev = await asyncio.wait_for(tx.events.get(), 2)
         return flow.sent, ev

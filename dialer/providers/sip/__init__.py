@@ -1,7 +1,7 @@
 """SIP trunk telephony provider (see README.md in this folder)."""
 
 from .provider import SipProvider, SipProviderSettings, new_call_id, outcome_for_status
-from .uac import SipTimers
+from .transaction import SipTimers
 
 __all__ = [
     "SipProvider",

@@ -115,6 +115,17 @@ def _hash_fn(algorithm: str):
     return h
 
 
+def can_answer(challenge: Challenge) -> bool:
+    """True when ``authorization`` can answer this challenge: a hash we have,
+    and qop=auth or no qop at all (a server may offer several challenges,
+    RFC 7616 §3.7, and the UAC answers the first it can)."""
+    try:
+        _hash_fn(challenge.algorithm)
+    except DigestError:
+        return False
+    return not challenge.qop_options or "auth" in challenge.qop_options
+
+
 def compute_response(
     *,
     username: str,

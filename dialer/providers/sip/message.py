@@ -442,3 +442,14 @@ def response_for(
     resp.add("Call-ID", request.call_id)
     resp.add("CSeq", request.get("CSeq") or "")
     return resp
+
+
+def is_valid_call_id(call_id: str) -> bool:
+    """RFC 3261 callid = word ["@" word]; word chars are alphanum and -.!%*_+`'~()<>:\\"/[]?{}"""
+    if not call_id or len(call_id) > 256:
+        return False
+    allowed = set("-.!%*_+`'~()<>:\\\"/[]?{}")
+    parts = call_id.split("@")
+    if len(parts) > 2:
+        return False
+    return all(p and all(ch.isascii() and (ch.isalnum() or ch in allowed) for ch in p) for p in parts)

@@ -44,16 +44,12 @@ from ..base import (
     Outcome,
     TrunkSettings,
 )
-from .message import format_caller_id, request_uri, sdp_offer
-from .uac import (
-    Credentials,
-    InviteResult,
-    OutboundCall,
-    SipTimers,
-    SipTransportError,
-    SipUac,
-    is_valid_call_id,
-)
+from .auth import Credentials
+from .call import InviteEnd, InviteResult, OutboundLeg
+from .message import format_caller_id, is_valid_call_id, request_uri, sdp_offer
+from .transaction import SipTimers
+from .transport import SipTransportError
+from .uac import SipUac
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +75,14 @@ def outcome_for_status(status: int) -> Outcome:
 
 
 def outcome_for_invite(result: InviteResult) -> Outcome:
-    if result.kind == "answered":
+    """Product outcome of how the INVITE ended (see README.md, "Outcomes")."""
+    if result.kind == InviteEnd.ANSWERED:
         return Outcome.COMPLETED
-    if result.kind == "cancelled":
+    if result.kind == InviteEnd.CANCELLED:
         return Outcome.NO_ANSWER
-    if result.kind in ("timeout", "cancel_timeout"):
+    if result.kind in (InviteEnd.TIMEOUT, InviteEnd.CANCEL_TIMEOUT):
         return Outcome.TIMEOUT
-    if result.kind == "transport_error":
+    if result.kind == InviteEnd.TRANSPORT_ERROR:
         return Outcome.CARRIER_ERROR
     return outcome_for_status(result.status)
 
@@ -124,7 +121,8 @@ class SipProvider:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._uac: SipUac | None = None
         self._known: OrderedDict[str, _Known] = OrderedDict()
-        self._live: dict[str, OutboundCall] = {}
+        # The callee leg of each call in progress, by provider_call_id.
+        self._live: dict[str, OutboundLeg] = {}
         self._hangups: set[asyncio.Task[None]] = set()
 
     @property
@@ -159,7 +157,7 @@ class SipProvider:
         except SipTransportError as exc:
             return self._finish(request, Outcome.CARRIER_ERROR, start, detail=str(exc))
 
-        call = OutboundCall(
+        callee = OutboundLeg(
             self.uac,
             flow,
             call_id=request.provider_call_id,
@@ -176,11 +174,11 @@ class SipProvider:
             sdp=sdp_offer(secrets.randbelow(2**31)),
             credentials=Credentials(trunk.username, trunk.password) if trunk.username else None,
         )
-        self._live[request.provider_call_id] = call
+        self._live[request.provider_call_id] = callee
         answer_time: datetime | None = None
         try:
-            res = await call.invite(request.ring_timeout_seconds)
-            if res.kind != "answered":
+            res = await callee.invite(request.ring_timeout_seconds)
+            if res.kind != InviteEnd.ANSWERED:
                 outcome = outcome_for_invite(res)
                 detail = res.detail or f"{res.status} {res.reason}".strip()
                 return self._finish(request, outcome, start, sip_code=res.status, detail=detail)
@@ -189,10 +187,10 @@ class SipProvider:
             self._known[request.provider_call_id] = _Known(CallState.IN_PROGRESS)
             await on_answer(answer_time)
             remaining = request.max_call_duration_seconds - (loop.time() - t0)
-            if await call.wait_remote_bye(remaining):
+            if await callee.wait_remote_bye(remaining):
                 detail = "remote hangup"
             else:
-                status = await call.bye()
+                status = await callee.bye()
                 detail = f"max call duration reached (BYE {status or 'timed out'})"
             end = self._clock()
             return self._finish(
@@ -208,7 +206,7 @@ class SipProvider:
             # Cancelled (the dialer hangs up) or on_answer failed: never leave
             # the call up. The hang-up runs to its end even if we are
             # cancelled again; close() waits for it.
-            task = asyncio.ensure_future(self._hangup(call))
+            task = asyncio.ensure_future(self._hangup(callee))
             self._hangups.add(task)
             task.add_done_callback(self._hangups.discard)
             try:
@@ -228,7 +226,7 @@ class SipProvider:
             )
             raise
         finally:
-            call.finish()
+            callee.finish()
             self._live.pop(request.provider_call_id, None)
 
     async def call_status(self, provider_call_id: str, trunk: TrunkSettings) -> CallStatus:
@@ -238,8 +236,8 @@ class SipProvider:
         return CallStatus(known.state, known.result)
 
     async def close(self) -> None:
-        for call in list(self._live.values()):
-            task = asyncio.ensure_future(self._hangup(call))
+        for leg in list(self._live.values()):
+            task = asyncio.ensure_future(self._hangup(leg))
             self._hangups.add(task)
             task.add_done_callback(self._hangups.discard)
         if self._hangups:
@@ -249,12 +247,12 @@ class SipProvider:
             self._uac = None
 
     # -- internals -----------------------------------------------------
-    async def _hangup(self, call: OutboundCall) -> None:
+    async def _hangup(self, leg: OutboundLeg) -> None:
         try:
-            how = await call.hangup()
-            log.info("SIP call %s hung up (%s)", call.call_id, how)
+            how = await leg.hangup()
+            log.info("SIP call %s hung up (%s)", leg.call_id, how)
         except Exception:  # noqa: BLE001 - a hang-up must not raise into the dialer
-            log.exception("SIP call %s: hang-up failed", call.call_id)
+            log.exception("SIP call %s: hang-up failed", leg.call_id)
 
     def _remember(self, call_id: str, known: _Known) -> None:
         self._known[call_id] = known
