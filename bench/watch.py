@@ -1,4 +1,4 @@
-"""WatchBatch latency benchmark (DESIGN §8: live events reach a WatchBatch
+"""WatchBatch latency benchmark (docs/design.md §8: live events reach a WatchBatch
 client within 100 ms of the outcome).
 
 Standalone: starts the embedded PostgreSQL + Redis and the gRPC server

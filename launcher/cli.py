@@ -1,4 +1,11 @@
-"""`batchcalls` command line: up | server | dialer | ui | migrate | org | simcarrier."""
+"""`batchcalls` command line: up | server | dialer | ui | migrate | org create | simcarrier.
+
+The launcher is the one package that imports both the server and the dialer
+(docs/design.md §1): each subcommand starts one process, or, for `up`, the
+whole embedded stack. `parse_command_line` only parses and validates, with no
+side effect, so tests can check every command line the README shows
+(tests/integration/test_readme_commands.py) without starting anything.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +85,7 @@ def cmd_dialer(_: argparse.Namespace) -> int:
 def cmd_simcarrier(args: argparse.Namespace) -> int:
     from simcarrier.__main__ import main as sim_main
 
-    return sim_main(args.rest)
+    return sim_main(args.simcarrier_args)
 
 
 def ui_command(port: int) -> list[str]:
@@ -87,6 +94,8 @@ def ui_command(port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # Developer toolbar hidden for every visitor (also admin_ui/.streamlit/config.toml).
+        "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
     ]
 
 
@@ -110,6 +119,10 @@ def cmd_org(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
     settings = Settings.from_env()
+    if not settings.database_url or not settings.redis_url:
+        print("DATABASE_URL and REDIS_URL must be set (the organization is written to the server's database)",
+              file=sys.stderr)
+        return 2
     org_id, secret = asyncio.run(_create_org(settings, args.name, args.credits))
     print(f"organization {org_id} created\nowner API key (shown once): {secret}")
     return 0
@@ -121,9 +134,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_up(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="batchcalls", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `batchcalls` grammar; `simcarrier` leaves its options to `python -m simcarrier`."""
+    parser = argparse.ArgumentParser(prog="batchcalls", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="start everything on embedded Postgres and Redis")
     up.add_argument("--data-dir", default=os.environ.get("BATCHCALLS_DATA_DIR", ".data"))
     up.add_argument("--grpc-port", type=int, default=int(os.environ.get("BATCHCALLS_GRPC_PORT", "50051")))
@@ -136,14 +150,44 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("dialer", help="run a dialer (REDIS_URL, BATCHCALLS_SERVER_ADDR)").set_defaults(fn=cmd_dialer)
     sub.add_parser("ui", help="run the Streamlit admin UI").set_defaults(fn=cmd_ui)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
-    sim = sub.add_parser("simcarrier", help="run the simulated carrier")
-    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    # add_help=False: `batchcalls simcarrier --help` shows the carrier's own options.
+    sim = sub.add_parser("simcarrier", add_help=False,
+                         help="run the simulated carrier; takes the options of `python -m simcarrier`")
     sim.set_defaults(fn=cmd_simcarrier)
-    org = sub.add_parser("org", help="create an organization and print its owner key")
-    org.add_argument("name")
-    org.add_argument("--credits", type=float, default=100.0, help="starting credit, USD")
-    org.set_defaults(fn=cmd_org)
-    args = parser.parse_args(argv)
+    org = sub.add_parser("org", help="manage organizations (`org create NAME`)")
+    org_sub = org.add_subparsers(dest="org_command", required=True, metavar="ACTION")
+    create = org_sub.add_parser("create", help="create an organization and print its owner key once")
+    create.add_argument("name")
+    create.add_argument("--credits", type=float, default=100.0, help="starting credit, USD")
+    create.set_defaults(fn=cmd_org)
+    return parser
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """Parses and validates a `batchcalls` command line without running it.
+
+    Exits through argparse (status 2) on a command line the CLI refuses, as
+    `batchcalls` itself does. The simulated carrier's options are checked with
+    its own parser, so `batchcalls simcarrier --port 8700` is accepted exactly
+    when `python -m simcarrier --port 8700` is.
+    """
+    parser = build_parser()
+    if len(argv) >= 2 and argv[0] == "org" and argv[1] not in ("create", "-h", "--help"):
+        # `org NAME` would read as an action; say what to type instead of "invalid choice".
+        parser.error(f"to create an organization, run `batchcalls org create {argv[1]}`")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "simcarrier":
+        from simcarrier.__main__ import parse_args as parse_simcarrier_args
+
+        parse_simcarrier_args(extra)
+        args.simcarrier_args = extra
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_command_line(sys.argv[1:] if argv is None else argv)
     return int(args.fn(args) or 0)
 
 

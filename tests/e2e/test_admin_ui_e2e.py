@@ -5,8 +5,8 @@ its rows. Screenshots of the create tab, the batch list and the detail page
 go to tests/e2e/artifacts/.
 
 Backend: the real server + a real dialer + the simulated carrier process
-(the ``stack`` fixture of tests/conftest.py). The in-memory fake of the API
-(admin_ui.devtools.fake_api) is kept for UI development only.
+(the ``stack`` fixture of tests/conftest.py); every UI test runs against the
+real stack, there is no fake of the API.
 
 Chromium comes from Debian (/usr/bin/chromium), never ``playwright install``.
 """
@@ -18,7 +18,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from tests.support.helpers import free_port as _free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +51,6 @@ CSV = (
     "+14155552671,Ann Again,\n"
 )
 COMPLETE_TIMEOUT_S = float(os.environ.get("BATCHCALLS_E2E_COMPLETE_TIMEOUT", "240"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()

@@ -23,6 +23,7 @@ from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
 from simcarrier import spawn
 from simcarrier.model import number_with_outcome
 from tests.support.api import stub
+from tests.support.helpers import free_port
 from tests.support.dialing import (
     Carrier, assert_invariants, contacts, create, get, kill9, start_dialer, wait_status,
 )
@@ -123,7 +124,7 @@ def test_pause_stops_new_calls_and_live_calls_finish(stack, carrier, dialers):
     org = stack.new_org(concurrency_limit=5)
     a = create(stack, org, mixed_numbers(40, 500), concurrency_limit=5, max_attempts=1)
     dialers("d1")
-    wait_live(carrier, 3)
+    assert wait_live(carrier, 3), "calls should be live when the batch is paused"
     with stack.channel() as ch:
         stub(ch).PauseBatch(pb.PauseBatchRequest(name=a.name), metadata=org.md())
     paused_at = time.time()
@@ -144,7 +145,7 @@ def test_cancel_no_call_after_ack_and_queue_discarded(stack, carrier, dialers):
     org = stack.new_org(concurrency_limit=5)
     a = create(stack, org, mixed_numbers(40, 600), concurrency_limit=5, max_attempts=2)
     dialers("d1")
-    wait_live(carrier, 3)
+    assert wait_live(carrier, 3), "calls should be live when the batch is cancelled"
     with stack.channel() as ch:
         stub(ch).CancelBatch(pb.CancelBatchRequest(name=a.name), metadata=org.md())
     cancelled_at = time.time()
@@ -176,7 +177,7 @@ def test_server_restart_mid_batch(embedded, carrier, dialers, stack):
     from launcher.devstack import _read_ready
 
     org = stack.new_org(concurrency_limit=4)
-    port = _free_port()
+    port = free_port()
     env = {"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0", "BATCHCALLS_LOG_LEVEL": "WARNING"}
 
     def start_server() -> subprocess.Popen:
@@ -206,11 +207,3 @@ def wait_live(carrier: Carrier, n: int, timeout: float = 30) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

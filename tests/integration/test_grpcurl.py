@@ -1,7 +1,9 @@
-"""The real grpcurl binary against the running server (reflection on)."""
+"""The real grpcurl binary against the running server (reflection on),
+including the README's grpcurl walkthrough, run as written."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -9,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.readme import assignment, expand, is_placeholder, shell_commands
 
 
 def grpcurl_bin() -> str:
@@ -42,33 +46,39 @@ def test_health_is_open(stack):
     assert "SERVING" in out.stdout
 
 
-def test_readme_walkthrough_calls(stack, org):
-    auth = f"authorization: Bearer {org.owner_key}"
-    csv = "phone,name\n+14155552671,Ann\n+14155552672,Bob\n"
-    import base64
-
-    body = json.dumps({"filename": "c.csv", "csvContent": base64.b64encode(csv.encode()).decode()})
-    out = run("-plaintext", "-H", auth, "-d", body, stack.grpc_address, "batchcalls.v1.BatchService/ValidateContacts")
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)["report"]
-    assert report.get("validRows", report.get("valid_rows")) == 2, out.stdout
-    create = json.dumps({
-        "requestId": "readme-1", "displayName": "Readme batch", "agent": org.agent_name,
-        "fromPhoneNumber": org.phone_number_name, "filename": "c.csv",
-        "csvContent": base64.b64encode(csv.encode()).decode(),
-    })
-    out = run("-plaintext", "-H", auth, "-d", create, stack.grpc_address, "batchcalls.v1.BatchService/CreateBatch")
-    assert out.returncode == 0, out.stderr
-    name = json.loads(out.stdout)["batch"]["name"]
-    for method, payload in (
-        ("GetBatch", {"name": name}),
-        ("ListContacts", {"parent": name, "pageSize": 25}),
-        ("PauseBatch", {"name": name}),
-        ("ResumeBatch", {"name": name}),
-        ("CancelBatch", {"name": name}),
-    ):
-        out = run("-plaintext", "-H", auth, "-d", json.dumps(payload), stack.grpc_address, f"batchcalls.v1.BatchService/{method}")
-        assert out.returncode == 0, (method, out.stderr)
+def test_readme_walkthrough_runs_as_written(stack, org):
+    """The README's "grpcurl walkthrough" block, command by command, with the
+    values a reader would paste in: the owner key and address, the demo agent
+    and number, the batch name from CreateBatch's answer."""
+    given = {"KEY": org.owner_key, "ADDR": stack.grpc_address,
+             "AGENT": org.agent_name, "NUMBER": org.phone_number_name}
+    variables = dict(given)
+    ran: list[str] = []
+    for command in shell_commands():
+        if command.section != "grpcurl walkthrough":
+            continue
+        words = command.words
+        if (assigned := assignment(words)) is not None:
+            name, value = assigned
+            if name not in given and not is_placeholder(value) and not value.startswith("$("):
+                variables[name] = expand(value, variables)
+        elif words[0] == "printf":  # the CSV file the walkthrough writes
+            csv = words[1].replace("\\n", "\n")
+            variables["CSV"] = base64.b64encode(csv.encode()).decode()
+        elif words[0] == "grpcurl":
+            out = run(*(expand(w, variables) for w in words[1:]))
+            assert out.returncode == 0, f"{command}: {out.stderr}"
+            method = words[-1]
+            ran.append(method)
+            if method.endswith("/ValidateContacts"):
+                report = json.loads(out.stdout)["report"]
+                assert report.get("valid_rows", report.get("validRows")) == 2, out.stdout
+            if method.endswith("/CreateBatch"):
+                variables["BATCH"] = json.loads(out.stdout)["batch"]["name"]
+    assert [m.rsplit("/", 1)[-1] for m in ran if "/" in m] == [
+        "ListAgents", "ListPhoneNumbers", "ValidateContacts", "CreateBatch",
+        "GetBatch", "ListContacts", "PauseBatch", "ResumeBatch", "CancelBatch",
+    ], ran
 
 
 def test_errors_reach_grpcurl_readably(stack, org):

@@ -34,12 +34,7 @@ from dialer.settings import DialerSettings
 from dialer.worker import Dialer
 from contract import keys
 from server.adapters.redis.state import RedisState
-
-
-
-
-def run(coro):
-    return asyncio.run(coro)
+from tests.support.helpers import run
 
 
 def now_dt() -> datetime:
@@ -691,7 +686,7 @@ def test_slots_are_freed_when_the_call_ends_before_finish_attempt_is_answered(re
             await wait_until(lambda: env.state.ended_awaiting_outcome(env.org_id), what="a first call ended")
             await wait_until(lambda: len(env.provider.calls) == 3 and not env.provider.live_org[env.org_id],
                              what="three calls through one slot, outcomes stalled")
-            await wait_until(lambda: d.live_calls == 0 and len(d._ended) == 3, what="all three ended")
+            await wait_until(lambda: d.live_calls == 0 and len(d.book.ended) == 3, what="all three ended")
             assert env.provider.max_org[env.org_id] == 1
             assert sorted(c.contact_id for c in env.provider.calls) == sorted(ids)
             assert env.service.finished == []

@@ -18,27 +18,11 @@ from dialer.leases import Claim, ClaimMiss, LeaseClient
 from contract import keys
 from contract.scripts import SCRIPT_NAMES, Scripts, source
 from server.adapters.redis.state import RedisState
-
-
+from tests.support.helpers import Clock, run
 
 
 #: Their orgs leave ACTIVE_ORGS after each test (tests/integration/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_active_orgs_left_behind")
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-class Clock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def org() -> str:
@@ -284,12 +268,12 @@ def test_round_robin_big_and_small_batch_both_progress(redis_url):
                                    ready=[(f"s{i}", clock()) for i in range(5)])
         await state.mark_present()
         dialer = Dialer(DialerSettings(dialer_id="rr"), r, None, providers=None, clock=clock, server=object())
-        dialer._spawn = lambda claim: dialer._held.__setitem__(claim.lease_id, claim)  # no calls: just claim
+        dialer.rounds.spawn = lambda claim: dialer.book.held.__setitem__(claim.lease_id, claim)  # no calls: just claim
         per_round = []
         for _ in range(4):
-            dialer._held.clear()
-            await dialer._serve_org(org_id)
-            claims = list(dialer._held.values())
+            dialer.book.held.clear()
+            await dialer.rounds.serve_org(org_id)
+            claims = list(dialer.book.held.values())
             per_round.append(sorted(c.batch_id for c in claims))
             for c in claims:  # the calls end: free the slots
                 await dialer.leases.release(org_id, c.batch_id, c.lease_id)
@@ -560,16 +544,16 @@ def test_round_robin_shares_free_slots_across_three_batches(redis_url):
                                        ready=[(f"{b}{i}", clock()) for i in range(100)])
         await state.mark_present()
         dialer = Dialer(DialerSettings(dialer_id="rr3"), r, None, providers=None, clock=clock, server=object())
-        dialer._spawn = lambda claim: dialer._held.__setitem__(claim.lease_id, claim)
+        dialer.rounds.spawn = lambda claim: dialer.book.held.__setitem__(claim.lease_id, claim)
         rounds = []
         for _ in range(3):
-            dialer._held.clear()
+            dialer.book.held.clear()
             first = (await r.lrange(keys.org_running(org_id), 1, 1))[0].decode()  # head after the next rotation
-            assert await dialer._serve_org(org_id) == 7
+            assert await dialer.rounds.serve_org(org_id) == 7
             assert await r.sismember(keys.LEASE_ORGS, org_id)
-            counts = collections.Counter(c.batch_id for c in dialer._held.values())
+            counts = collections.Counter(c.batch_id for c in dialer.book.held.values())
             rounds.append((first, counts[first], sorted(counts.values())))
-            for c in list(dialer._held.values()):
+            for c in list(dialer.book.held.values()):
                 await dialer.leases.release(org_id, c.batch_id, c.lease_id)
         assert [x[1:] for x in rounds] == [(3, [2, 2, 3])] * 3
         assert len({x[0] for x in rounds}) == 3  # a different batch got the extra slot each round
@@ -763,6 +747,27 @@ def test_end_call_hands_the_freed_slot_to_a_reservation_in_the_same_round_trip(r
         assert (await leases.end_call(org_id, "A", a.lease_id)).activation == ""  # none handed
         assert await leases.activate(org_id, "B", rb.lease_id) == "ok"
         assert await state.slots_in_use(org_id) == 2
+        await r.aclose()
+
+    run(main())
+
+
+def test_an_org_with_only_a_reservation_stays_in_lease_orgs(redis_url):
+    """A reservation holds no slot and may belong to a dialer that died: a
+    reaper must still find it, so it keeps its org in LEASE_ORGS until it is
+    released (``forget_lease_org_if_empty`` counts the reserved zset)."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=1, batches={"A": 1}, clock=clock, ttl_ms=1000)
+        res = (await leases.claim_many(org_id, "A", 1, reserve=True)).claims[0]
+        await r.sadd(keys.LEASE_ORGS, org_id)
+        assert await r.zcard(keys.org_leases(org_id)) == 0 and await r.zcard(keys.org_ended(org_id)) == 0
+        assert await leases.forget_lease_org_if_empty(org_id) is False
+        assert await r.sismember(keys.LEASE_ORGS, org_id)
+        assert await leases.release(org_id, "A", res.lease_id) == 1
+        assert await leases.forget_lease_org_if_empty(org_id) is True
+        assert not await r.sismember(keys.LEASE_ORGS, org_id)
         await r.aclose()
 
     run(main())

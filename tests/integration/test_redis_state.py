@@ -17,27 +17,11 @@ import redis.asyncio as aioredis
 from dialer.leases import Claim, LeaseClient
 from contract import keys
 from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot, RedisState
-
-
+from tests.support.helpers import Clock, run
 
 
 #: Their orgs leave ACTIVE_ORGS after each test (tests/integration/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_active_orgs_left_behind")
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-class Clock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def org() -> str:

@@ -67,6 +67,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.helpers import free_port
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP_USERNAME = "trunkuser"
 SIPP_PASSWORD = "trunk-secret"
@@ -95,21 +97,6 @@ NUMBERS = {
 
 def sipp_binary() -> str | None:
     return shutil.which("sipp")
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def _port_taken(port: int, transport: str) -> bool:

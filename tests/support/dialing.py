@@ -17,19 +17,12 @@ import grpc
 from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
 from simcarrier.analysis import RecordCheck, check_record
 from tests.support.api import stub
+from tests.support.helpers import dialer_env
 
 FINAL_STATUSES = {
     res.CONTACT_STATUS_COMPLETED, res.CONTACT_STATUS_FAILED, res.CONTACT_STATUS_INVALID_NUMBER,
     res.CONTACT_STATUS_BLOCKED, res.CONTACT_STATUS_CARRIER_ERROR, res.CONTACT_STATUS_CANCELLED,
     res.CONTACT_STATUS_SUPPRESSED,
-}
-DIALER_ENV = {
-    "BATCHCALLS_LEASE_TTL_SECONDS": "1",
-    "BATCHCALLS_HEARTBEAT_SECONDS": "0.25",
-    "BATCHCALLS_POLL_SECONDS": "0.02",
-    "BATCHCALLS_DIALER_METRICS_PORT": "0",
-    "BATCHCALLS_RING_TIMEOUT_SECONDS": "30",
-    "BATCHCALLS_LOG_LEVEL": "WARNING",
 }
 
 
@@ -48,10 +41,7 @@ class Carrier:
 
 
 def start_dialer(stack: Any, carrier: Carrier, name: str, **env: str) -> subprocess.Popen[Any]:
-    return stack.spawn(
-        ["-m", "dialer"],
-        env={**DIALER_ENV, "BATCHCALLS_SIMCARRIER_URL": carrier.url, "BATCHCALLS_DIALER_ID": name, **env},
-    )
+    return stack.spawn(["-m", "dialer"], env=dialer_env(carrier.url, name, **env))
 
 
 def kill9(proc: subprocess.Popen[Any]) -> None:
