@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -25,13 +25,10 @@ class Settings:
     dial_grace_seconds: float = 1.0
     scheduler_interval_seconds: float = 1.0
     reconcile_interval_seconds: float = 15.0
-    #: Ring timeout told to dialers (seconds).
-    ring_timeout_seconds: float = 30.0
     max_message_bytes: int = 16 * 1024 * 1024
     #: Price table "base=0.05,llm=0.015,stt=0.003,tts=0.005" (USD per minute).
     prices: str = "base=0.05,llm=0.015,stt=0.003,tts=0.005"
     validation_workers: int = 2
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -47,7 +44,6 @@ class Settings:
             dial_grace_seconds=float(e.get("BATCHCALLS_DIAL_GRACE_SECONDS", d.dial_grace_seconds)),
             scheduler_interval_seconds=float(e.get("BATCHCALLS_SCHEDULER_INTERVAL_SECONDS", d.scheduler_interval_seconds)),
             reconcile_interval_seconds=float(e.get("BATCHCALLS_RECONCILE_INTERVAL_SECONDS", d.reconcile_interval_seconds)),
-            ring_timeout_seconds=float(e.get("BATCHCALLS_RING_TIMEOUT_SECONDS", d.ring_timeout_seconds)),
             prices=e.get("BATCHCALLS_PRICES", d.prices),
             validation_workers=int(e.get("BATCHCALLS_VALIDATION_WORKERS", d.validation_workers)),
         )

@@ -11,6 +11,7 @@ from server.api import convert
 from server.api.auth import principal
 from server.api.errors import handles_errors, handles_stream_errors
 from server.domain import batch_rules as rules
+from server.domain.auth import Principal
 from server.domain.errors import FieldViolation, InvalidArgument, Violations
 from server.domain.ids import parse_contact_name, parse_name
 from server.domain.schedule import resolve_schedule
@@ -50,7 +51,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _batch_msg(self, p: Any, batch_id: str) -> batch_pb2.Batch:
+    async def _batch_msg(self, p: Principal, batch_id: str) -> batch_pb2.Batch:
         row = await batches.get_batch(self.ctx, p, batch_id)
         from server.service.analytics import live_figures
 

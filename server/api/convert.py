@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from batchcalls.v1 import batch_pb2, organization_service_pb2 as org_pb2, resources_pb2 as res
 from server.domain.batch_rules import BatchStatus, allowed_actions
+from server.domain.contact_rules import FINAL_FAILURES, IN_CALL, WAITING, counter_column
 from server.domain.ids import batch_name, contact_name
 
 
@@ -154,8 +155,8 @@ def api_key_msg(r: Any) -> org_pb2.ApiKey:
 
 
 def stats_msg(r: Any, eta: datetime | None = None, waiting_for_window: int = 0, retries_pending: int = 0) -> batch_pb2.BatchStats:
-    failed_total = r.n_failed + r.n_invalid_number + r.n_blocked + r.n_carrier_error
-    processing = r.n_pending + r.n_queued + r.n_dialing + r.n_connected
+    failed_total = sum(getattr(r, counter_column(s)) for s in FINAL_FAILURES)
+    processing = sum(getattr(r, counter_column(s)) for s in WAITING | IN_CALL)
     finished = r.n_completed + failed_total
     hist = sorted((int(k), v) for k, v in (r.attempt_histogram or {}).items())
     outcomes = []

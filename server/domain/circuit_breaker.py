@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from server.domain.batch_readiness import AUTO_PAUSE_PREFIX
+
 __all__ = ["TRIP_OUTCOMES", "CircuitBreaker"]
 
 TRIP_OUTCOMES = frozenset({"carrier_error", "blocked", "agent_error"})
@@ -56,6 +58,6 @@ class CircuitBreaker:
         if Fraction(bad, self.window) <= Fraction(repr(float(self.threshold))):
             return None
         return (
-            f"paused automatically: {bad} of the last {self.window} attempts failed with "
+            f"{AUTO_PAUSE_PREFIX}{bad} of the last {self.window} attempts failed with "
             f"{_TRIP_OUTCOMES_TEXT} (threshold {self.threshold * 100:g}%)"
         )

@@ -24,8 +24,12 @@ class ContactStatus(str, enum.Enum):
 
 
 C = ContactStatus
-#: Waiting for a dial (their queue entry lives in Redis).
+#: Waiting for a dial (their queue entry lives in Redis). The one definition
+#: of "waiting" on the server: grants, lifecycle, recovery and the counters
+#: all read it.
 WAITING = frozenset({C.PENDING, C.QUEUED})
+#: The same statuses as the words stored in Postgres, for SQL ``IN`` lists.
+WAITING_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in WAITING))
 #: A call is open.
 IN_CALL = frozenset({C.DIALING, C.CONNECTED})
 FINAL = frozenset(

@@ -48,8 +48,6 @@ import io
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-import phonenumbers
-
 from server.domain.phone import check_region, looks_like_phone, phone_outcomes
 
 __all__ = [
@@ -63,7 +61,6 @@ __all__ = [
     "split_csv",
     "assemble_report",
     "validate_csv",
-    "phonenumbers_floor",
     "detect_delimiter",
     "is_plausible_email",
     "NO_PHONE_COLUMN_MESSAGE",
@@ -82,7 +79,7 @@ _BINARY_SAMPLE = 8192
 
 @dataclass(frozen=True)
 class CsvLimits:
-    """Bounds on every dimension of an upload (DESIGN §7: every input has a bound)."""
+    """Bounds on every dimension of an upload (docs/design.md §7: every input has a bound)."""
 
     max_bytes: int = 10 * 1024 * 1024
     max_contacts: int = 10_000
@@ -798,13 +795,3 @@ def validate_csv(
     # with report building measured ~15% slower (cache and allocator churn).
     outcomes = phone_outcomes(split.phones, split.default_region)
     return assemble_report(split, outcomes, limits, require_valid=require_valid)
-
-
-def phonenumbers_floor(numbers: list[str]) -> None:
-    """Parse and validate each number with phonenumbers, nothing else.
-
-    The benchmark floor (DESIGN §8): validation cannot be cheaper than this.
-    """
-    parse, is_valid = phonenumbers.parse, phonenumbers.is_valid_number
-    for number in numbers:
-        is_valid(parse(number, None))

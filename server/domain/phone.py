@@ -25,12 +25,14 @@ Policy (the seed requires E.164, ``+12025550123``):
 
 from __future__ import annotations
 
-from contract.masking import mask_phone
-
 from typing import Iterable, NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException
+
+# One masking rule for every process: re-exported so server code imports it
+# from the domain like the other phone helpers.
+from contract.masking import mask_phone
 
 __all__ = [
     "PhoneResult",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from server.domain.clock import ensure_aware_utc
+from server.domain.contact_rules import WAITING
 
 __all__ = [
     "SUCCESS_OUTCOME",
@@ -98,7 +99,8 @@ class AttemptVerdict:
 
     @property
     def is_final(self) -> bool:
-        return self.contact_status != "queued"
+        """The contact no longer waits for another attempt."""
+        return self.contact_status not in WAITING
 
 
 def judge_attempt(

@@ -1,7 +1,7 @@
 """Live figures of a batch that are derived, not stored: the estimated
 completion time, contacts waiting for their calling window, retries pending.
 
-Cheap by construction (DESIGN §8, "Reads"): the counters on the batch row are
+Cheap by construction (docs/design.md §8, "Reads"): the counters on the batch row are
 maintained, never counted here. The only query is over the batch's QUEUED
 contacts (index ``ix_contacts_batch_status`` = (batch_id, status, id)), and
 it is skipped when the ``n_queued`` counter says there are none. It groups
@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 
 from server.adapters.db.schema import contacts
 from server.domain.compliance import REASON_OUTSIDE_WINDOW
+from server.domain.contact_rules import ContactStatus
 from server.domain.eta import EtaInputs, estimate_completion
 from server.service.context import ServiceContext
 
@@ -58,7 +59,7 @@ def queued_summary_query(batch_id: str) -> Any:
             func.count().filter(contacts.c.wait_reason == REASON_OUTSIDE_WINDOW).label("window"),
             func.count().filter(contacts.c.attempts > 0).label("retries"),
         )
-        .where(contacts.c.batch_id == batch_id, contacts.c.status == "queued")
+        .where(contacts.c.batch_id == batch_id, contacts.c.status == ContactStatus.QUEUED.value)
         .group_by(due)
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from server.adapters.db.schema import attempts, batches, contacts, organizations, phone_numbers
 from server.adapters.redis.state import BatchSnapshot, InflightLease, OrgSnapshot
 from server.domain.batch_rules import BatchStatus
+from server.domain.contact_rules import WAITING_VALUES
 from server.service import lifecycle
 from server.service.context import ServiceContext
 
@@ -92,7 +93,7 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
             rows = await conn.execute(
                 select(contacts.c.batch_id, contacts.c.id, contacts.c.next_attempt_at).where(
                     contacts.c.batch_id.in_([b.id for b in running]),
-                    contacts.c.status.in_(lifecycle.WAITING_STATUSES),
+                    contacts.c.status.in_(WAITING_VALUES),
                 )
             )
             for r in rows:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from server.adapters.db import counters
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain import batch_rules as rules
+from server.domain.auth import Principal
+from server.domain.batch_readiness import agent_blocker, number_blocker
 from server.domain.batch_rules import BatchStatus
 from server.domain.contact_rules import ContactStatus
 from server.domain.cost import estimate_cost_micros
@@ -70,7 +72,7 @@ def _check_region(region: str, field: str = "default_region") -> str | None:
     return region
 
 
-async def validate_contacts(ctx: ServiceContext, p: Any, content: bytes, filename: str, region: str) -> tuple[Any, set[int], int]:
+async def validate_contacts(ctx: ServiceContext, p: Principal, content: bytes, filename: str, region: str) -> tuple[Any, set[int], int]:
     """Returns (report, suppressed row numbers, estimated cost micros)."""
     report = await ctx.validator.validate_async(content, filename, _check_region(region))
     async with ctx.engine.connect() as conn:
@@ -105,17 +107,15 @@ def _check_config(inp: CreateBatchInput, v: Violations) -> None:
         )
 
 
-async def _check_references(conn: Any, p: Any, inp: CreateBatchInput, v: Violations) -> None:
+async def _check_references(conn: Any, p: Principal, inp: CreateBatchInput, v: Violations) -> None:
     if inp.agent_id:
         agent = (
             await conn.execute(select(agents).where(agents.c.id == inp.agent_id, agents.c.org_id == p.org_id))
         ).first()
         if agent is None:
             v.add("agent", f"agents/{inp.agent_id} not found in your organization")
-        elif agent.architecture == "text":
-            v.add("agent", "TEXT agents can't make calls; choose a PIPELINE or REALTIME agent")
-        elif not agent.active:
-            v.add("agent", "agent is not active")
+        elif (blocker := agent_blocker(agent.active, agent.architecture)) is not None:
+            v.add("agent", blocker.message)
     if inp.from_number_id:
         number = (
             await conn.execute(
@@ -128,8 +128,8 @@ async def _check_references(conn: Any, p: Any, inp: CreateBatchInput, v: Violati
         ).first()
         if number is None:
             v.add("from_phone_number", f"phoneNumbers/{inp.from_number_id} is not registered in your organization")
-        elif number.trunk_kind is None:
-            v.add("from_phone_number", "this number has no outbound trunk configured")
+        elif (blocker := number_blocker(True, number.trunk_kind is not None)) is not None:
+            v.add("from_phone_number", blocker.message)
 
 
 def _window_columns(inp: CreateBatchInput, v: Violations) -> dict[str, Any]:
@@ -166,7 +166,7 @@ async def _existing_by_request(ctx: ServiceContext, org_id: str, request_id: str
         ).scalar()
 
 
-async def create_batch(ctx: ServiceContext, p: Any, inp: CreateBatchInput) -> tuple[str, Any, set[int], int]:
+async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput) -> tuple[str, Any, set[int], int]:
     """Returns (batch id, report, suppressed row numbers, estimated cost).
     Idempotent on request_id."""
     p.require_write()
@@ -293,7 +293,7 @@ BATCH_VIEW = (
 )
 
 
-async def get_batch(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+async def get_batch(ctx: ServiceContext, p: Principal, batch_id: str) -> Any:
     async with ctx.engine.connect() as conn:
         row = (
             await conn.execute(BATCH_VIEW.where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
@@ -303,7 +303,7 @@ async def get_batch(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
     return row
 
 
-async def list_batches(ctx: ServiceContext, p: Any, size: int, token: str, statuses: list[str], search: str) -> tuple[list[Any], str, int]:
+async def list_batches(ctx: ServiceContext, p: Principal, size: int, token: str, statuses: list[str], search: str) -> tuple[list[Any], str, int]:
     size = page_size(size)
     if len(search) > SEARCH_MAX:
         raise InvalidArgument(FieldViolation("search", f"at most {SEARCH_MAX} characters"))
@@ -383,7 +383,7 @@ def _total_from_counters(batch: Any, f: ContactFilter) -> int | None:
     return sum(getattr(batch, f"n_{s}", 0) for s in set(f.statuses))
 
 
-async def list_contacts(ctx: ServiceContext, p: Any, batch_id: str, size: int, token: str, f: ContactFilter) -> tuple[list[Any], str, int]:
+async def list_contacts(ctx: ServiceContext, p: Principal, batch_id: str, size: int, token: str, f: ContactFilter) -> tuple[list[Any], str, int]:
     size = page_size(size, allowed=CONTACT_PAGE_SIZES)
     v = Violations()
     if len(f.search) > SEARCH_MAX:
@@ -416,7 +416,7 @@ async def list_contacts(ctx: ServiceContext, p: Any, batch_id: str, size: int, t
     return rows[:size], nxt, total
 
 
-async def get_contact(ctx: ServiceContext, p: Any, batch_id: str, contact_id: int) -> tuple[Any, list[Any]]:
+async def get_contact(ctx: ServiceContext, p: Principal, batch_id: str, contact_id: int) -> tuple[Any, list[Any]]:
     async with ctx.engine.connect() as conn:
         row = (
             await conn.execute(

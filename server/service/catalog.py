@@ -13,14 +13,16 @@ from sqlalchemy import func, insert, select, update
 
 from server.adapters.db.schema import agents, batches, phone_numbers
 from server.domain import batch_rules
+from server.domain.auth import Principal
+from server.domain.batch_readiness import VOICE_ARCHITECTURES, Blocker, agent_blocker
 from server.domain.errors import AlreadyExists, NotFound, Violations
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
 from server.domain.phone import normalize_phone
 from server.service.context import ServiceContext
+from server.service.lifecycle import fail_batches_using
 
 ARCHITECTURES = ("pipeline", "realtime", "text")
-VOICE_ARCHITECTURES = ("pipeline", "realtime")
 TRUNK_KINDS = ("simulated", "sip")
 TRANSPORTS = ("udp", "tcp")
 CALLER_ID_FORMATS = ("e164", "e164_no_plus", "national")
@@ -37,7 +39,7 @@ def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool) -
             v.add("agent.architecture", "required: PIPELINE, REALTIME or TEXT")
 
 
-async def create_agent(ctx: ServiceContext, p: Any, values: dict[str, Any]) -> Any:
+async def create_agent(ctx: ServiceContext, p: Principal, values: dict[str, Any]) -> Any:
     p.require_write()
     v = Violations()
     _check_agent_fields(values, v, creating=True)
@@ -50,7 +52,7 @@ async def create_agent(ctx: ServiceContext, p: Any, values: dict[str, Any]) -> A
         ).one()
 
 
-async def get_agent(ctx: ServiceContext, p: Any, agent_id: str) -> Any:
+async def get_agent(ctx: ServiceContext, p: Principal, agent_id: str) -> Any:
     async with ctx.engine.connect() as conn:
         row = (
             await conn.execute(select(agents).where(agents.c.id == agent_id, agents.c.org_id == p.org_id))
@@ -60,13 +62,13 @@ async def get_agent(ctx: ServiceContext, p: Any, agent_id: str) -> Any:
     return row
 
 
-async def list_agents(ctx: ServiceContext, p: Any, size: int, token: str, voice_only: bool) -> tuple[list[Any], str, int]:
+async def list_agents(ctx: ServiceContext, p: Principal, size: int, token: str, voice_only: bool) -> tuple[list[Any], str, int]:
     size = page_size(size)
     fp = filter_fingerprint(kind="agents", voice_only=voice_only)
     offset = int((decode_token(token, fp) or {}).get("o", 0))
     cond = [agents.c.org_id == p.org_id]
     if voice_only:
-        cond += [agents.c.active.is_(True), agents.c.architecture.in_(VOICE_ARCHITECTURES)]
+        cond += [agents.c.active.is_(True), agents.c.architecture.in_(sorted(VOICE_ARCHITECTURES))]
     async with ctx.engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -78,7 +80,7 @@ async def list_agents(ctx: ServiceContext, p: Any, size: int, token: str, voice_
     return rows[:size], nxt, total
 
 
-async def update_agent(ctx: ServiceContext, p: Any, agent_id: str, values: dict[str, Any]) -> Any:
+async def update_agent(ctx: ServiceContext, p: Principal, agent_id: str, values: dict[str, Any]) -> Any:
     p.require_write()
     v = Violations()
     _check_agent_fields(values, v, creating=False)
@@ -93,11 +95,9 @@ async def update_agent(ctx: ServiceContext, p: Any, agent_id: str, values: dict[
                 .returning(agents)
             )
         ).one()
-    if not row.active or row.architecture not in VOICE_ARCHITECTURES:
-        from server.service.lifecycle import fail_batches_using
-
-        reason = "agent deactivated" if not row.active else "agent can no longer place calls (TEXT)"
-        await fail_batches_using(ctx, p.org_id, batches.c.agent_id == agent_id, reason)
+    blocker = agent_blocker(row.active, row.architecture)
+    if blocker is not None:
+        await fail_batches_using(ctx, p.org_id, batches.c.agent_id == agent_id, blocker)
     return row
 
 
@@ -143,7 +143,7 @@ def _trunk_values(trunk: dict[str, Any] | None, v: Violations) -> dict[str, Any]
     return out
 
 
-async def create_phone_number(ctx: ServiceContext, p: Any, number: str, display_name: str, trunk: dict[str, Any] | None) -> Any:
+async def create_phone_number(ctx: ServiceContext, p: Principal, number: str, display_name: str, trunk: dict[str, Any] | None) -> Any:
     p.require_write()
     v = Violations()
     result = normalize_phone(number or "", None)
@@ -174,7 +174,7 @@ async def create_phone_number(ctx: ServiceContext, p: Any, number: str, display_
         ).one()
 
 
-async def get_phone_number(ctx: ServiceContext, p: Any, pn_id: str) -> Any:
+async def get_phone_number(ctx: ServiceContext, p: Principal, pn_id: str) -> Any:
     async with ctx.engine.connect() as conn:
         row = (
             await conn.execute(
@@ -190,7 +190,7 @@ async def get_phone_number(ctx: ServiceContext, p: Any, pn_id: str) -> Any:
     return row
 
 
-async def list_phone_numbers(ctx: ServiceContext, p: Any, size: int, token: str, trunk_only: bool) -> tuple[list[Any], str, int]:
+async def list_phone_numbers(ctx: ServiceContext, p: Principal, size: int, token: str, trunk_only: bool) -> tuple[list[Any], str, int]:
     size = page_size(size)
     fp = filter_fingerprint(kind="numbers", trunk_only=trunk_only)
     offset = int((decode_token(token, fp) or {}).get("o", 0))
@@ -212,13 +212,11 @@ async def list_phone_numbers(ctx: ServiceContext, p: Any, size: int, token: str,
     return rows[:size], nxt, total
 
 
-async def delete_phone_number(ctx: ServiceContext, p: Any, pn_id: str) -> None:
+async def delete_phone_number(ctx: ServiceContext, p: Principal, pn_id: str) -> None:
     p.require_write()
     await get_phone_number(ctx, p, pn_id)
     async with ctx.engine.begin() as conn:
         await conn.execute(
             update(phone_numbers).where(phone_numbers.c.id == pn_id).values(deleted_at=ctx.clock.now())
         )
-    from server.service.lifecycle import fail_batches_using
-
-    await fail_batches_using(ctx, p.org_id, batches.c.from_number_id == pn_id, "caller number removed")
+    await fail_batches_using(ctx, p.org_id, batches.c.from_number_id == pn_id, Blocker.NUMBER_REMOVED)

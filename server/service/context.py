@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,4 +23,3 @@ class ServiceContext:
     retry_policy: RetryPolicy
     prices: PriceTable
     validator: Any  # server.service.validation_runner runner with validate_async
-    extras: dict[str, Any] = field(default_factory=dict)

@@ -14,8 +14,6 @@ from datetime import datetime
 from server.domain.errors import DomainError
 from server.service.context import ServiceContext
 from server.service.dialing_types import (
-    CREDITS_PAUSE,
-    WAITING,
     AnswerInput,
     Decision,
     FinishInput,
@@ -27,8 +25,6 @@ from server.service.grants import start_attempts
 from server.service.outcomes import finish_attempts, mark_answered_many
 
 __all__ = [
-    "CREDITS_PAUSE",
-    "WAITING",
     "AnswerInput",
     "Decision",
     "FinishInput",

@@ -9,11 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from server.domain.contact_rules import ContactStatus
-
-WAITING = (ContactStatus.PENDING.value, ContactStatus.QUEUED.value)
-CREDITS_PAUSE = "paused automatically: the organization ran out of credits; an owner can top up and resume"
-
 
 class Decision(str, enum.Enum):
     GRANTED = "granted"

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 from sqlalchemy import func, select
 
 from server.adapters.db.schema import contacts
+from server.domain.contact_rules import ContactStatus
 from server.domain.export_csv import FAILED_STATUSES, SUCCESSFUL_STATUSES, ExportRow
 from server.domain.report_pdf import ReportData
 from server.service.context import ServiceContext
@@ -100,10 +101,7 @@ async def attempts_histogram(ctx: ServiceContext, batch_id: str) -> dict[int, in
     return {int(a): int(n) for a, n in rows}
 
 
-STATUS_COUNTERS = (
-    "pending", "queued", "dialing", "connected", "completed", "failed", "invalid_number",
-    "blocked", "carrier_error", "cancelled", "suppressed",
-)
+STATUS_COUNTERS = tuple(s.value for s in ContactStatus)
 
 
 def report_data(row: Any, histogram: dict[int, int]) -> ReportData:

@@ -27,21 +27,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from server.adapters.db import counters
 from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import agents, attempts, batches, contacts, do_not_call, organizations, phone_numbers
+from server.domain.batch_readiness import BatchStop, Blocker, RunConditions, run_blocker
 from server.domain.batch_rules import BatchStatus
 from server.domain.calling_window import resolve_zones
 from server.domain.compliance import check_dial
 from server.domain.contact_rules import ContactStatus
+from server.domain.grant_rules import ClaimedContact, GrantDecision, GrantOutcome, decide_grant, screen_claim
 from server.domain.ids import new_id
 from server.service import events, lifecycle
 from server.service.context import ServiceContext
-from server.service.dialing_types import (
-    CREDITS_PAUSE,
-    WAITING,
-    Decision,
-    StartInput,
-    StartResult,
-    window_for,
-)
+from server.service.dialing_types import Decision, StartInput, StartResult, window_for
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +66,17 @@ class _Refs:
     number: Any
     org: Any
 
-    def stop(self) -> dict[str, str]:
-        """A system error fails the batch (DESIGN §4); no credit pauses it."""
+    def blocker(self) -> Blocker | None:
+        """Why the batch cannot run now (None: it can)."""
         agent, number, org = self.agent, self.number, self.org
-        if not agent.active or agent.architecture not in ("pipeline", "realtime"):
-            return {"fail": "agent deactivated" if not agent.active else "agent can no longer place calls (TEXT)"}
-        if number.deleted_at is not None or number.trunk_kind is None:
-            return {"fail": "caller number removed"}
-        if org.credits_enforced and org.credit_balance_micros <= 0:
-            return {"pause": CREDITS_PAUSE}
-        return {}
+        return run_blocker(RunConditions(
+            agent_active=agent.active,
+            agent_architecture=agent.architecture,
+            number_present=number.deleted_at is None,
+            number_has_trunk=number.trunk_kind is not None,
+            credits_enforced=org.credits_enforced,
+            credit_balance_micros=org.credit_balance_micros,
+        ))
 
 
 _REF_TABLES = {"a": agents, "n": phone_numbers, "o": organizations}
@@ -134,14 +130,33 @@ _LOCK_CONTACTS = (
 )
 
 
-def _claimable(contact: dict[str, Any] | None, batch_id: str, now: datetime) -> bool:
-    return not (
-        contact is None
-        or contact["batch_id"] != batch_id
-        or contact["status"] not in WAITING
-        or contact["attempts"] >= contact["max_attempts"]
-        or (contact["next_attempt_at"] is not None and contact["next_attempt_at"] > now)
+def _claimed(contact: dict[str, Any] | None) -> ClaimedContact | None:
+    """The facts the grant decision reads of a locked contact row."""
+    if contact is None:
+        return None
+    return ClaimedContact(
+        batch_id=contact["batch_id"],
+        status=contact["status"],
+        attempts=contact["attempts"],
+        max_attempts=contact["max_attempts"],
+        next_attempt_at=contact["next_attempt_at"],
     )
+
+
+#: The dialer-facing decision of each per-contact outcome.
+_DECISION: dict[GrantOutcome, Decision] = {
+    GrantOutcome.GRANT: Decision.GRANTED,
+    GrantOutcome.STALE: Decision.STALE,
+    GrantOutcome.BATCH_STOPPED: Decision.BATCH_NOT_RUNNING,
+    GrantOutcome.SUPPRESS: Decision.SUPPRESSED,
+    # The contact ended FAILED without a call: for the dialer the claim is stale.
+    GrantOutcome.NEVER_CALLABLE: Decision.STALE,
+    GrantOutcome.DEFER: Decision.DEFERRED,
+}
+
+
+def _refused(d: GrantDecision) -> StartResult:
+    return StartResult(_DECISION[d.outcome], d.reason)
 
 
 async def _recent_starts(conn: Any, pairs: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], list[datetime]]:
@@ -178,7 +193,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
     results: list[StartResult | None] = [None] * len(items)
     requeues: list[tuple[str, str, str, float]] = []
     published: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    stops: dict[tuple[str, str], dict[str, str]] = {}
+    stops: dict[tuple[str, str], BatchStop] = {}
     finalized: set[tuple[str, str]] = set()
     async with ctx.engine.begin() as conn:
         refs = await _lock_batches(conn, {i.batch_id for i in items})
@@ -195,18 +210,18 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
         ).all() if pending else []
         state = {row.id: row._asdict() for row in rows}
 
+        blockers = {batch_id: r.blocker() for batch_id, r in refs.items()}
         checking: list[int] = []
         for k in pending:
             it = items[k]
-            if not _claimable(state.get(it.contact_id), it.batch_id, now):
-                results[k] = StartResult(Decision.STALE, "contact not claimable")
+            blocker = blockers[it.batch_id]
+            screened = screen_claim(_claimed(state.get(it.contact_id)), it.batch_id, now, blocker)
+            if screened is None:
+                checking.append(k)
                 continue
-            stop = refs[it.batch_id].stop()
-            if stop:
-                stops[(it.org_id, it.batch_id)] = stop
-                results[k] = StartResult(Decision.BATCH_NOT_RUNNING, stop.get("fail") or stop["pause"])
-                continue
-            checking.append(k)
+            if blocker is not None and screened.outcome is GrantOutcome.BATCH_STOPPED:
+                stops[(it.org_id, it.batch_id)] = BatchStop.for_blocker(blocker)
+            results[k] = _refused(screened)
 
         capped = {
             (items[k].org_id, state[items[k].contact_id]["phone"])
@@ -221,9 +236,6 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
             it = items[k]
             r = refs[it.batch_id]
             batch, org, contact = r.batch, r.org, state[it.contact_id]
-            if not _claimable(contact, it.batch_id, now):  # a duplicate claim in this flush
-                results[k] = StartResult(Decision.STALE, "contact not claimable")
-                continue
             phone = contact["phone"]
             window = window_for(batch, org)
             zones = resolve_zones(phone, window, batch.timezone, now) if window else None
@@ -235,52 +247,60 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 recent_call_starts=recent.get((org.id, phone), ()),
                 cap_per_24h=org.frequency_cap_per_24h,
             )
+            # Screened again: the same contact may be claimed twice in one flush.
+            decision = decide_grant(_claimed(contact), it.batch_id, now, None, check)
             zone_values: dict[str, Any] = {}
             if zones is not None:
                 zone_values = {"timezones": list(zones.zones), "tz_fallback": zones.fallback}
             key = (it.org_id, it.batch_id)
             old_status = contact["status"]
-            if check.suppressed:
+            outcome, status = decision.outcome, decision.new_status
+            if status is None:  # stale: an earlier item of this flush took the contact
+                results[k] = _refused(decision)
+                continue
+            if outcome is GrantOutcome.SUPPRESS:
                 await conn.execute(
                     update(contacts)
                     .where(contacts.c.id == it.contact_id)
-                    .values(status=ContactStatus.SUPPRESSED.value, failure_reason="on do-not-call list",
+                    .values(status=status.value, failure_reason=decision.reason,
                             next_attempt_at=None, wait_reason="", updated_at=now)
                 )
-                deltas.move(batch.id, old_status, ContactStatus.SUPPRESSED.value)
-                contact["status"] = ContactStatus.SUPPRESSED.value
-                results[k] = StartResult(Decision.SUPPRESSED, "on do-not-call list", finalized=True)
+                deltas.move(batch.id, old_status, status.value)
+                contact["status"] = status.value
+                results[k] = StartResult(Decision.SUPPRESSED, decision.reason, finalized=True)
                 finalized.add(key)
-                new_status, attempts_shown = ContactStatus.SUPPRESSED.value, contact["attempts"]
-            elif not check.allowed and check.defer_until is None:
+                new_status, attempts_shown = status.value, contact["attempts"]
+            elif outcome is GrantOutcome.NEVER_CALLABLE:
                 # Never callable inside its window: final, not dialed.
                 await conn.execute(
                     update(contacts)
                     .where(contacts.c.id == it.contact_id)
-                    .values(status=ContactStatus.FAILED.value, failure_reason=check.reason,
+                    .values(status=status.value, failure_reason=decision.reason,
                             next_attempt_at=None, wait_reason="", updated_at=now, **zone_values)
                 )
-                deltas.move(batch.id, old_status, ContactStatus.FAILED.value)
-                contact["status"] = ContactStatus.FAILED.value
-                results[k] = StartResult(Decision.STALE, check.reason, finalized=True)
+                deltas.move(batch.id, old_status, status.value)
+                contact["status"] = status.value
+                results[k] = StartResult(_DECISION[outcome], decision.reason, finalized=True)
                 finalized.add(key)
                 continue
-            elif not check.allowed:
+            elif outcome is GrantOutcome.DEFER:
+                defer_until = decision.defer_until
+                assert defer_until is not None
                 await conn.execute(
                     update(contacts)
                     .where(contacts.c.id == it.contact_id)
-                    .values(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until,
-                            wait_reason=check.reason, updated_at=now, **zone_values)
+                    .values(status=status.value, next_attempt_at=defer_until,
+                            wait_reason=decision.reason, updated_at=now, **zone_values)
                 )
                 # QUEUED -> QUEUED (a retry or a second deferral) moves no counter.
-                deltas.move(batch.id, old_status, ContactStatus.QUEUED.value)
-                contact.update(status=ContactStatus.QUEUED.value, next_attempt_at=check.defer_until)
-                results[k] = StartResult(Decision.DEFERRED, check.reason, next_attempt_at=check.defer_until)
-                requeues.append((it.org_id, it.batch_id, str(it.contact_id), check.defer_until.timestamp()))
-                new_status, attempts_shown = ContactStatus.QUEUED.value, contact["attempts"]
+                deltas.move(batch.id, old_status, status.value)
+                contact.update(status=status.value, next_attempt_at=defer_until)
+                results[k] = StartResult(Decision.DEFERRED, decision.reason, next_attempt_at=defer_until)
+                requeues.append((it.org_id, it.batch_id, str(it.contact_id), defer_until.timestamp()))
+                new_status, attempts_shown = status.value, contact["attempts"]
             else:
                 attempt_id = new_id("att")
-                number = contact["attempts"] + 1
+                number = decision.attempt_number
                 grants.append(dict(
                     id=attempt_id, contact_id=it.contact_id, batch_id=batch.id, org_id=org.id, phone=phone,
                     attempt_number=number, fence_token=it.fencing_token, lease_id=it.lease_id,
@@ -290,14 +310,14 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 ))
                 deltas.add(batch.id, "attempts_total", 1)
                 deltas.granted(batch.id, now)
-                deltas.move(batch.id, old_status, ContactStatus.DIALING.value)
-                contact.update(status=ContactStatus.DIALING.value, attempts=number, current_attempt_id=attempt_id)
+                deltas.move(batch.id, old_status, status.value)
+                contact.update(status=status.value, attempts=number, current_attempt_id=attempt_id)
                 recent[(org.id, phone)].append(now)
                 results[k] = StartResult(
                     Decision.GRANTED, attempt_id=attempt_id, attempt_number=number, contact=SimpleNamespace(**contact),
                     started_at=now, dial_deadline=now + timedelta(seconds=ctx.settings.dial_grace_seconds),
                 )
-                new_status, attempts_shown = ContactStatus.DIALING.value, number
+                new_status, attempts_shown = status.value, number
             res = results[k]
             assert res is not None
             res.agent, res.number, res.batch = r.agent, r.number, batch
@@ -314,7 +334,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
         await counters.apply(conn, deltas)
 
     for (org_id, batch_id), stop in stops.items():
-        await lifecycle.system_stop(ctx, org_id, batch_id, **stop)
+        await lifecycle.system_stop(ctx, org_id, batch_id, stop)
     await events.enqueue_ready(ctx, requeues)
     await events.publish_many(ctx, published)
     for org_id, batch_id in sorted(finalized):

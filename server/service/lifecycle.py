@@ -20,14 +20,14 @@ from server.domain.batch_rules import (
     allowed,
     refusal_message,
 )
-from server.domain.contact_rules import ContactStatus
-from server.domain.cost import format_usd
+from server.domain.auth import Principal
+from server.domain.batch_readiness import BatchStop, Blocker, RunConditions, StopKind, run_blocker
+from server.domain.contact_rules import WAITING, WAITING_VALUES, ContactStatus, counter_column
 from server.domain.errors import FailedPrecondition, NotFound
 from server.service import events
 from server.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
-WAITING_STATUSES = (ContactStatus.PENDING.value, ContactStatus.QUEUED.value)
 
 
 async def lock_batch(conn: AsyncConnection, org_id: str, batch_id: str) -> Any:
@@ -52,32 +52,26 @@ def check_action(action: Action, row: Any) -> None:
 async def _ready_items(conn: AsyncConnection, batch_id: str, now: datetime) -> list[tuple[str, float]]:
     rows = await conn.execute(
         select(contacts.c.id, contacts.c.next_attempt_at).where(
-            contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES)
+            contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_VALUES)
         )
     )
     return [(str(r.id), (r.next_attempt_at or now).timestamp()) for r in rows]
 
 
-async def _start_blocker(conn: AsyncConnection, row: Any) -> tuple[str, str] | None:
-    """Why the batch cannot run now: ("fail", reason) for a system error,
-    ("hold", reason) to wait (credits), None when it can start."""
+async def _start_blocker(conn: AsyncConnection, row: Any) -> Blocker | None:
+    """Why the batch cannot run now (None: it can), read from its agent,
+    caller number and organization."""
     agent = (await conn.execute(select(agents).where(agents.c.id == row.agent_id))).first()
-    if agent is None or not agent.active:
-        return "fail", "agent deactivated"
-    if agent.architecture not in ("pipeline", "realtime"):
-        return "fail", "agent can no longer place calls (TEXT)"
     number = (await conn.execute(select(phone_numbers).where(phone_numbers.c.id == row.from_number_id))).first()
-    if number is None or number.deleted_at is not None:
-        return "fail", "caller number removed"
-    if number.trunk_kind is None:
-        return "fail", "caller number has no outbound trunk"
     org = (await conn.execute(select(organizations).where(organizations.c.id == row.org_id))).one()
-    if org.credits_enforced and org.credit_balance_micros <= 0:
-        return "hold", (
-            f"waiting for credits: the organization's balance is {format_usd(org.credit_balance_micros)}; "
-            "an owner can top up"
-        )
-    return None
+    return run_blocker(RunConditions(
+        agent_active=agent is not None and agent.active,
+        agent_architecture=agent.architecture if agent is not None else "",
+        number_present=number is not None and number.deleted_at is None,
+        number_has_trunk=number is not None and number.trunk_kind is not None,
+        credits_enforced=org.credits_enforced,
+        credit_balance_micros=org.credit_balance_micros,
+    ))
 
 
 async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_statuses: tuple[str, ...]) -> str:
@@ -90,11 +84,12 @@ async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_sta
             return row.status
         blocker = await _start_blocker(conn, row)
         if blocker is not None:
-            kind, reason = blocker
-            if kind == "fail":
+            reason = blocker.message
+            if blocker.fails_batch:
                 await _fail_locked(conn, row, reason, now)
                 new_status = BatchStatus.FAILED.value
             else:
+                # Held, not failed: a top-up lets the scheduler start it.
                 if row.status_reason != reason or row.status != BatchStatus.PENDING.value:
                     await conn.execute(
                         update(batches)
@@ -163,7 +158,7 @@ async def _wait_out_grants(ctx: ServiceContext, batch_id: str) -> None:
         await asyncio.sleep(min(remaining, ctx.settings.dial_grace_seconds))
 
 
-async def pause(ctx: ServiceContext, p: Any, batch_id: str, reason: str = "") -> Any:
+async def pause(ctx: ServiceContext, p: Principal, batch_id: str, reason: str = "") -> str:
     p.require_write()
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
@@ -184,23 +179,25 @@ async def _set_paused(conn: AsyncConnection, batch_id: str, reason: str, now: da
     )
 
 
-async def system_stop(ctx: ServiceContext, org_id: str, batch_id: str, *, fail: str = "", pause: str = "") -> str | None:
+async def system_stop(ctx: ServiceContext, org_id: str, batch_id: str, stop: BatchStop) -> str | None:
     """The system pauses (circuit breaker, credits) or fails (a removed agent
     or number) a running batch, in a transaction of its own: attempts only
     share-lock the batch row, so they never change its status themselves.
-    Returns the new status, or None when the batch was no longer running."""
+    A paused batch can still fail. Returns the new status, or None when the
+    batch was no longer running (or paused, for a failure)."""
     now = ctx.clock.now()
+    fails = stop.kind is StopKind.FAIL
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, org_id, batch_id)
-        if row.status != BatchStatus.RUNNING.value and not (fail and row.status == BatchStatus.PAUSED.value):
+        if row.status != BatchStatus.RUNNING.value and not (fails and row.status == BatchStatus.PAUSED.value):
             return None
-        if fail:
-            await _fail_locked(conn, row, fail, now)
+        if fails:
+            await _fail_locked(conn, row, stop.reason, now)
             status = BatchStatus.FAILED.value
         else:
-            await _set_paused(conn, batch_id, pause, now)
+            await _set_paused(conn, batch_id, stop.reason, now)
             status = BatchStatus.PAUSED.value
-    await deactivate_in_redis(ctx, org_id, batch_id, discard_queue=bool(fail))
+    await deactivate_in_redis(ctx, org_id, batch_id, discard_queue=fails)
     await events.publish(ctx, org_id, batch_id, events.batch_event(status, now))
     return status
 
@@ -228,7 +225,7 @@ async def complete_if_done(ctx: ServiceContext, org_id: str, batch_id: str) -> b
     return done
 
 
-async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+async def resume(ctx: ServiceContext, p: Principal, batch_id: str) -> str:
     p.require_write()
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
@@ -236,12 +233,13 @@ async def resume(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
         check_action(Action.RESUME, row)
         blocker = await _start_blocker(conn, row)
         if blocker is not None:
-            kind, reason = blocker
-            if kind == "fail":
-                await _fail_locked(conn, row, reason, now)
+            if blocker.fails_batch:
+                await _fail_locked(conn, row, blocker.message, now)
                 status = BatchStatus.FAILED.value
             else:
-                raise FailedPrecondition("INSUFFICIENT_CREDITS", f"cannot resume: {reason}", {"status": "PAUSED"})
+                raise FailedPrecondition(
+                    "INSUFFICIENT_CREDITS", f"cannot resume: {blocker.message}", {"status": "PAUSED"}
+                )
         else:
             status = BatchStatus.RUNNING.value
             if await counters.processing(conn, batch_id) == 0:
@@ -274,7 +272,7 @@ async def _end_waiting(conn: AsyncConnection, batch_id: str, reason: str, now: d
         (
             await conn.execute(
                 select(contacts.c.status, func.count())
-                .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES))
+                .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_VALUES))
                 .group_by(contacts.c.status)
             )
         ).all()
@@ -283,7 +281,7 @@ async def _end_waiting(conn: AsyncConnection, batch_id: str, reason: str, now: d
         return 0
     await conn.execute(
         update(contacts)
-        .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_STATUSES))
+        .where(contacts.c.batch_id == batch_id, contacts.c.status.in_(WAITING_VALUES))
         .values(
             status=ContactStatus.CANCELLED.value,
             failure_reason=reason,
@@ -294,16 +292,14 @@ async def _end_waiting(conn: AsyncConnection, batch_id: str, reason: str, now: d
     )
     moved = sum(counts.values())
     bc = counters.bc
-    await counters.add(
-        conn, batch_id, 0,
-        n_pending=bc.c.n_pending - counts.get("pending", 0),
-        n_queued=bc.c.n_queued - counts.get("queued", 0),
-        n_cancelled=bc.c.n_cancelled + moved,
-    )
+    waiting_columns = {
+        counter_column(s): bc.c[counter_column(s)] - counts.get(s.value, 0) for s in sorted(WAITING)
+    }
+    await counters.add(conn, batch_id, 0, **waiting_columns, n_cancelled=bc.c.n_cancelled + moved)
     return moved
 
 
-async def cancel(ctx: ServiceContext, p: Any, batch_id: str) -> Any:
+async def cancel(ctx: ServiceContext, p: Principal, batch_id: str) -> str:
     p.require_write()
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
@@ -330,8 +326,10 @@ async def _fail_locked(conn: AsyncConnection, row: Any, reason: str, now: dateti
     await _end_waiting(conn, row.id, f"batch failed: {reason}", now)
 
 
-async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, reason: str) -> list[str]:
-    """Running and paused batches that depend on a removed resource fail."""
+async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, blocker: Blocker) -> list[str]:
+    """Running and paused batches that depend on a changed or removed
+    resource (``condition`` selects them) fail with ``blocker``'s reason."""
+    reason = blocker.message
     now = ctx.clock.now()
     failed: list[str] = []
     async with ctx.engine.begin() as conn:
@@ -355,7 +353,7 @@ async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, r
     return failed
 
 
-async def delete_batch(ctx: ServiceContext, p: Any, batch_id: str) -> None:
+async def delete_batch(ctx: ServiceContext, p: Principal, batch_id: str) -> None:
     p.require_write()
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, p.org_id, batch_id)
@@ -365,7 +363,7 @@ async def delete_batch(ctx: ServiceContext, p: Any, batch_id: str) -> None:
     await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)
 
 
-async def reschedule(ctx: ServiceContext, p: Any, batch_id: str, when: datetime, tz: str) -> Any:
+async def reschedule(ctx: ServiceContext, p: Principal, batch_id: str, when: datetime, tz: str) -> str:
     p.require_write()
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:

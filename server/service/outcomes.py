@@ -21,16 +21,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from server.adapters.db import counters
 from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import attempts, batches, contacts, organizations
+from server.domain.batch_readiness import BatchStop, Blocker
 from server.domain.batch_rules import BatchStatus
 from server.domain.circuit_breaker import TRIP_OUTCOMES, CircuitBreaker
-from server.domain.contact_rules import FINAL, ContactStatus
+from server.domain.contact_rules import FINAL, WAITING, ContactStatus
 from server.domain.cost import call_cost_micros
 from server.domain.errors import DomainError, FailedPrecondition, NotFound
 from server.domain.phone import mask_phone
 from server.domain.retry import judge_attempt
 from server.service import events, lifecycle
 from server.service.context import ServiceContext
-from server.service.dialing_types import CREDITS_PAUSE, AnswerInput, FinishInput, FinishResult
+from server.service.dialing_types import AnswerInput, FinishInput, FinishResult
 
 log = logging.getLogger(__name__)
 FINAL_VALUES = frozenset(s.value for s in FINAL)
@@ -238,7 +239,7 @@ class _Flush:
         self.requeues: list[tuple[str, str, str, float]] = []
         self.published: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.finalized: set[tuple[str, str]] = set()
-        self.stops: dict[tuple[str, str], dict[str, str]] = {}
+        self.stops: dict[tuple[str, str], BatchStop] = {}
 
 
 def _not_dialed(f: _Flush, now: datetime, batch: Any, att: dict[str, Any], contact: dict[str, Any]) -> FinishResult:
@@ -254,7 +255,7 @@ def _not_dialed(f: _Flush, now: datetime, batch: Any, att: dict[str, Any], conta
                             p_reason=reason, p_now=now))
     f.deltas.add(batch.id, "attempts_total", -1)
     f.deltas.move(batch.id, contact["status"], new_status)
-    if new_status in (ContactStatus.PENDING.value, ContactStatus.QUEUED.value):
+    if new_status in WAITING:
         f.requeues.append((att["org_id"], batch.id, str(contact["id"]), now.timestamp()))
     f.published[(att["org_id"], batch.id)].append(
         events.contact_event(contact["id"], new_status, "", contact["attempts"] - 1, contact["phone"], now)
@@ -383,9 +384,9 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
                 breaker = CircuitBreaker(window=org.circuit_breaker_window, threshold=org.circuit_breaker_threshold)
                 trip = breaker.should_trip(await _recent_outcomes(conn, batch, breaker.window))
                 if trip:
-                    f.stops[key] = {"pause": trip}
+                    f.stops[key] = BatchStop.pause(trip)
             if key not in f.stops and org.credits_enforced and balance[org.id] <= 0:
-                f.stops[key] = {"pause": CREDITS_PAUSE}
+                f.stops[key] = BatchStop.for_blocker(Blocker.NO_CREDITS)
         # Hot rows last (the counters of the batch, the org's balance above):
         # their locks are held only until the commit that follows.
         await counters.apply(conn, f.deltas)
@@ -409,7 +410,7 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
     for (org_id, batch_id), stop in sorted(f.stops.items()):
         if batch_id in batch_status:
             continue
-        status = await lifecycle.system_stop(ctx, org_id, batch_id, **stop)
+        status = await lifecycle.system_stop(ctx, org_id, batch_id, stop)
         if status:
             batch_status[batch_id] = status
     for inp, res in zip(inputs, out):

@@ -1,6 +1,6 @@
 """Run CSV validation off the event loop, spreading phone parsing over processes.
 
-``phonenumbers.parse`` is pure Python and dominates validation (DESIGN §8: the
+``phonenumbers.parse`` is pure Python and dominates validation (docs/design.md §8: the
 floor is parsing 10,000 numbers), so threads cannot speed it up. This runner:
 
 * does phase 1 (:func:`split_csv`) and phase 3 (:func:`assemble_report`) in

@@ -13,7 +13,6 @@ from server.domain.csv_ingest import (
     assemble_report,
     detect_delimiter,
     is_plausible_email,
-    phonenumbers_floor,
     split_csv,
     validate_csv,
 )
@@ -447,10 +446,6 @@ def test_phases_compose_to_validate_csv() -> None:
     split = split_csv(content, "a.csv")
     report = assemble_report(split, phone_outcomes(split.phones, None))
     assert report == validate_csv(content, "a.csv")
-
-
-def test_floor_helper_parses_numbers() -> None:
-    phonenumbers_floor([A, B, C])
 
 
 def test_ten_thousand_rows_validate() -> None:

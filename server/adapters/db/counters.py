@@ -10,9 +10,19 @@ from sqlalchemy import BigInteger, Float, cast, func, insert, literal_column, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.adapters.db.schema import COUNTER_SHARDS, SUMMED_COUNTERS, batch_counters, batches
+from server.domain.contact_rules import IN_CALL, WAITING, ContactStatus, counter_column
 
 bc = batch_counters
-PROCESSING_COLUMNS = ("n_pending", "n_queued", "n_dialing", "n_connected")
+#: Counters of contacts waiting for a dial, and of those in a call.
+WAITING_COLUMNS = tuple(counter_column(s) for s in ContactStatus if s in WAITING)
+IN_CALL_COLUMNS = tuple(counter_column(s) for s in ContactStatus if s in IN_CALL)
+#: Contacts the batch still works on: waiting or in a call.
+PROCESSING_COLUMNS = WAITING_COLUMNS + IN_CALL_COLUMNS
+
+
+def _sum_of(columns: tuple[str, ...]) -> Any:
+    """SQL ``a + b + ...`` of counter columns of one shard row."""
+    return sum((bc.c[c] for c in columns[1:]), bc.c[columns[0]])
 
 
 def _summed(column: str) -> Any:
@@ -54,8 +64,7 @@ async def add(conn: AsyncConnection, batch_id: str, shard: int, **values: Any) -
 
 def _processing_total() -> Any:
     """Summed contacts still waiting or in a call."""
-    return func.coalesce(func.sum(sum((getattr(bc.c, c) for c in PROCESSING_COLUMNS[1:]),
-                                      getattr(bc.c, PROCESSING_COLUMNS[0]))), 0)
+    return func.coalesce(func.sum(_sum_of(PROCESSING_COLUMNS)), 0)
 
 
 async def processing(conn: AsyncConnection, batch_id: str) -> int:
@@ -63,7 +72,7 @@ async def processing(conn: AsyncConnection, batch_id: str) -> int:
 
 
 async def in_call(conn: AsyncConnection, batch_id: str) -> int:
-    total = func.coalesce(func.sum(bc.c.n_dialing + bc.c.n_connected), 0)
+    total = func.coalesce(func.sum(_sum_of(IN_CALL_COLUMNS)), 0)
     return int((await conn.execute(select(total).where(bc.c.batch_id == batch_id))).scalar_one())
 
 
@@ -166,7 +175,7 @@ async def apply(conn: AsyncConnection, deltas: Deltas) -> None:
 
 
 async def waiting_totals(conn: AsyncConnection, batch_ids: list[str]) -> dict[str, int]:
-    """pending + queued per batch, as this transaction sees them."""
+    """Waiting contacts (pending + queued) per batch, as this transaction sees them."""
     rows = await conn.execute(_WAITING, {"p_ids": batch_ids}) if batch_ids else []
     return {r.batch_id: int(r.waiting) for r in rows}
 
@@ -176,7 +185,7 @@ def _waiting_statement() -> Any:
     from sqlalchemy.dialects.postgresql import ARRAY
 
     return (
-        select(bc.c.batch_id, func.sum(bc.c.n_pending + bc.c.n_queued).label("waiting"))
+        select(bc.c.batch_id, func.sum(_sum_of(WAITING_COLUMNS)).label("waiting"))
         .where(bc.c.batch_id == any_(bindparam("p_ids", type_=ARRAY(String))))
         .group_by(bc.c.batch_id)
     )
