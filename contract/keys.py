@@ -20,14 +20,17 @@ STATE_MARKER = f"{PREFIX}:state-marker"
 REBUILD_LOCK = f"{PREFIX}:rebuild-lock"
 #: Lock that elects the replica running the scheduler tick.
 SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
-#: SET of organization ids that may hold leases (live or expired). A superset
-#: of ACTIVE_ORGS' lease holders: a paused or cancelled batch leaves the ring
-#: (and maybe its org leaves ACTIVE_ORGS) while its calls still hold leases,
-#: and the reapers must keep watching them. Dialers SADD before their first
-#: claim in an org (then at most once per heartbeat interval) and on every
-#: heartbeat; the server SADDs an org as it leaves ACTIVE_ORGS; reapers SREM an org whose lease zset AND ended zset
-#: (``org_ended``) are both empty, so an ended lease whose outcome is not yet
-#: recorded is never forgotten.
+#: SET of organization ids that may hold leases (live or expired) or
+#: reservations. A superset of ACTIVE_ORGS' lease holders: a paused or
+#: cancelled batch leaves the ring (and maybe its org leaves ACTIVE_ORGS)
+#: while its calls still hold leases, and the reapers must keep watching
+#: them. Dialers SADD before their first claim in an org (then at most once
+#: per heartbeat interval) and on every heartbeat; the server SADDs an org
+#: as it leaves ACTIVE_ORGS and when its rebuild restores leases. Reapers
+#: SREM an org only when its lease zset, its ended zset (``org_ended``) and
+#: its reserved zset (``org_reserved``) are all empty, so neither an ended
+#: lease whose outcome is not yet recorded nor a reservation whose dialer
+#: died is ever forgotten (``LeaseClient.forget_lease_org_if_empty``).
 LEASE_ORGS = f"{PREFIX}:lease-orgs"
 
 
@@ -94,15 +97,17 @@ def batch_ready(org_id: str, batch_id: str) -> str:
 
 
 def lease_info(org_id: str, lease_id: str) -> str:
-    """HASH describing one lease, for recovery. Fields (see ``contract.lease.LEASE_FIELDS``):
-    ``batch``, ``contact``, ``token``, ``dialer``, ``provider_call_id``,
-    ``claimed_ms`` (claim instant), ``started_ms`` (grant instant, = claimed
-    until attached), ``due_ms`` (ready score it was claimed with) and, once
-    StartAttempt granted it, ``attempt_id``, ``max_call_ms``, ``trunk`` (json
-    of TrunkSettings), once activate.lua gave a reservation its slots,
-    ``activated_ms`` and, once the call is over (end_call.lua),
-    ``ended_ms``. Written by claim.lua / attach.lua / end_call.lua /
-    restore_lease.lua, deleted by release.lua. Has a long safety TTL, refreshed by renew.lua."""
+    """HASH describing one lease, for recovery. Fields (see
+    ``contract.lease.LEASE_FIELDS``): ``batch``, ``contact``, ``token``,
+    ``dialer``, ``provider_call_id``, ``claimed_ms`` (claim instant),
+    ``started_ms`` (grant instant, = claimed until attached), ``due_ms``
+    (ready score it was claimed with) and, once StartAttempt granted it,
+    ``attempt_id``, ``max_call_ms``, ``trunk`` (json of TrunkSettings), once
+    activate.lua gave a reservation its slots, ``activated_ms`` and, once the
+    call is over (end_call.lua), ``ended_ms``; ``restored`` on a lease the
+    server's rebuild re-created. Written by claim.lua / attach.lua /
+    activate.lua / end_call.lua / restore_lease.lua, deleted by release.lua.
+    Has a long safety TTL, refreshed by renew.lua."""
     return f"{_org(org_id)}:lease:{lease_id}"
 
 
@@ -123,3 +128,20 @@ def released_unattached(org_id: str) -> str:
     a call (attach needs the lease held), so the server closes the attempt
     granted under it, if any, as never dialed."""
     return f"{_org(org_id)}:released-unattached"
+
+
+def trunk_pace(org_id: str, trunk_id: str) -> str:
+    """HASH: calls-per-second pacing and carrier push-back state of one
+    outbound trunk (pace.lua, pushback.lua, pace_ok.lua; fields listed in
+    ``contract/lua/lib_pace.lua``: ``tat`` (GCRA theoretical arrival time,
+    µs), ``rate`` (effective CPS while lowered by push-back), ``until``
+    (throttled until, ms), ``streak``, ``last_pb``, ``backoff``). Shared by
+    all dialers; expires when the trunk is idle. See docs/pacing.md."""
+    return f"{_org(org_id)}:trunk:{trunk_id}:pace"
+
+
+def org_pace(org_id: str) -> str:
+    """HASH: ``tat`` of the organization's calls-per-second bucket (pace.lua),
+    shared by all dialers and all the organization's trunks; expires when
+    idle. See docs/pacing.md."""
+    return f"{_org(org_id)}:pace"

@@ -33,6 +33,9 @@ SCRIPT_NAMES = (
     "set_if_exists",
     "set_if_unchanged",
     "unlock",
+    "pace",
+    "pushback",
+    "pace_ok",
 )
 
 
@@ -88,6 +91,9 @@ class Scripts:
     set_if_exists: Any
     set_if_unchanged: Any
     unlock: Any
+    pace: Any
+    pushback: Any
+    pace_ok: Any
 
     async def load_all(self) -> None:
         """SCRIPT LOAD every script now (optional; EVALSHA loads lazily)."""
