@@ -15,8 +15,12 @@ __all__ = ["LEASE_FIELDS", "LEASE_INFO_TTL_MS", "LeaseRecord"]
 
 #: Field names of a lease info hash, in the order a lease's life adds them:
 #: claim.lua writes the first eight, attach.lua ``attempt_id``,
-#: ``max_call_ms`` and ``trunk``, activate.lua (lib_activate.lua)
-#: ``activated_ms`` on a reservation, end_call.lua ``ended_ms``.
+#: ``max_call_ms``, ``trunk`` (and ``started_ms`` again: the grant
+#: instant), activate.lua (lib_activate.lua, also run by end_call.lua)
+#: ``activated_ms`` on a reservation, end_call.lua ``ended_ms``. The
+#: server's rebuild (restore_lease.lua) writes the fields of claim.lua and
+#: attach.lua plus ``restored`` (1: re-created from Postgres after a Redis
+#: data loss; for whoever inspects the hash, no script reads it).
 LEASE_FIELDS = (
     "batch",
     "contact",
@@ -31,6 +35,7 @@ LEASE_FIELDS = (
     "trunk",
     "activated_ms",
     "ended_ms",
+    "restored",
 )
 
 #: Safety TTL of a lease info hash (ms), refreshed by renew.lua. Long: the

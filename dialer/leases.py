@@ -3,11 +3,15 @@
 A lease is one concurrency slot: a member (the lease id) of the
 organization's lease zset AND of the batch's lease zset, scored by its
 expiry in epoch milliseconds, plus an info hash that tells a reaper what
-the lease guards (see ``contract.keys.lease_info``).
+the lease guards (``contract.keys.lease_info``, ``contract.lease``). A
+reservation (grant ahead) is a lease in the org's reserved zset instead,
+holding no slot until it is activated; an ended lease waits, slot-free, in
+the org's ended zset for its outcome (docs/design.md §5, the lease life).
 
 - ``claim_many``   claim.lua: both limits checked, up to N due contacts of
                    one batch taken, a fencing token drawn for each, each
-                   lease added to both zsets (``claim``: N = 1).
+                   lease added to both zsets (``claim``: N = 1); with
+                   ``reserve=True`` to the reserved zset instead.
 - ``begin_org_round`` one round trip: rotate the org's ring, read it, the
                    org's slots in use and limit, and note the org in
                    LEASE_ORGS (before any of its claims); ``claim_context``
@@ -15,18 +19,24 @@ the lease guards (see ``contract.keys.lease_info``).
                    round trip that reads the marker and ACTIVE_ORGS.
 - ``attach``       attach.lua: the granted attempt is written on the lease,
                    only while the lease is held (the dialer dials only then).
+- ``activate``     activate.lua: a reservation takes its slots (both limits
+                   checked) right before its call.
 - ``end_call``     end_call.lua: the call is over at the provider; the slots
                    are given back at once and the lease waits in the org's
                    ended zset (no slot) until its outcome is recorded. It
                    returns the start of the org's next claim round (ring
                    rotated, free slots), so the freed slot is refilled with
-                   no other round trip before the claim.
+                   no other round trip before the claim, and may hand the
+                   slot to a waiting reservation in the same call.
 - ``renew_many``   renew.lua per lease, pipelined (ZADD XX: never re-creates;
-                   renews an ended lease in the ended zset).
-- ``release``      release.lua: ZREM from both slot zsets and the ended zset
-                   + DEL info, optionally re-queueing the contact.
+                   renews the lease wherever it is: slot, ended or reserved
+                   zset).
+- ``release``      release.lua: ZREM from both slot zsets, the ended zset and
+                   the reserved zset + DEL info, optionally re-queueing the
+                   contact (``RequeueMode``).
 - ``list_expired`` ZRANGEBYSCORE -inf now on the org zset + HGETALL infos;
-  ``list_expired_ended`` the same on the org's ended zset.
+  ``list_expired_ended`` / ``list_expired_reserved`` the same on the org's
+  ended / reserved zset.
 
 Why a lease may give its slots back before FinishAttempt is answered
 (``end_call``): the limits count calls live at the provider (docs/design.md §5,
@@ -35,18 +45,19 @@ CONNECTED with its attempt open in Postgres, out of the ready queue, until
 FinishAttempt; only the release after it re-queues it; so StartAttempt's
 conditional update refuses any other claim of it meanwhile (invariant 2).
 
-Round trips: ``claim_many``, ``attach``, ``end_call``, ``release``,
-``renew_many`` and the claim rounds' plain commands (``claim_context``,
-``begin_org_round``) go through a ``ScriptBatcher``, a group commit on a
-connection of its own: while one round trip is in flight, new calls
-accumulate and leave together in the next one; each caller awaits its own
-reply. Under load one round trip serves many calls; idle, a call costs one
-round trip as before. Each script keeps its own guarantees (attach only
-while held, release semantics, re-queue modes): a pipeline is only a
-transport, every script still runs atomically on its own.
+Round trips: ``claim_many``, ``attach``, ``activate``, ``end_call``,
+``release``, ``renew_many`` and the claim rounds' plain commands
+(``claim_context``, ``begin_org_round``) go through a ``ScriptBatcher``
+(``dialer.script_batcher``), a group commit on a connection of its own:
+while one round trip is in flight, new calls accumulate and leave together
+in the next one; each caller awaits its own reply. Under load one round
+trip serves many calls; idle, a call costs one round trip. Each script
+keeps its own guarantees (attach only while held, release semantics,
+re-queue modes): a pipeline is only a transport, every script still runs
+atomically on its own.
 
-The dialer reuses the Redis key layout and scripts of ``server.adapters.redis``
-(pure data + Lua, no database code).
+The key layout, the Lua scripts and the lease record are the Redis
+contract shared with the server (``contract``).
 """
 
 from __future__ import annotations
@@ -55,263 +66,38 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract import keys
 from contract.lease import LEASE_INFO_TTL_MS, LeaseRecord
 from contract.scripts import Scripts
+from dialer.lease_replies import (
+    Activation,
+    Claim,
+    ClaimBatch,
+    ClaimMiss,
+    ClaimStop,
+    OrgRound,
+    RequeueMode,
+)
+from dialer.script_batcher import ScriptBatcher
 
-#: Safety TTL of a lease info hash (refreshed by every renew). Far above any
-#: call length: a reaper needs the info as long as the lease is in the zsets.
-DEFAULT_INFO_TTL_MS = LEASE_INFO_TTL_MS
-
-MISS_REASONS = ("org_unconfigured", "inactive", "org_full", "batch_full", "empty", "not_due")
+__all__ = [
+    "Activation",
+    "Claim",
+    "ClaimBatch",
+    "ClaimMiss",
+    "ClaimStop",
+    "LeaseClient",
+    "OrgRound",
+    "RequeueMode",
+]
 
 
 def _s(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return str(value)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A contact taken from a batch's ready queue under a fresh lease."""
-
-    org_id: str
-    batch_id: str
-    contact_id: str
-    fencing_token: int
-    lease_id: str
-    provider_call_id: str
-    due_ms: int
-    claimed_ms: int
-    #: A reservation (claim.lua "reserve"): no slot until ``activate``.
-    reserved: bool = False
-
-
-@dataclass(frozen=True)
-class ClaimMiss:
-    """No claim: ``reason`` is one of MISS_REASONS; ``next_due_ms`` for not_due."""
-
-    reason: str
-    next_due_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class ClaimBatch:
-    """What one claim.lua call gave: the claims (maybe none), why it stopped
-    (``"ok"``: all N asked for were claimed, else a MISS_REASONS word), the
-    due time of the next contact for ``"not_due"``, and the org's free slots
-    left after these claims."""
-
-    claims: list[Claim]
-    stop: str
-    next_due_ms: int | None
-    org_free: int
-
-
-@dataclass(frozen=True)
-class OrgRound:
-    """The start of one claim round over an organization: its ring of
-    running batches (rotated by one), and its free slots (None when the org
-    has no limit configured: state not built)."""
-
-    ring: list[str]
-    org_free: int | None
-    #: end_call only: what activating the reservation handed the freed slot
-    #: answered ("ok", "org_full", ...; "" when none was handed it).
-    activation: str = ""
-
-
-class _Item:
-    """One queued request of a ScriptBatcher: a script call (one EVALSHA,
-    ``script`` set) or a group of plain commands (``script`` None)."""
-
-    __slots__ = ("script", "commands", "future", "lazy")
-
-    def __init__(self, script: Any, commands: list[tuple[Any, ...]], future: asyncio.Future, lazy: bool) -> None:
-        self.script = script
-        self.commands = commands
-        self.future = future
-        self.lazy = lazy
-
-
-class ScriptBatcher:
-    """Group commit of Redis calls over one connection of its own.
-
-    ``call(script, keys, args)`` queues an EVALSHA, ``commands([...])`` a
-    group of plain commands; if no round trip is in flight one leaves at the
-    next turn of the event loop with everything queued by then; while one is
-    in flight, new calls wait and leave together in the next. Every caller
-    gets its own reply (or exception). Each script still runs atomically on
-    its own: the pipeline is only a transport.
-
-    Scripts go out as plain EVALSHA (no SCRIPT EXISTS per pipeline as
-    redis-py's registered scripts do in a pipeline); a NOSCRIPT reply (a
-    restarted or flushed server) loads the script and sends those calls
-    again. The round trip is written and read on a connection the batcher
-    keeps (it never has two round trips in flight), with redis-py's
-    connection API but not its Pipeline, whose bookkeeping costs as much CPU
-    as the round trip itself; a connection error drops the connection and
-    the round trip is sent once more on a new one (as redis-py's retry does).
-
-    ``lazy=True`` is for calls nobody waits on to free a slot (a release
-    whose slots end_call already gave back, heartbeats): they start no
-    round trip of their own but ride along with the next one, or leave after
-    ``linger_seconds`` at most, so under load they cost no round trip.
-    """
-
-    def __init__(self, redis: Any, *, max_items: int = 512, linger_seconds: float = 0.02) -> None:
-        self._redis = redis
-        self.max_items = max_items
-        self.linger_seconds = linger_seconds
-        self._pending: list[_Item] = []
-        self._urgent = 0  # pending calls that are not lazy
-        self._forced = False  # the linger expired: send the lazy calls too
-        self._flushing = False
-        self._task: asyncio.Task | None = None  # a reference, so it is not collected
-        self._linger: asyncio.TimerHandle | None = None
-        self._conn: Any = None
-        self.pipelines = 0  # round trips sent (tests, diagnostics)
-
-    async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any], *, lazy: bool = False) -> Any:
-        """EVALSHA ``script`` with ``keys_`` and ``args`` in the next round
-        trip; its reply (or its error raised here)."""
-        return await self._queue(script, [("EVALSHA", script.sha, len(keys_), *keys_, *args)], lazy)
-
-    async def commands(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Plain commands (tuples of arguments) in the next round trip; one
-        raw reply per command (an error reply as an exception instance)."""
-        return await self._queue(None, list(commands), False)
-
-    async def _queue(self, script: Any, commands: list[tuple[Any, ...]], lazy: bool) -> Any:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append(_Item(script, commands, future, lazy))
-        if lazy:
-            if self._linger is None:
-                self._linger = loop.call_later(self.linger_seconds, self._linger_expired)
-        else:
-            self._urgent += 1
-            self._start()
-        return await future
-
-    def _linger_expired(self) -> None:
-        self._linger = None
-        self._forced = True
-        self._start()
-
-    def _start(self) -> None:
-        """Start the flush loop unless it runs (it sends what is pending
-        when its round trip returns)."""
-        if not self._flushing and self._pending:
-            self._flushing = True
-            self._task = asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending and (self._urgent > 0 or self._forced):
-                group = self._pending[: self.max_items]
-                del self._pending[: self.max_items]
-                self._urgent -= sum(1 for item in group if not item.lazy)
-                if not self._pending:
-                    self._forced = False
-                    if self._linger is not None:  # the lazy calls leave now
-                        self._linger.cancel()
-                        self._linger = None
-                group = [item for item in group if not item.future.done()]  # callers that gave up
-                if group:
-                    await self._send(group)
-        except BaseException as exc:  # pragma: no cover - cancelled at loop shutdown
-            for item in self._pending:
-                if not item.future.done():
-                    item.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batcher stopped"))
-            self._pending.clear()
-            self._urgent = 0
-            raise
-        finally:
-            self._flushing = False
-        if self._pending and self._linger is None:  # lazy calls only: wait for company
-            self._linger = asyncio.get_running_loop().call_later(self.linger_seconds, self._linger_expired)
-
-    async def _send(self, group: list[_Item], *, retried: bool = False) -> None:
-        commands = [c for item in group for c in item.commands]
-        try:
-            replies = await self._round_trip(commands)
-        except Exception as exc:  # the connection failed: every call of the group fails
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-            return
-        again = []
-        i = 0
-        for item in group:
-            n = len(item.commands)
-            mine, i = replies[i: i + n], i + n
-            if item.future.done():
-                continue
-            if item.script is None:
-                item.future.set_result(mine)
-                continue
-            reply = mine[0]
-            if isinstance(reply, NoScriptError) and not retried:
-                again.append(item)
-            elif isinstance(reply, Exception):
-                item.future.set_exception(reply)
-            else:
-                item.future.set_result(reply)
-        if again:
-            try:
-                for script in {id(item.script): item.script for item in again}.values():
-                    script.sha = await self._redis.script_load(script.script)
-            except Exception as exc:
-                for item in again:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                return
-            for item in again:
-                item.commands = [("EVALSHA", item.script.sha, *item.commands[0][2:])]
-            await self._send(again, retried=True)
-
-    async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Write every command, read every reply (an error reply stays in the
-        list as its exception), on the batcher's connection."""
-        self.pipelines += 1
-        for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = await self._redis.connection_pool.get_connection()
-            conn = self._conn
-            try:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:
-                        replies.append(exc)
-                return replies
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                await self._drop_connection()
-                if attempt:
-                    raise
-            except BaseException:
-                await self._drop_connection()  # cut mid-reply: its stream position is unknown
-                raise
-        raise AssertionError("unreachable")
-
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.disconnect()
-            finally:
-                await self._redis.connection_pool.release(conn)
 
 
 class LeaseClient:
@@ -324,7 +110,7 @@ class LeaseClient:
         dialer_id: str,
         lease_ttl_ms: int,
         clock: Callable[[], float] = time.time,
-        info_ttl_ms: int = DEFAULT_INFO_TTL_MS,
+        info_ttl_ms: int = LEASE_INFO_TTL_MS,
     ) -> None:
         self.redis = redis
         self.scripts = Scripts(redis)
@@ -392,10 +178,11 @@ class LeaseClient:
         return int(held) + int(ended) + int(reserved)
 
     async def forget_lease_org_if_empty(self, org_id: str) -> bool:
-        """SREM an org from LEASE_ORGS when its lease zset and its ended zset
-        are both empty (re-added at once if a claim raced in). An ended lease
-        whose dialer died must still be found by a reaper, so it keeps its
-        org in LEASE_ORGS. Returns True when forgotten."""
+        """SREM an org from LEASE_ORGS when its lease zset, its ended zset
+        and its reserved zset are all empty (re-added at once if a claim
+        raced in). An ended lease or a reservation whose dialer died must
+        still be found by a reaper, so either keeps its org in LEASE_ORGS.
+        Returns True when forgotten."""
         if await self._lease_count(org_id):
             return False
         await self.redis.srem(keys.LEASE_ORGS, org_id)
@@ -501,8 +288,8 @@ class LeaseClient:
             [now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n,
              "reserve" if reserve else "slot", *lease_ids, *provider_call_ids],
         )
-        stop = _s(reply[0])
-        next_due = int(float(_s(reply[1]))) if stop == "not_due" and reply[1] not in (b"", "") else None
+        stop = ClaimStop(_s(reply[0]))
+        next_due = int(float(_s(reply[1]))) if stop is ClaimStop.NOT_DUE and reply[1] not in (b"", "") else None
         claims = [
             Claim(
                 org_id=org_id,
@@ -536,10 +323,10 @@ class LeaseClient:
         )
         return int(reply) == 1
 
-    async def activate(self, org_id: str, batch_id: str, lease_id: str) -> str:
-        """A reservation takes its org and batch slots (activate.lua): "ok"
-        (dial now), "org_full" / "batch_full" (wait), "inactive" / "lost" /
-        "org_unconfigured" (do not dial)."""
+    async def activate(self, org_id: str, batch_id: str, lease_id: str) -> Activation:
+        """A reservation takes its org and batch slots (activate.lua): OK
+        (dial now), ORG_FULL / BATCH_FULL (wait), INACTIVE / LOST /
+        ORG_UNCONFIGURED (do not dial)."""
         reply = await self.batcher.call(
             self.scripts.activate,
             [
@@ -553,7 +340,7 @@ class LeaseClient:
             ],
             [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms(), batch_id],
         )
-        return _s(reply)
+        return Activation(_s(reply))
 
     async def end_call(
         self, org_id: str, batch_id: str, lease_id: str, *, then_activate: tuple[str, str] | None = None
@@ -563,10 +350,11 @@ class LeaseClient:
         Returns the start of the org's next claim round (ring rotated by
         one, free slots; ``org_free`` None when the org has no limit
         configured) when ended (or already), None when the lease is not
-        held (lost or released): then the slots are freed by the release,
-        as before. ``then_activate=(lease id, batch id)``: hand the freed
-        slot to that reservation in the same round trip (``activation``
-        says whether it took it)."""
+        held (lost or released) or carries no attempt: then its slots, if
+        it still holds any, are freed by its release.
+        ``then_activate=(lease id, batch id)``: hand the freed slot to that
+        reservation in the same round trip (``activation`` says whether it
+        took it)."""
         now = self.now_ms()
         reply = await self.batcher.call(
             self.scripts.end_call,
@@ -594,7 +382,7 @@ class LeaseClient:
         if int(reply[0]) != 1:
             return None
         free = int(reply[1])
-        return OrgRound([_s(m) for m in reply[3:]], free if free >= 0 else None, _s(reply[2]))
+        return OrgRound([_s(m) for m in reply[3:]], free if free >= 0 else None, Activation(_s(reply[2])))
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one
@@ -631,7 +419,7 @@ class LeaseClient:
         *,
         requeue_contact: str = "",
         requeue_due_ms: int = 0,
-        requeue_mode: str = "nx",
+        requeue_mode: RequeueMode = RequeueMode.KEEP_EXISTING,
         only_unattached: bool = False,
         lazy: bool = False,
     ) -> int:
@@ -655,7 +443,7 @@ class LeaseClient:
                 "1" if only_unattached else "0",
                 requeue_contact,
                 int(requeue_due_ms),
-                "set" if requeue_mode == "set" else "nx",
+                RequeueMode.SET.value if requeue_mode == RequeueMode.SET else RequeueMode.KEEP_EXISTING.value,
             ],
             lazy=lazy,
         )
@@ -669,9 +457,6 @@ class LeaseClient:
             pipe.zrem(keys.org_ended(org_id), lease_id)
             pipe.delete(keys.lease_info(org_id, lease_id))
             await pipe.execute()
-
-    async def lease_present(self, org_id: str, lease_id: str) -> bool:
-        return await self.redis.zscore(keys.org_leases(org_id), lease_id) is not None
 
     async def list_expired(self, org_id: str, *, limit: int = 500) -> list[LeaseRecord]:
         """Slot-holding leases of the org whose expiry is before now, with

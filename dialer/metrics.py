@@ -10,11 +10,13 @@ Served by ``python -m dialer`` / ``batchcalls dialer`` on
   ended (slots already given back) and whose outcome is not yet recorded
 - ``batchcalls_dialer_claim_to_dial_seconds``      histogram, claim -> call placed
 - ``batchcalls_dialer_claims_total{result}``       counter, ``ok``: contacts
-  claimed; other results: claim script answers that stopped a claim
+  claimed; ``reserved``: contacts claimed as reservations (grant ahead);
+  other results: claim script answers that stopped a claim (``ClaimStop``)
 - ``batchcalls_dialer_start_decisions_total{decision}`` counter, StartAttempt answers
 - ``batchcalls_dialer_outcomes_total{outcome}``    counter, FinishAttempt outcomes sent
 - ``batchcalls_dialer_leases_lost_total``          counter, failed renewals (lease lost)
-- ``batchcalls_dialer_leases_reaped_total{result}`` counter, leases released by the reaper
+- ``batchcalls_dialer_leases_reaped_total{result}`` counter, leases released by
+  the reaper, by verdict (``dialer.verdicts``)
 
 Each ``DialerMetrics`` has its own registry, so several dialers can live in
 one test process.

@@ -26,6 +26,10 @@ that organization's expired leases (expiry < now, own leases skipped):
 A lease is never released sooner: the slot stays taken until the call it
 guards is known to be over (docs/design.md §5).
 
+The decisions themselves are pure functions in ``dialer.verdicts``; this
+module gathers their facts (Redis, the provider) and carries them out
+(FinishAttempt, release.lua).
+
 Ended leases (``keys.org_ended``): a dialer gives a lease's slots back as
 soon as its call is over at the provider (end_call.lua), before the server
 has recorded the outcome; the lease waits in the org's ended zset, renewed
@@ -48,14 +52,34 @@ import uuid
 from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
+from batchcalls.v1 import resources_pb2
+
+from contract import keys
 from contract.lease import LeaseRecord
+from dialer.lease_replies import RequeueMode
 from dialer.leases import LeaseClient
 from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
-from dialer.providers.base import CallState
-from dialer.server_client import ServerClient, finish_request, outcome_to_proto, requeue_due_ms, trunk_from_json
-from contract import keys
-from batchcalls.v1 import resources_pb2
+from dialer.server_client import (
+    FinishAnswer,
+    ServerClient,
+    finish_request,
+    outcome_to_proto,
+    requeue_due_ms,
+    trunk_from_json,
+)
+from dialer.verdicts import (
+    Act,
+    CloseAs,
+    Judged,
+    ProviderView,
+    ReapTiming,
+    Verdict,
+    ended_needs_nothing,
+    judge_attached,
+    judge_ended,
+    judge_unattached,
+)
 
 log = logging.getLogger("dialer.reaper")
 
@@ -64,6 +88,11 @@ DEFAULT_MAX_CALL_MS = 3600 * 1000
 #: How long after an ended lease's call end an unreachable provider is
 #: waited for before its attempt is closed as DIALER_LOST.
 DEFAULT_ENDED_STATUS_GRACE_MS = 60_000
+
+_CLOSE_OUTCOME = {
+    CloseAs.NOT_DIALED: resources_pb2.CALL_OUTCOME_NOT_DIALED,
+    CloseAs.DIALER_LOST: resources_pb2.CALL_OUTCOME_DIALER_LOST,
+}
 
 
 class Reaper:
@@ -89,15 +118,17 @@ class Reaper:
         self.server = server
         self.dialer_id = dialer_id
         self.closed_by = f"reaper:{dialer_id}"
-        self.lease_ttl_ms = lease_ttl_ms
-        self.ring_timeout_ms = int(ring_timeout_seconds * 1000)
-        self.dial_grace_ms = int(dial_grace_seconds * 1000)
+        self.timing = ReapTiming(
+            lease_ttl_ms=int(lease_ttl_ms),
+            ring_timeout_ms=int(ring_timeout_seconds * 1000),
+            dial_grace_ms=int(dial_grace_seconds * 1000),
+            ended_status_grace_ms=int(ended_status_grace_ms),
+        )
         self.metrics = metrics
         self.own_leases = own_leases
         self.lock_ttl_ms = lock_ttl_ms
         self.status_timeout = status_timeout
         self._sem = asyncio.Semaphore(concurrency)
-        self.ended_status_grace_ms = int(ended_status_grace_ms)
 
     async def tick(self) -> int:
         """One pass over every organization that may hold leases. Returns
@@ -126,8 +157,8 @@ class Reaper:
         return released
 
     async def reap_org(self, org_id: str) -> int:
-        """Judge the org's expired leases (slot-holding and ended) not held
-        by this dialer. Returns how many were released."""
+        """Judge the org's expired leases (slot-holding, ended, reserved)
+        not held by this dialer. Returns how many were released."""
         records = await self.leases.list_expired(org_id)
         ended = await self.leases.list_expired_ended(org_id)
         reserved = await self.leases.list_expired_reserved(org_id)
@@ -143,124 +174,58 @@ class Reaper:
             if isinstance(result, BaseException):
                 log_event(log, "reaper.error", logging.ERROR, org_id=org_id, lease_id=record.lease_id,
                           error=repr(result))
-            elif result.startswith("released"):
+            elif result.released:
                 released += 1
         return released
 
-    async def _judge_bounded(self, record: LeaseRecord, judge: Callable[[LeaseRecord], Awaitable[str]]) -> str:
+    async def _judge_bounded(self, record: LeaseRecord, judge: Callable[[LeaseRecord], Awaitable[Judged]]) -> Judged:
         async with self._sem:
             return await judge(record)
 
-    def _judged(self, record: LeaseRecord, result: str) -> str:
-        """Count and log one verdict ("released:<why>" or "kept:<why>")."""
-        released = result.startswith("released")
-        if self.metrics is not None and released:
-            self.metrics.reaped.labels(result.removeprefix("released:")).inc()
-        log_event(log, "reaper.judged", logging.INFO if released else logging.DEBUG, org_id=record.org_id,
+    def _judged(self, record: LeaseRecord, judged: Judged) -> Judged:
+        """Count and log what became of one lease."""
+        if self.metrics is not None and judged.released:
+            self.metrics.reaped.labels(judged.reason).inc()
+        log_event(log, "reaper.judged", logging.INFO if judged.released else logging.DEBUG, org_id=record.org_id,
                   lease_id=record.lease_id, batch_id=record.batch_id, contact_id=record.contact_id,
-                  attempt_id=record.attempt_id, holder=record.dialer_id, result=result)
-        return result
+                  attempt_id=record.attempt_id, holder=record.dialer_id, result=str(judged))
+        return judged
 
-    async def judge(self, record: LeaseRecord) -> str:
-        """Decide one expired lease: "released:<why>" or "kept:<why>"."""
+    async def judge(self, record: LeaseRecord) -> Judged:
+        """Decide one expired slot-holding lease and carry the verdict out."""
         return self._judged(record, await self._judge(record))
 
-    async def _judge(self, record: LeaseRecord) -> str:
+    async def _judge(self, record: LeaseRecord) -> Judged:
         now = self.leases.now_ms()
-        org_id = record.org_id
-        if not record.info:
-            # The info hash outlived its safety TTL (the lease was not renewed
-            # for a day): nothing can still be live under it.
+        verdict = judge_unattached(record, now, self.timing)
+        if verdict is None:
+            view = await self._ask_provider(record)
+            verdict = judge_attached(record, now, self.timing, view, default_max_call_ms=DEFAULT_MAX_CALL_MS)
+            if verdict.overdue_ms > 0:
+                log_event(log, "reaper.call_overdue", logging.WARNING, org_id=record.org_id,
+                          lease_id=record.lease_id, provider_call_id=record.provider_call_id,
+                          state=view.state_word, overdue_seconds=verdict.overdue_ms / 1000)
+            return await self._carry_out(record, verdict, view, end_ms=now, now=now)
+        if verdict.act is Act.DROP_ORPHAN:
             await self._drop_orphan(record)
-            return "released:orphan"
+            return Judged(True, verdict.reason)
+        return await self._carry_out(record, verdict, None, end_ms=now, now=now)
 
-        if not record.attempt_id:
-            if now - record.claimed_ms < self.lease_ttl_ms:
-                return "kept:young_claim"
-            due = int(float(record.info.get("due_ms") or 0)) or now
-            r = await self.leases.release(
-                org_id, record.batch_id, record.lease_id,
-                only_unattached=True, requeue_contact=record.contact_id, requeue_due_ms=due, requeue_mode="nx",
-            )
-            if r == -1:
-                return "kept:attached_meanwhile"
-            # Tell the server: an attempt it granted under this lease (the
-            # grant's reply never reached the dead dialer) was never dialed.
-            await self.leases.note_released_unattached(org_id, record.lease_id)
-            return "released:unattached_claim"
+    async def judge_ended(self, record: LeaseRecord) -> Judged:
+        """Decide one expired ended lease (its call is over, its dialer died
+        before FinishAttempt was answered) and carry the verdict out."""
+        now = self.leases.now_ms()
+        if ended_needs_nothing(record):
+            # No slot is involved: only the ended zset and the info go.
+            await self.leases.drop_ended(record.org_id, record.lease_id)
+            return self._judged(record, Judged(True, "ended_orphan"))
+        view = await self._ask_provider(record)
+        verdict = judge_ended(record, now, self.timing, view)
+        judged = await self._carry_out(record, verdict, view, end_ms=record.ended_ms or now, now=now,
+                                       prefix="ended_")
+        return self._judged(record, judged)
 
-        max_call_ms = record.max_call_ms or DEFAULT_MAX_CALL_MS
-        deadline = record.started_ms + max_call_ms + self.ring_timeout_ms + self.lease_ttl_ms
-        state: CallState | None = None
-        result = None
-        authoritative = False
-        try:
-            trunk = trunk_from_json(record.trunk_json)
-            provider = self.providers.get(trunk.kind)
-            authoritative = bool(getattr(provider, "authoritative_status", False))
-            status = await asyncio.wait_for(provider.call_status(record.provider_call_id, trunk), self.status_timeout)
-            state, result = status.state, status.result
-        except Exception as exc:  # provider unreachable: not proof the call is over
-            log_event(log, "reaper.call_status_failed", logging.WARNING, org_id=org_id, lease_id=record.lease_id,
-                      provider_call_id=record.provider_call_id, error=repr(exc))
-
-        if state is CallState.ENDED and result is not None:
-            req = finish_request(
-                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
-                outcome=outcome_to_proto(result.outcome), closed_by=self.closed_by,
-                end_time=now / 1000, result=result,
-            )
-            why = "ended"
-        elif state in (CallState.RINGING, CallState.IN_PROGRESS):
-            if now > deadline:
-                log_event(log, "reaper.call_overdue", logging.WARNING, org_id=org_id, lease_id=record.lease_id,
-                          provider_call_id=record.provider_call_id, state=state.value,
-                          overdue_seconds=(now - deadline) / 1000)
-            return "kept:" + state.value
-        elif (
-            state is CallState.UNKNOWN
-            and authoritative
-            and now > record.started_ms + self.dial_grace_ms + self.lease_ttl_ms
-        ):
-            req = finish_request(
-                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
-                outcome=resources_pb2.CALL_OUTCOME_NOT_DIALED, closed_by=self.closed_by,
-                end_time=now / 1000,
-                detail=f"dialer {record.dialer_id} lost before the call was placed",
-            )
-            why = "never_placed"
-        elif now > deadline:
-            req = finish_request(
-                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
-                outcome=resources_pb2.CALL_OUTCOME_DIALER_LOST, closed_by=self.closed_by,
-                end_time=now / 1000,
-                detail=f"dialer {record.dialer_id} lost; provider state {state.value if state else 'unreachable'}",
-            )
-            why = "dialer_lost"
-        else:
-            return "kept:" + (state.value if state else "unreachable") + "_before_deadline"
-
-        return await self._finish_and_release(record, req, why, now)
-
-    async def _finish_and_release(self, record: LeaseRecord, req: Any, why: str, now: int,
-                                  *, prefix: str = "") -> str:
-        """FinishAttempt once; answered (ok or rejected) -> release, the
-        contact re-queued when it waits for another attempt; unavailable ->
-        keep for the next tick."""
-        answer, resp = await self.server.finish_once(req)
-        if answer == "retry":
-            return f"kept:{prefix}finish_unavailable"
-        if self.metrics is not None and answer == "ok":
-            self.metrics.outcomes.labels(
-                resources_pb2.CallOutcome.Name(req.outcome).removeprefix("CALL_OUTCOME_").lower()
-            ).inc()
-        due = requeue_due_ms(resp, now) if answer == "ok" else None
-        await self.leases.release(record.org_id, record.batch_id, record.lease_id,
-                                  requeue_contact=record.contact_id if due is not None else "",
-                                  requeue_due_ms=due or 0)
-        return f"released:{prefix}{why}" if answer == "ok" else f"released:{prefix}already_closed"
-
-    async def judge_reserved(self, record: LeaseRecord) -> str:
+    async def judge_reserved(self, record: LeaseRecord) -> Judged:
         """An expired reservation (granted ahead, its dialer died before it
         took a slot): no call was ever placed under it (the dialer dials
         only after activate.lua moved it into the slot zsets), so it is
@@ -269,52 +234,80 @@ class Reaper:
         due = int(float(record.info.get("due_ms") or 0)) or self.leases.now_ms()
         r = await self.leases.release(
             record.org_id, record.batch_id, record.lease_id,
-            requeue_contact=record.contact_id if record.info else "", requeue_due_ms=due, requeue_mode="nx",
+            requeue_contact=record.contact_id if record.info else "", requeue_due_ms=due,
+            requeue_mode=RequeueMode.KEEP_EXISTING,
         )
         await self.leases.note_released_unattached(record.org_id, record.lease_id)
-        return self._judged(record, "released:reservation" if r == 1 else "released:reservation_gone")
+        return self._judged(record, Judged(True, "reservation" if r == 1 else "reservation_gone"))
 
-    async def judge_ended(self, record: LeaseRecord) -> str:
-        """Decide one expired ended lease (its call is over, its dialer died
-        before FinishAttempt was answered): "released:ended_<why>" or
-        "kept:ended_<why>"."""
-        return self._judged(record, await self._judge_ended(record))
-
-    async def _judge_ended(self, record: LeaseRecord) -> str:
-        now = self.leases.now_ms()
-        if not record.info or not record.attempt_id or not record.batch_id:
-            # Nothing to close (end_call.lua only moves attached leases, so
-            # this is an info hash past its safety TTL): no slot involved.
-            await self.leases.drop_ended(record.org_id, record.lease_id)
-            return "released:ended_orphan"
-        ended_ms = record.ended_ms or now
-        state: CallState | None = None
-        result = None
+    async def _ask_provider(self, record: LeaseRecord) -> ProviderView:
+        """The provider's word on the lease's call; state None when it
+        could not be asked (unreachable: not proof the call is over)."""
+        authoritative = False
         try:
             trunk = trunk_from_json(record.trunk_json)
             provider = self.providers.get(trunk.kind)
+            authoritative = bool(getattr(provider, "authoritative_status", False))
             status = await asyncio.wait_for(provider.call_status(record.provider_call_id, trunk), self.status_timeout)
-            state, result = status.state, status.result
         except Exception as exc:
             log_event(log, "reaper.call_status_failed", logging.WARNING, org_id=record.org_id,
                       lease_id=record.lease_id, provider_call_id=record.provider_call_id, error=repr(exc))
-        if state is CallState.ENDED and result is not None:
+            return ProviderView(None, authoritative=authoritative)
+        return ProviderView(status.state, status.result, authoritative)
+
+    async def _carry_out(self, record: LeaseRecord, verdict: Verdict, view: ProviderView | None, *,
+                         end_ms: int, now: int, prefix: str = "") -> Judged:
+        """Do what the verdict says (KEEP, RELEASE_UNATTACHED, CLOSE); a
+        DROP_ORPHAN is done by the caller, which knows which zsets hold the
+        lease. ``prefix`` goes before the words of an unanswered or stale
+        FinishAttempt ("ended_" for ended leases)."""
+        if verdict.act is Act.KEEP:
+            return Judged(False, verdict.reason)
+        if verdict.act is Act.RELEASE_UNATTACHED:
+            due = int(float(record.info.get("due_ms") or 0)) or now
+            r = await self.leases.release(
+                record.org_id, record.batch_id, record.lease_id, only_unattached=True,
+                requeue_contact=record.contact_id, requeue_due_ms=due, requeue_mode=RequeueMode.KEEP_EXISTING,
+            )
+            if r == -1:
+                return Judged(False, "attached_meanwhile")
+            # Tell the server: an attempt it granted under this lease (the
+            # grant's reply never reached the dead dialer) was never dialed.
+            await self.leases.note_released_unattached(record.org_id, record.lease_id)
+            return Judged(True, verdict.reason)
+        if verdict.close_as is CloseAs.PROVIDER_RESULT and view is not None and view.result is not None:
+            result = view.result
             req = finish_request(
                 attempt_id=record.attempt_id, fencing_token=record.fencing_token,
                 outcome=outcome_to_proto(result.outcome), closed_by=self.closed_by,
-                end_time=ended_ms / 1000, result=result,
+                end_time=end_ms / 1000, result=result,
             )
-            return await self._finish_and_release(record, req, "by_provider", now, prefix="ended_")
-        if state is None and now <= ended_ms + self.ended_status_grace_ms:
-            return "kept:ended_unreachable"
-        req = finish_request(
-            attempt_id=record.attempt_id, fencing_token=record.fencing_token,
-            outcome=resources_pb2.CALL_OUTCOME_DIALER_LOST, closed_by=self.closed_by,
-            end_time=ended_ms / 1000,
-            detail=(f"dialer {record.dialer_id} lost after the call ended, before its outcome was recorded; "
-                    f"provider state {state.value if state else 'unreachable'}"),
-        )
-        return await self._finish_and_release(record, req, "dialer_lost", now, prefix="ended_")
+        else:
+            assert verdict.close_as in _CLOSE_OUTCOME, verdict
+            req = finish_request(
+                attempt_id=record.attempt_id, fencing_token=record.fencing_token,
+                outcome=_CLOSE_OUTCOME[verdict.close_as], closed_by=self.closed_by,
+                end_time=end_ms / 1000, detail=verdict.detail,
+            )
+        return await self._finish_and_release(record, req, verdict.reason, now, prefix=prefix)
+
+    async def _finish_and_release(self, record: LeaseRecord, req: Any, reason: str, now: int,
+                                  *, prefix: str = "") -> Judged:
+        """FinishAttempt once; answered (ok or rejected) -> release, the
+        contact re-queued when it waits for another attempt; unavailable ->
+        keep for the next tick."""
+        answer, resp = await self.server.finish_once(req)
+        if answer is FinishAnswer.RETRY:
+            return Judged(False, f"{prefix}finish_unavailable")
+        if self.metrics is not None and answer is FinishAnswer.OK:
+            self.metrics.outcomes.labels(
+                resources_pb2.CallOutcome.Name(req.outcome).removeprefix("CALL_OUTCOME_").lower()
+            ).inc()
+        due = requeue_due_ms(resp, now) if answer is FinishAnswer.OK else None
+        await self.leases.release(record.org_id, record.batch_id, record.lease_id,
+                                  requeue_contact=record.contact_id if due is not None else "",
+                                  requeue_due_ms=due or 0)
+        return Judged(True, reason if answer is FinishAnswer.OK else f"{prefix}already_closed")
 
     async def _drop_orphan(self, record: LeaseRecord) -> None:
         """Remove a lease without info from the org zset and from whichever

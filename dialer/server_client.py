@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from batchcalls.v1 import dialer_service_pb2, dialer_service_pb2_grpc, resources_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from batchcalls.v1 import dialer_service_pb2, dialer_service_pb2_grpc, resources_pb2
 from dialer.logging import log_event
 from dialer.providers.base import CallResult, Outcome, TrunkSettings
 
@@ -38,6 +39,23 @@ REJECTED_CODES = frozenset(
         grpc.StatusCode.INVALID_ARGUMENT,
     }
 )
+
+
+
+class FinishAnswer(enum.StrEnum):
+    """What became of a FinishAttempt."""
+
+    #: Recorded; the response says whether the contact waits for another attempt.
+    OK = "ok"
+    #: Refused for good (stale fencing token, attempt already closed):
+    #: Postgres has decided, the lease can go.
+    REJECTED = "rejected"
+    #: Not answered (server unavailable, timeout): try again.
+    RETRY = "retry"
+    #: Not answered, and the caller stopped trying (a dialer shutting down
+    #: past its budget): the lease is left for a reaper.
+    GAVE_UP = "gave_up"
+
 
 _OUTCOME_TO_PROTO = {
     Outcome.COMPLETED: resources_pb2.CALL_OUTCOME_COMPLETED,
@@ -135,8 +153,8 @@ def _ts(dt: datetime | float | None) -> Timestamp | None:
         ts.FromNanoseconds(int(dt * 1e9))
     else:
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        ts.FromDatetime(dt.astimezone(timezone.utc))
+            dt = dt.replace(tzinfo=UTC)
+        ts.FromDatetime(dt.astimezone(UTC))
     return ts
 
 
@@ -203,7 +221,7 @@ class Coalescer:
     ``submit`` sends at once while fewer than ``max_in_flight`` calls are in
     flight; otherwise the request waits and leaves with every other request
     that arrived meanwhile, in the next call. Idle, a request costs one round
-    trip as before; under load, one round trip and one server transaction
+    trip of its own; under load, one round trip and one server transaction
     serve many requests, which is what lets one server keep up with hundreds
     of calls per second. ``send`` takes the requests and returns one result
     per request, an exception instance for an item that failed alone; if it
@@ -410,17 +428,17 @@ class ServerClient:
             delay = min(delay * 2, 2.0)
         return False
 
-    async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest) -> tuple[str, Any]:
-        """One try: ("ok", response) | ("rejected", error) | ("retry", error)."""
+    async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest) -> tuple[FinishAnswer, Any]:
+        """One try: (OK, response) | (REJECTED, error) | (RETRY, error)."""
         self._drop_answer(req.attempt_id)
         try:
-            return "ok", await self._finishes.submit(req)
+            return FinishAnswer.OK, await self._finishes.submit(req)
         except ItemRejected as exc:
-            return "rejected", exc
+            return FinishAnswer.REJECTED, exc
         except grpc.aio.AioRpcError as exc:
             if exc.code() in REJECTED_CODES:
-                return "rejected", exc
-            return "retry", exc
+                return FinishAnswer.REJECTED, exc
+            return FinishAnswer.RETRY, exc
 
     async def finish(
         self,
@@ -428,23 +446,23 @@ class ServerClient:
         *,
         give_up: Callable[[], bool] = lambda: False,
         max_delay: float = 5.0,
-    ) -> tuple[str, Any]:
-        """Retries until the server answers: ("ok", FinishAttemptResponse) |
-        ("rejected", error); ("gave_up", None) only once ``give_up()`` says
-        so (a dialer shutting down past its budget)."""
+    ) -> tuple[FinishAnswer, Any]:
+        """Retries until the server answers: (OK, FinishAttemptResponse) |
+        (REJECTED, error); (GAVE_UP, None) only once ``give_up()`` says so
+        (a dialer shutting down past its budget)."""
         delay = 0.1
         while True:
             status, detail = await self.finish_once(req)
-            if status != "retry":
-                if status == "rejected":
+            if status is not FinishAnswer.RETRY:
+                if status is FinishAnswer.REJECTED:
                     log_event(log, "finish_attempt.rejected", logging.INFO, attempt_id=req.attempt_id,
                               fencing_token=req.fencing_token, code=detail.code().name, error=detail.details())
                 return status, detail
             log_event(log, "finish_attempt.retry", logging.WARNING, attempt_id=req.attempt_id,
                       code=detail.code().name, error=detail.details(), retry_in=delay)
             if give_up():
-                return "gave_up", None
+                return FinishAnswer.GAVE_UP, None
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
             if give_up():
-                return "gave_up", None
+                return FinishAnswer.GAVE_UP, None

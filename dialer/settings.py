@@ -17,6 +17,8 @@
 | BATCHCALLS_REAPER_SECONDS          | 1.0                     |
 | BATCHCALLS_DIALER_MAX_CALLS        | 1000 (calls one dialer holds at once) |
 | BATCHCALLS_RPC_TIMEOUT_SECONDS     | 5                       |
+| BATCHCALLS_PREFETCH_SECONDS        | 0.1 (grant ahead: call-end rate x this; 0 = off) |
+| BATCHCALLS_DIALER_MAX_PREFETCH     | 32 (reservations per org per dialer) |
 | BATCHCALLS_LOG_LEVEL               | INFO                    |
 """
 

@@ -36,7 +36,7 @@
 -- ARGV[6] its batch id
 --
 -- Returns {0} when the lease is not held or carries no attempt (nothing
--- changed: the caller keeps the slot until its release, as before);
+-- changed: a slot it still holds is given back by its release);
 -- otherwise, the lease being (now or already) in the ended zset,
 -- {1, org_free, activation, batch id, batch id, ...}: the org's free slots
 -- after the activation (-1 when the org has no limit configured), what

@@ -1,0 +1,191 @@
+"""Grant ahead: reservations that make the next call start at a call's end.
+
+While an organization is saturated (a round found no free slot, or its
+batches full), the dialer keeps about (its call-end rate there x
+``prefetch_seconds``, at most ``max_prefetch``) contacts claimed as
+*reservations*: claim.lua in "reserve" mode, leases that hold no slot (the
+org's reserved zset). Each is granted by StartAttempt like any claim (its
+request coalesced with the others ahead), then waits for a slot: a call's
+end (``dialer.call``) and any free slot a round finds are handed to the
+first waiting reservation, which runs activate.lua (both limits checked,
+the lease moved into the slot zsets) and is dialed at once. No slot within
+half the dial grace, a paused or cancelled batch, or a lost lease:
+NOT_DIALED. A call is never placed without activation, so the limits count
+every call that can be live; the StartAttempt round trip is simply no
+longer between one call's end and the next call's start (docs/design.md
+§5, the lease life; §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from collections.abc import Callable
+
+from dialer.lease_book import LeaseBook
+from dialer.lease_replies import Activation, Claim, ClaimStop
+from dialer.leases import LeaseClient
+from dialer.metrics import DialerMetrics
+from dialer.pacing import ClaimPacing
+from dialer.settings import DialerSettings
+
+__all__ = ["ACTIVATE_GRACE_SHARE", "END_RATE_TAU_SECONDS", "GrantAhead"]
+
+#: Time constant of the call-end rate that sizes the grant-ahead pool.
+END_RATE_TAU_SECONDS = 1.0
+#: A reservation waits for a slot at most this share of the dial grace
+#: after its StartAttempt was sent; then it is returned as NOT_DIALED.
+ACTIVATE_GRACE_SHARE = 0.5
+
+#: A reservation waiting for a slot: the future its waker resolves (True:
+#: end_call.lua already gave it the slot) and its claim.
+SlotWaiter = tuple["asyncio.Future[bool]", Claim]
+
+
+class GrantAhead:
+    """This dialer's reservations, per organization, and the slot waiters."""
+
+    def __init__(
+        self,
+        settings: DialerSettings,
+        leases: LeaseClient,
+        metrics: DialerMetrics,
+        pacing: ClaimPacing,
+        book: LeaseBook,
+        monotonic: Callable[[], float],
+        spawn: Callable[[Claim], None],
+    ) -> None:
+        self.settings = settings
+        self.leases = leases
+        self.metrics = metrics
+        self.pacing = pacing
+        self.book = book
+        self.monotonic = monotonic
+        #: Starts a claim's handler (``dialer.call.CallSteps.spawn``).
+        self.spawn = spawn
+        #: org -> lease ids of this dialer's reservations not yet given a slot.
+        self.reservations: dict[str, set[str]] = {}
+        #: org -> reservations waiting for a slot (FIFO), woken one by one as
+        #: this dialer's calls end.
+        self.slot_waiters: dict[str, collections.deque[SlotWaiter]] = {}
+        #: org -> (decayed count of call ends, monotonic time) for the rate.
+        self._end_rate: dict[str, tuple[float, float]] = {}
+
+    # -- how many --------------------------------------------------------------------
+
+    def target(self, org_id: str) -> int:
+        """How many reservations to keep in the org: this dialer's recent
+        call-end rate there x ``prefetch_seconds`` (0 for slow campaigns, so
+        no grant sits near its dial grace waiting for a slot)."""
+        if self.settings.prefetch_seconds <= 0 or self.settings.max_prefetch <= 0:
+            return 0
+        count, at = self._end_rate.get(org_id, (0.0, 0.0))
+        rate = count * math.exp(-(self.monotonic() - at) / END_RATE_TAU_SECONDS) / END_RATE_TAU_SECONDS
+        return min(self.settings.max_prefetch, int(rate * self.settings.prefetch_seconds))
+
+    def note_call_end(self, org_id: str) -> None:
+        now = self.monotonic()
+        count, at = self._end_rate.get(org_id, (0.0, now))
+        self._end_rate[org_id] = (count * math.exp(-(now - at) / END_RATE_TAU_SECONDS) + 1.0, now)
+
+    # -- reserving -------------------------------------------------------------------
+
+    async def prefetch(self, org_id: str, ring: list[str]) -> int:
+        """Grant ahead while the org is saturated: claim contacts as
+        reservations (no slot; claim.lua "reserve"), round-robin over the
+        org's batches, and get them granted (coalesced StartAttempts) while
+        the org's calls go on. Each then waits in ``activate`` for a slot
+        that a call's end frees, and is dialed at once. Returns how many
+        were reserved."""
+        want = self.target(org_id) - len(self.reservations.get(org_id, ()))
+        claimed = 0
+        remaining = list(ring)
+        while remaining and want > 0:
+            next_pass: list[str] = []
+            for i, batch_id in enumerate(remaining):
+                if self.pacing.halted() or want <= 0:
+                    return claimed
+                if self.book.busy_claims() >= self.settings.max_live_calls:
+                    return claimed
+                share = -(-want // (len(remaining) - i))
+                got = await self.leases.claim_many(org_id, batch_id, share, reserve=True)
+                for claim in got.claims:
+                    self.reservations.setdefault(org_id, set()).add(claim.lease_id)
+                    self.spawn(claim)
+                if got.claims:
+                    self.metrics.claims.labels("reserved").inc(len(got.claims))
+                claimed += len(got.claims)
+                want -= len(got.claims)
+                if got.stop is ClaimStop.OK:
+                    next_pass.append(batch_id)
+                elif got.stop in (ClaimStop.ORG_FULL, ClaimStop.ORG_UNCONFIGURED):
+                    return claimed
+            remaining = next_pass
+        return claimed
+
+    def end_reservation(self, claim: Claim) -> None:
+        held = self.reservations.get(claim.org_id)
+        if held is not None:
+            held.discard(claim.lease_id)
+
+    # -- handing slots over ----------------------------------------------------------
+
+    def first_waiter(self, org_id: str) -> SlotWaiter | None:
+        waiters = self.slot_waiters.get(org_id)
+        while waiters:
+            if not waiters[0][0].done():
+                return waiters[0]
+            waiters.popleft()
+        return None
+
+    def wake_slot_waiter(self, org_id: str, activated: bool = False) -> bool:
+        """Hand a freed slot to the org's first waiting reservation
+        (``activated``: end_call.lua already gave it the slot)."""
+        first = self.first_waiter(org_id)
+        if first is None:
+            return False
+        self.slot_waiters[org_id].popleft()
+        first[0].set_result(activated)
+        return True
+
+    async def activate(self, claim: Claim, t0: float) -> str | None:
+        """Give a granted reservation its slots (activate.lua), waiting for
+        a slot to free up until shortly before its dial grace runs out.
+        None: activated, dial now. Else why not to dial."""
+        deadline = t0 + self.settings.dial_grace_seconds * ACTIVATE_GRACE_SHARE
+        woken = False
+        try:
+            while True:
+                if self.pacing.stopping.is_set():
+                    return "dialer stopping"
+                status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id)
+                if status is Activation.OK:
+                    return None
+                if not status.waits:
+                    return f"reservation {status}"
+                if woken and status is Activation.BATCH_FULL:
+                    # The slot freed for us is of no use to this batch: pass
+                    # it on to the next reservation in line.
+                    self.wake_slot_waiter(claim.org_id)
+                remaining = deadline - self.monotonic()
+                if remaining <= 0:
+                    return "no slot came free within the dial grace"
+                fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                entry = (fut, claim)
+                waiters = self.slot_waiters.setdefault(claim.org_id, collections.deque())
+                waiters.append(entry)
+                try:
+                    done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.settings.poll_seconds))
+                    woken = bool(done)
+                finally:
+                    if not fut.done():
+                        fut.cancel()
+                        try:
+                            waiters.remove(entry)
+                        except ValueError:
+                            pass
+                if woken and fut.result():
+                    return None  # end_call.lua handed us its slot
+        finally:
+            self.end_reservation(claim)
