@@ -449,10 +449,11 @@ _CHANNELS: dict[str, grpc.Channel] = {}
 
 
 def make_channel(address: str) -> grpc.Channel:
-    """A shared insecure channel per address (channels are thread-safe)."""
+    """A shared channel per address (channels are thread-safe): TLS when
+    BATCHCALLS_TLS_CA_FILE etc. are set, the rule of contract/channels.py."""
     ch = _CHANNELS.get(address)
     if ch is None:
-        ch = grpc.insecure_channel(
+        ch = open_channel(
             address,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

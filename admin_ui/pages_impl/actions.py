@@ -49,7 +49,7 @@ def _clear_pending() -> None:
 @st.dialog("Confirm", on_dismiss=_clear_pending)
 def _action_dialog(client: BatchcallsClient, name: str, label: str, action: str, tz: str = "UTC") -> None:
     st.markdown(f"### {vm.ACTION_ICONS.get(action, '')} {vm.ACTION_LABELS.get(action, action)} batch")
-    text = vm.action_confirm_text(action, label)
+    text = vm.action_confirm_text(action, vm.user_text(label))
     if action in (vm.ACTION_CANCEL, vm.ACTION_DELETE):
         st.warning(text)
     else:
@@ -91,7 +91,7 @@ def _action_dialog(client: BatchcallsClient, name: str, label: str, action: str,
             vm.ACTION_DELETE: "deleted",
             vm.ACTION_RESCHEDULE: f"rescheduled to {local.replace('T', ' ')[:16]} {zone}",
         }.get(action, "updated")
-        flash(f"Batch “{label}” {done}.")
+        flash(f"Batch “{vm.user_text(label)}” {done}.")
         st.rerun()
     if c2.button("Close", key="dlg_close"):
         _clear_pending()

@@ -49,7 +49,7 @@ def render(ctx: Ctx) -> None:
             except ApiError as err:
                 show_api_error(err, what="The agent was not created")
             else:
-                flash(f"Agent “{a.display_name}” created.")
+                flash(f"Agent “{vm.user_text(a.display_name)}” created.")
                 st.rerun()
 
     with edit_col:
@@ -76,5 +76,5 @@ def render(ctx: Ctx) -> None:
                 except ApiError as err:
                     show_api_error(err, what="The agent was not updated")
                 else:
-                    flash(f"Agent “{upd.display_name}” saved.")
+                    flash(f"Agent “{vm.user_text(upd.display_name)}” saved.")
                     st.rerun()

@@ -21,7 +21,7 @@ def render(ctx: Ctx) -> None:
     if new:
         label, secret = new
         with st.container(border=True):
-            st.success(f"Key “{label}” created. Copy the secret now: it is shown only once and stored hashed.")
+            st.success(f"Key “{vm.user_text(label)}” created. Copy the secret now: it is shown only once and stored hashed.")
             st.code(secret, language=None)
             st.caption("Send it as `authorization: Bearer <secret>`.")
             if st.button("I have copied it", key="apikeys_dismiss"):
@@ -84,7 +84,7 @@ def render(ctx: Ctx) -> None:
 
 @st.dialog("Revoke API key")
 def _confirm_delete(client: BatchcallsClient, name: str, label: str, is_own: bool) -> None:
-    st.warning(f"Revoke “{label}”? Anything using it stops working. This action cannot be undone.")
+    st.warning(f"Revoke “{vm.user_text(label)}”? Anything using it stops working. This action cannot be undone.")
     if is_own:
         st.error("This is the key you are signed in with: you will be signed out.")
     c1, c2 = st.columns(2)
@@ -94,7 +94,7 @@ def _confirm_delete(client: BatchcallsClient, name: str, label: str, is_own: boo
         except ApiError as err:
             show_api_error(err, what="The key was not revoked")
             return
-        flash(f"Key “{label}” revoked.")
+        flash(f"Key “{vm.user_text(label)}” revoked.")
         if is_own:
             from admin_ui.pages_impl.signin import sign_out
 

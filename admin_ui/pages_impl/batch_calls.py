@@ -262,7 +262,7 @@ def render_create(ctx: Ctx) -> None:
         st.session_state[K_NONCE] = st.session_state.get(K_NONCE, 0) + 1
         st.session_state[K_REQUEST_ID] = new_request_id()
         st.session_state.pop(K_VALIDATION, None)
-        flash(f"Batch “{batch.display_name}” created with {batch.stats.total_contacts:,} contacts.")
+        flash(f"Batch “{vm.user_text(batch.display_name)}” created with {batch.stats.total_contacts:,} contacts.")
         open_batch(batch.batch_id or batch.name)
         st.rerun()
 
@@ -277,13 +277,18 @@ def render_validation_report(r: Any) -> None:
     info = []
     info.append("Header detected" if r.header_detected else "No header row detected")
     if r.delimiter:
-        info.append("delimiter " + {"\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter, repr(r.delimiter)))
+        info.append(
+            "delimiter "
+            + {"\t": "tab", ",": "comma", ";": "semicolon"}.get(r.delimiter, vm.user_text(repr(r.delimiter)))
+        )
     info.append(
-        "custom columns: " + ", ".join(f"`{c}`" for c in r.custom_columns) if r.custom_columns else "no custom columns"
+        "custom columns: " + ", ".join(vm.user_text(c) for c in r.custom_columns)
+        if r.custom_columns
+        else "no custom columns"
     )
     st.caption(" · ".join(info))
     for w in r.warnings:
-        st.warning(w)
+        st.warning(vm.user_text(w))
     if r.valid_rows == 0:
         st.error("No valid contacts in this file: fix the rows below and upload it again.")
     if r.invalid_rows:
@@ -356,7 +361,7 @@ def _batch_row(ctx: Ctx, b: Any) -> None:
     bid = b.batch_id or batch_id_of(b.name)
     with st.container(border=True):
         c = st.columns([2.6, 1.2, 1.5, 1.6, 5.5], vertical_alignment="center")
-        c[0].markdown(f"**{b.display_name}**  \n`{bid}`")
+        c[0].markdown(f"**{vm.user_text(b.display_name)}**  \n{vm.user_text(bid)}")
         c[1].markdown(vm.batch_status_badge(b.status), unsafe_allow_html=True)
         s = b.stats
         c[2].progress(vm.progress_fraction(s), text=vm.batch_list_row(b)["Progress"])

@@ -37,17 +37,18 @@ def render(ctx: Ctx, batch_ref: str) -> None:
         batch = client.get_batch(bid)
     except ApiError as err:
         if err.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-            st.error(f"Batch `{bid}` was not found in your organization (it may have been deleted).")
+            st.error(f"Batch {vm.user_text(bid)} was not found in your organization (it may have been deleted).")
             return
         raise
     show_flash()
 
     title_col, status_col = st.columns([5, 1], vertical_alignment="center")
-    title_col.title(batch.display_name or bid)
+    title_col.title(vm.user_text(batch.display_name or bid))
     status_col.markdown(vm.batch_status_badge(batch.status), unsafe_allow_html=True)
-    st.caption(f"Batch ID `{batch.batch_id or bid}` · share this view: `?batch={batch.batch_id or bid}`")
+    shown_id = vm.user_text(batch.batch_id or bid)
+    st.caption(f"Batch ID {shown_id} · share this view: ?batch={shown_id}")
     if batch.description:
-        st.write(batch.description)
+        st.text(batch.description)
 
     _action_bar(ctx, batch)
 
@@ -125,8 +126,8 @@ def _overview_body(
         rows = vm.batch_details_rows(batch)
         lines = ["| Field | Value |", "|---|---|"]
         for k, v in rows:
-            value = vm.batch_status_badge(batch.status) if k == "Status" else _md_cell(v)
-            lines.append(f"| {k} | {value} |")
+            value = vm.batch_status_badge(batch.status) if k == "Status" else vm.user_text(v or "—")
+            lines.append(f"| {vm.user_text(k)} | {value} |")
         st.markdown("\n".join(lines), unsafe_allow_html=True)
     with right:
         breakdown = vm.status_breakdown(batch.stats)
@@ -153,10 +154,6 @@ def _overview_body(
                 margin={"t": 40, "b": 10, "l": 10, "r": 10},
             )
             st.plotly_chart(fig, key="chart_attempts", config={"displayModeBar": False})
-
-
-def _md_cell(v: str) -> str:
-    return (v or "—").replace("|", "\\|").replace("\n", " ")
 
 
 _overview_live = st.fragment(run_every=LIVE_REFRESH_S)(_overview_body)
@@ -311,7 +308,7 @@ def _contact_detail(client: BatchcallsClient, contact_name: str) -> None:
         return
     with st.container(border=True):
         st.markdown(
-            f"**{c.display_name or c.phone_number}** · {c.phone_number} · "
+            f"**{vm.user_text(c.display_name or c.phone_number)}** · {vm.user_text(c.phone_number)} · "
             + vm.contact_status_badge(c.status),
             unsafe_allow_html=True,
         )
@@ -323,7 +320,7 @@ def _contact_detail(client: BatchcallsClient, contact_name: str) -> None:
         if c.wait_reason:
             meta.append(f"waiting: {c.wait_reason}")
         if meta:
-            st.caption(" · ".join(meta))
+            st.caption(" · ".join(vm.user_text(m) for m in meta))
         if c.variables:
             st.json(dict(c.variables), expanded=False)
         if c.attempt_details:
@@ -369,7 +366,8 @@ def _exporter(client: BatchcallsClient, name: str, flt: int, fmt: int):
 def _export_section(client: BatchcallsClient, batch: Any) -> None:
     st.caption(
         "CSV columns: contact name, phone number, call status, attempts, call duration, failure reason, "
-        "call timestamp. Cells that could be read as spreadsheet formulas are prefixed with ' ."
+        "call timestamp. Phone numbers are plain E.164; other cells that could be read as spreadsheet "
+        "formulas are prefixed with ' ."
     )
     cols = st.columns(4)
     options = [

@@ -58,23 +58,25 @@ def show_api_error(err: ApiError, *, what: str = "") -> None:
     """A readable message for a failed call: never a traceback."""
     if err.code == grpc.StatusCode.UNAVAILABLE:
         st.error(
-            f"🔌 Cannot reach the batchcalls server at {err.address or grpc_address()}. "
+            f"🔌 Cannot reach the batchcalls server at {vm.user_text(err.address or grpc_address())}. "
             "Check that it is running (`batchcalls up`) and that BATCHCALLS_GRPC_ADDR points to it; "
             "this page will work again as soon as it answers.",
         )
         return
     prefix = f"{what}: " if what else ""
     head = err.message or err.readable().splitlines()[0]
-    lines = [f"{prefix}{head}"]
+    lines = [f"{vm.user_text(prefix)}{vm.user_text(head)}"]
     if err.field_violations:
         lines.append("")
-        lines.extend(f"- **{v.field or 'request'}**: {v.description}" for v in err.field_violations)
+        lines.extend(
+            f"- **{vm.user_text(v.field or 'request')}**: {vm.user_text(v.description)}" for v in err.field_violations
+        )
     if err.reason:
         lines.append("")
-        lines.append(f"`{err.code_name}` · reason `{err.reason}`")
+        lines.append(f"{vm.user_text(err.code_name)} · reason {vm.user_text(err.reason)}")
     else:
         lines.append("")
-        lines.append(f"`{err.code_name}`")
+        lines.append(vm.user_text(err.code_name))
     if err.code == grpc.StatusCode.UNAUTHENTICATED:
         lines.append("")
         lines.append("Your API key is not accepted any more: sign out and sign in with a valid key.")
@@ -88,14 +90,16 @@ def guarded(fn: Callable[..., Any], *args: Any, what: str = "", **kwargs: Any) -
     except ApiError as err:
         show_api_error(err, what=what)
     except Exception as err:  # noqa: BLE001 - last line of defence for the UI
-        st.error(f"Something went wrong: {type(err).__name__}: {err}")
+        st.error(f"Something went wrong: {type(err).__name__}: {vm.user_text(err)}")
         with st.expander("Technical details"):
             st.code(traceback.format_exc())
     return None
 
 
 def flash(message: str, icon: str = "✅") -> None:
-    """A message shown once on the next run (survives st.rerun)."""
+    """A message shown once on the next run (survives st.rerun).
+
+    ``message`` is markdown: wrap user data in ``vm.user_text``."""
     st.session_state[SS_FLASH] = (message, icon)
 
 
@@ -120,4 +124,5 @@ def write_help(ctx: Ctx, owner_only: bool = False) -> str | None:
 
 
 def badge(html_snippet: str) -> None:
+    """Renders HTML built by ``vm.badge_html`` (which escapes its label)."""
     st.markdown(html_snippet, unsafe_allow_html=True)

@@ -93,7 +93,7 @@ def render(ctx: Ctx) -> None:
                 if micros <= 0:
                     raise ValueError("Enter a positive amount")
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(vm.user_text(exc))
                 return
             try:
                 o = ctx.client.top_up_credits(micros)

@@ -89,13 +89,13 @@ def _create_form(ctx: Ctx) -> None:
             except ApiError as err:
                 show_api_error(err, what="The number was not added")
             else:
-                flash(f"Number {created.phone_number} added.")
+                flash(f"Number {vm.user_text(created.phone_number)} added.")
                 st.rerun()
 
 
 @st.dialog("Remove phone number")
 def _confirm_delete(client: BatchcallsClient, name: str, e164: str) -> None:
-    st.warning(f"Remove {e164}? Batches calling from it will fail. This action cannot be undone.")
+    st.warning(f"Remove {vm.user_text(e164)}? Batches calling from it will fail. This action cannot be undone.")
     c1, c2 = st.columns(2)
     if c1.button("Confirm remove", type="primary"):
         try:
@@ -103,7 +103,7 @@ def _confirm_delete(client: BatchcallsClient, name: str, e164: str) -> None:
         except ApiError as err:
             show_api_error(err, what="The number was not removed")
             return
-        flash(f"Number {e164} removed.")
+        flash(f"Number {vm.user_text(e164)} removed.")
         st.rerun()
     if c2.button("Close"):
         st.rerun()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from admin_ui import view_models as vm
@@ -34,12 +32,16 @@ def try_sign_in(api_key: str) -> ApiError | None:
 
 def render() -> None:
     st.title("📞 batchcalls admin")
-    st.caption(f"Server: `{grpc_address()}`")
+    st.caption(f"Server: {vm.user_text(grpc_address())}")
     with st.form("signin"):
         key = st.text_input(
             "API key",
             type="password",
-            value=os.environ.get("BATCHCALLS_API_KEY", ""),
+            # Always empty: a default (e.g. from the environment) would be
+            # served to every visitor of the page. What a user types stays
+            # in that user's session only.
+            value="",
+            autocomplete="off",
             help="Owner, admin or member key of your organization. It stays in this browser session only.",
             key="signin_key",
         )
@@ -60,7 +62,7 @@ def render() -> None:
 def sidebar_identity() -> None:
     resp = st.session_state[SS_ORG]
     with st.sidebar:
-        st.markdown(f"### {resp.organization.display_name}")
+        st.markdown(f"### {vm.user_text(resp.organization.display_name)}")
         st.markdown(
             vm.badge_html(vm.role_label(resp.role), "green" if vm.can_write(resp.role) else "gray"),
             unsafe_allow_html=True,

@@ -9,7 +9,8 @@ one module per section of the UI:
 - ``catalog``: agents, phone numbers and trunks;
 - ``create_form``: the create form's checklist, request and validation report;
 - ``batch_list``, ``batch_detail``, ``contacts``, ``charts``: the batch pages;
-- ``pagination``, ``dnc``: page tokens and the do-not-call input.
+- ``pagination``, ``dnc``: page tokens and the do-not-call input;
+- ``escaping``: ``user_text``, the one way user data enters markdown/HTML.
 
 Pages import the package as ``vm`` and use the names re-exported here, so a
 page does not need to know which module holds a helper. Everything is unit
@@ -118,6 +119,7 @@ from admin_ui.view_models.schedule import (
     weekday_names,
     weekday_numbers,
 )
+from admin_ui.view_models.escaping import user_text
 from admin_ui.view_models.statuses import (
     BATCH_STATUS_FILTER_ORDER,
     BATCH_STATUS_INFO,
@@ -141,6 +143,7 @@ from admin_ui.view_models.statuses import (
 )
 
 __all__ = [
+    "user_text",
     "ACTION_CANCEL",
     "ACTION_DELETE",
     "ACTION_EXPORT",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from admin_ui.view_models.escaping import user_text
 from admin_ui.view_models.schedule import (
     hhmm,
     schedule_is_future,
@@ -52,8 +53,8 @@ class CheckItem:
         return "✅" if self.ok else "⚠️"
 
     def markdown(self) -> str:
-        tail = f" — {self.detail}" if self.detail else ""
-        return f"{self.icon} {self.label}{tail}"
+        tail = f" — {user_text(self.detail)}" if self.detail else ""
+        return f"{self.icon} {user_text(self.label)}{tail}"
 
 
 def review_checklist(s: CreateFormState, now: dt.datetime | None = None) -> list[CheckItem]:

@@ -7,8 +7,7 @@ page (list, detail, exports preview) shows one status the same way.
 
 from __future__ import annotations
 
-import html
-
+from admin_ui.view_models.escaping import user_text
 from batchcalls.v1 import resources_pb2
 
 BS = resources_pb2.BatchStatus
@@ -118,11 +117,13 @@ def contact_status_from_label(label: str) -> int:
 
 def badge_html(label: str, color: str) -> str:
     """A small colored pill, for st.markdown(..., unsafe_allow_html=True)."""
-    hexc = COLOR_HEX.get(color, COLOR_HEX["gray"])
+    if color not in COLOR_HEX:
+        color = "gray"
+    hexc = COLOR_HEX[color]
     return (
         f'<span class="bc-badge bc-{color}" style="background:{hexc}1f;color:{hexc};'
         f"border:1px solid {hexc}66;border-radius:999px;padding:1px 10px;"
-        f'font-size:0.85em;font-weight:600;white-space:nowrap">{html.escape(label)}</span>'
+        f'font-size:0.85em;font-weight:600;white-space:nowrap">{user_text(label)}</span>'
     )
 
 

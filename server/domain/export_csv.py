@@ -21,19 +21,25 @@ Formats:
   Naive datetimes are taken as UTC.
 
 Formula injection: every cell (header included) that starts with ``=``,
-``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe, so a
-spreadsheet shows text instead of evaluating it. **Phone numbers are
-included**: ``+14155552671`` is exported as ``'+14155552671``. Strip a
-leading ``'`` when re-importing.
+``+``, ``-``, ``@``, tab, carriage return or line feed (or the full-width
+``＝ ＋ － ＠``) gets a leading apostrophe, so a spreadsheet shows text instead
+of evaluating it. The one exception is a cell that is exactly ``+`` followed
+by ASCII digits and nothing else, such as an E.164 phone number: no
+spreadsheet evaluates it as a formula, so ``+14155552671`` is exported as
+is and re-imports into a CRM unchanged. ``+1+1``, ``+ 123``, ``+123e4``,
+``+cmd|...``, ``-1`` and ``@SUM(A1)`` are all still neutralised.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+from server.domain.contact_rules import FINAL_FAILURES, ContactStatus
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -58,11 +64,16 @@ EXPORT_COLUMNS: list[str] = [
     "call_timestamp",
 ]
 
-SUCCESSFUL_STATUSES = frozenset({"completed"})
-FAILED_STATUSES = frozenset({"failed", "invalid_number", "blocked", "carrier_error"})
+SUCCESSFUL_STATUSES = frozenset({ContactStatus.COMPLETED.value})
+FAILED_STATUSES = frozenset(s.value for s in FINAL_FAILURES)
 EXPORT_FILTERS = ("all", "successful", "failed")
 
-_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet may treat as the start of a formula (OWASP "CSV
+# injection"), with the full-width forms some spreadsheets fold to ASCII.
+_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# "+" then ASCII digits only (E.164 and the like): a number, never a formula.
+# [0-9], not \d: Unicode digits are not exempt.
+_PLAIN_PLUS_NUMBER = re.compile(r"\+[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -80,13 +91,18 @@ class ExportRow:
 def neutralize_cell(value: str) -> str:
     """Defuse spreadsheet formula injection (OWASP "CSV injection").
 
-    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return
-    gets a leading ``'``. This deliberately includes E.164 phone numbers:
-    ``"+14155552671"`` becomes ``"'+14155552671"`` (and negative numbers
-    ``"-1"`` become ``"'-1"``); spreadsheets then show the text as typed.
-    Other cells are returned unchanged.
+    A cell starting with ``=``, ``+``, ``-``, ``@``, tab, carriage return or
+    line feed (or full-width ``＝ ＋ － ＠``) gets a leading ``'`` so a
+    spreadsheet shows the text as typed; negative numbers included
+    (``"-1"`` becomes ``"'-1"``). Exception: a cell that is exactly ``+``
+    followed by ASCII digits (an E.164 number such as ``"+14155552671"``) is
+    not a formula and is returned unchanged, so exported phones re-import
+    as they are. ``"+1+1"``, ``"+ 123"``, ``"+123e4"`` and ``"+cmd|' /C calc'!A0"``
+    still get the ``'``. Other cells are returned unchanged.
     """
     if value and value.startswith(_INJECTION_PREFIXES):
+        if _PLAIN_PLUS_NUMBER.fullmatch(value):
+            return value
         return "'" + value
     return value
 

@@ -14,6 +14,7 @@ Chromium comes from Debian (/usr/bin/chromium), never ``playwright install``.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import os
 import re
@@ -215,3 +216,40 @@ def test_create_batch_watch_it_complete_and_export(ui, page, tmp_path):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Batch information").first).to_be_visible(timeout=30_000)
     expect(page.get_by_role("heading", name=name)).to_be_visible()
+
+
+def test_hostile_names_stay_text_and_the_toolbar_is_hidden(ui, page):
+    """Names that are HTML payloads, created through the server, render as
+    text in the real DOM (no injected element, no handler ran), and the
+    developer toolbar (deploy / rerun / settings) is not offered."""
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from admin_ui.client import BatchcallsClient
+    from batchcalls.v1 import batch_service_pb2, resources_pb2 as res
+
+    img = "<img src=x id=pwn-img onerror=window.__pwned=1>"
+    keys = ui.backend.new_org(f"{img} Org")
+    client = BatchcallsClient(ui.backend.grpc_address, keys.owner_key)
+    agent = client.create_agent(res.Agent(display_name="<script>window.__pwned=2</script> agent",
+                                          architecture=res.AGENT_ARCHITECTURE_PIPELINE, active=True))
+    batch = client.create_batch(batch_service_pb2.CreateBatchRequest(
+        request_id=str(uuid.uuid4()), display_name=f"{img} batch", agent=agent.name,
+        from_phone_number=keys.phone_number_name, filename="c.csv",
+        csv_content=b"phone,name,<b id=pwn-b>h</b>\n+14155550101,<img src=y id=pwn-img2 onerror=window.__pwned=3>,v\n",
+        scheduled_local_time=(datetime.date.today() + datetime.timedelta(days=30)).isoformat() + "T09:00",
+        timezone="UTC", calling_window_mode=res.CALLING_WINDOW_MODE_NONE,
+    )).batch
+
+    page.goto(f"{ui.url}/?batch={batch.batch_id}")
+    page.get_by_label("API key", exact=True).fill(keys.owner_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Batch information").first).to_be_visible(timeout=30_000)
+    settle(page)
+    expect(page.get_by_text(f"{img} batch").first).to_be_visible()
+    expect(page.get_by_text(f"{img} Org").first).to_be_visible()
+    for selector in ("#pwn-img", "#pwn-img2", "#pwn-b", "img[src='x']", "[onerror]"):
+        assert page.locator(selector).count() == 0, selector
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0

@@ -8,6 +8,8 @@ Each scenario runs against the real server on the embedded stack, from the sessi
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,10 +43,13 @@ def new_app() -> AppTest:
 
 
 def texts(at: AppTest) -> str:
+    """The page's markdown as a reader sees it: user data is escaped for
+    markdown and HTML (vm.user_text), so undo the escapes; HTML tags the UI
+    writes itself (badges) stay."""
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
     parts += [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(str(p) for p in parts)))
 
 
 def sign_in(at: AppTest, key: str) -> AppTest:

@@ -163,8 +163,8 @@ def test_batch_runs_to_completion_and_exports(address: str, keys: object) -> Non
     assert export.content_type.startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
     assert list(rows[0])[:3] == ["name", "phone", "status"]
-    # Phones carry the export's formula-injection apostrophe.
-    assert sorted((r["name"], r["phone"]) for r in rows) == [("Ann", "'+14155552671"), ("Bob", "'+442071838750")]
+    # Phones are exported as raw E.164 (no formula-injection apostrophe).
+    assert sorted((r["name"], r["phone"]) for r in rows) == [("Ann", "+14155552671"), ("Bob", "+442071838750")]
     assert export.filename.endswith(".csv")
 
 

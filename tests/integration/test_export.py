@@ -29,7 +29,7 @@ CSV_TEXT = (
     "+14155556002,+1 555 pwn,-5,y\n"
     "+14155556003,@SUM(A1),@x,z\n"
     "+14155556004,-2,plain,w\n"
-    "+14155556005,Alice Ünïcode,hello,v\n"
+    "+14155556005,Alice Ünïcode,+1+1,v\n"
     "+14155556006,Bob,\tTAB,u\n"
 )
 OUTCOME = {
@@ -77,28 +77,31 @@ def test_csv_all_contents_and_neutralisation(stack, done):
                       "call_timestamp", "note", "var_status"]
     assert len(body) == 6
     by_phone = {r[1]: r for r in body}
-    # Phone numbers start with "+": neutralised too.
-    assert set(by_phone) == {f"'+1415555600{i}" for i in range(1, 7)}
-    first = by_phone["'+14155556001"]
+    # Phone numbers are raw E.164 (they re-import into a CRM as they are).
+    assert set(by_phone) == {f"+1415555600{i}" for i in range(1, 7)}
+    first = by_phone["+14155556001"]
     assert first[0] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
     assert first[7] == "'=1+2"
     assert first[2] == "completed" and first[3] == "1" and first[4] == "42.5"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[6])
-    assert by_phone["'+14155556002"][0] == "'+1 555 pwn" and by_phone["'+14155556002"][7] == "'-5"
-    assert by_phone["'+14155556002"][2] == "invalid_number"
-    assert by_phone["'+14155556002"][5] == "invalid_number"
-    assert by_phone["'+14155556002"][4] == "0"
-    assert by_phone["'+14155556003"][0] == "'@SUM(A1)" and by_phone["'+14155556003"][7] == "'@x"
-    assert by_phone["'+14155556003"][5] == "permanently_failed"
-    assert by_phone["'+14155556004"][0] == "'-2" and by_phone["'+14155556004"][7] == "plain"
-    assert by_phone["'+14155556005"][0] == "Alice Ünïcode"
-    assert by_phone["'+14155556006"][7] in ("'\tTAB", "'TAB", "TAB")  # a tab cell is neutralised if kept
+    assert by_phone["+14155556002"][0] == "'+1 555 pwn" and by_phone["+14155556002"][7] == "'-5"
+    assert by_phone["+14155556002"][2] == "invalid_number"
+    assert by_phone["+14155556002"][5] == "invalid_number"
+    assert by_phone["+14155556002"][4] == "0"
+    assert by_phone["+14155556003"][0] == "'@SUM(A1)" and by_phone["+14155556003"][7] == "'@x"
+    assert by_phone["+14155556003"][5] == "permanently_failed"
+    assert by_phone["+14155556004"][0] == "'-2" and by_phone["+14155556004"][7] == "plain"
+    assert by_phone["+14155556005"][0] == "Alice Ünïcode" and by_phone["+14155556005"][7] == "'+1+1"
+    assert by_phone["+14155556006"][7] in ("'\tTAB", "'TAB", "TAB")  # a tab cell is neutralised if kept
     # Rows in upload order.
-    assert [r[1] for r in body] == [f"'+1415555600{i}" for i in range(1, 7)]
-    # No cell of the file starts a formula.
+    assert [r[1] for r in body] == [f"+1415555600{i}" for i in range(1, 7)]
+    # No cell of the file starts a formula: the only cells starting with a
+    # formula character are "+" and ASCII digits (the phones).
     for r in rows:
         for cell in r:
-            assert not cell or cell[0] not in "=+-@\t\r", (r, cell)
+            if cell and cell[0] in "=+-@\t\r\n":
+                assert re.fullmatch(r"\+[0-9]+", cell), (r, cell)
+    assert all(re.fullmatch(r"\+[0-9]+", r[1]) for r in body)
 
 
 def test_csv_filters(stack, done):
@@ -132,7 +135,7 @@ def test_pages_are_stitched_with_one_header(stack, done, monkeypatch):
     rows = rows_of(export(stack, org, bid))
     assert rows[0][0] == "name"
     assert sum(1 for r in rows if r[0] == "name") == 1
-    assert [r[1] for r in rows[1:]] == [f"'+1415555600{i}" for i in range(1, 7)]
+    assert [r[1] for r in rows[1:]] == [f"+1415555600{i}" for i in range(1, 7)]
     ok = rows_of(export(stack, org, bid, bpb.EXPORT_FILTER_SUCCESSFUL))
     assert len(ok) == 4
 

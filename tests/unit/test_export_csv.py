@@ -51,21 +51,69 @@ def test_columns_match_the_seed():
     ]
 
 
-@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠"])
 def test_every_injection_prefix_is_neutralized(prefix):
     value = prefix + "HYPERLINK(\"http://evil\")"
     assert neutralize_cell(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["", "Ada", "'already", "1+1", " =x", "a=b", "0", "\n=x"])
+@pytest.mark.parametrize("value", ["", "Ada", "'already", "1+1", " =x", "a=b", "0", "14155552671", "x\n=y"])
 def test_harmless_cells_unchanged(value):
     assert neutralize_cell(value) == value
 
 
-def test_phone_numbers_are_neutralized_too():
-    assert neutralize_cell("+14155552671") == "'+14155552671"
-    rows = parse(csv_chunks([row()], []))
-    assert rows[1][1] == "'+14155552671"
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # E.164 and any "+" followed only by ASCII digits: a number, written as is.
+        ("+14155552671", "+14155552671"),
+        ("+442071838750", "+442071838750"),
+        ("+1", "+1"),
+        ("+0", "+0"),
+        # Everything else that starts like a formula keeps its apostrophe.
+        ("+", "'+"),
+        ("+1+1", "'+1+1"),
+        ("+1-1", "'+1-1"),
+        ("+1*2", "'+1*2"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("+ 123", "'+ 123"),
+        ("+123 ", "'+123 "),
+        ("+123e4", "'+123e4"),
+        ("+1.5", "'+1.5"),
+        ("+(1)", "'+(1)"),
+        ("+A1", "'+A1"),
+        ("++1", "'++1"),
+        ("+1\n", "'+1\n"),
+        ("+1\r", "'+1\r"),
+        ("+1\n=cmd", "'+1\n=cmd"),
+        ("+١٢٣", "'+١٢٣"),  # Arabic-Indic digits are not exempt
+        ("+１２３", "'+１２３"),  # nor full-width digits
+        ("＋123", "'＋123"),  # nor a full-width plus
+        ("-1", "'-1"),
+        ("-14155552671", "'-14155552671"),
+        ("=1+1", "'=1+1"),
+        ("=HYPERLINK(\"http://evil\",\"x\")", "'=HYPERLINK(\"http://evil\",\"x\")"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("\n=1", "'\n=1"),
+        ("＝1+1", "'＝1+1"),
+        ("＠SUM(A1)", "'＠SUM(A1)"),
+        ("－1", "'－1"),
+    ],
+)
+def test_neutralisation_table(value, expected):
+    assert neutralize_cell(value) == expected
+
+
+def test_phone_numbers_are_written_as_e164():
+    rows = parse(csv_chunks([row(), row(phone="+442071838750", name="+1+1")], []))
+    assert rows[1][1] == "+14155552671"
+    assert rows[2][1] == "+442071838750"
+    assert rows[2][0] == "'+1+1"
+    # a phone-like custom variable is written as is too; a formula-like one is not
+    rows = parse(csv_chunks([row(variables={"alt": "+12025550123", "bad": "+1+cmd"})], ["alt", "bad"]))
+    assert rows[1][7:] == ["+12025550123", "'+1+cmd"]
 
 
 def test_header_and_values():
@@ -81,9 +129,9 @@ def test_header_and_values():
         )
     )
     assert rows[0] == EXPORT_COLUMNS + ["email", "amount"]
-    assert rows[1] == ["Ada Lovelace", "'+14155552671", "completed", "1", "42", "", "2024-01-15T10:31:00Z",
+    assert rows[1] == ["Ada Lovelace", "+14155552671", "completed", "1", "42", "", "2024-01-15T10:31:00Z",
                        "ada@example.com", "12.50"]
-    assert rows[2] == ["Bob", "'+12025550123", "failed", "3", "0", "no_answer", "2024-01-15T11:31:00Z", "", ""]
+    assert rows[2] == ["Bob", "+12025550123", "failed", "3", "0", "no_answer", "2024-01-15T11:31:00Z", "", ""]
     assert rows[3][6] == ""  # never called
     assert rows[3][3] == "0"
 
@@ -111,9 +159,9 @@ def test_custom_headers_are_neutralized_and_deduplicated():
 
 
 def test_custom_variable_cells_are_neutralized():
-    tricky = {"a": "=1+2", "b": "-3", "c": "@x", "d": "\tfoo", "e": "\rbar", "f": "+1"}
+    tricky = {"a": "=1+2", "b": "-3", "c": "@x", "d": "\tfoo", "e": "\rbar", "f": "+1+1", "g": "\n=x"}
     rows = parse(csv_chunks([row(variables=tricky)], list(tricky)))
-    assert rows[1][7:] == ["'=1+2", "'-3", "'@x", "'\tfoo", "'\rbar", "'+1"]
+    assert rows[1][7:] == ["'=1+2", "'-3", "'@x", "'\tfoo", "'\rbar", "'+1+1", "'\n=x"]
 
 
 def test_quotes_commas_newlines_round_trip():
