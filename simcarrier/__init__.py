@@ -1,9 +1,17 @@
 """Simulated telephony carrier + voice agent, run as its own process.
 
-See :mod:`simcarrier.model` for outcomes, durations and the per-number
-override table, :mod:`simcarrier.server` for the HTTP API, and
-:mod:`simcarrier.analysis` for checks over its call record. The dialer
-talks to it through :class:`dialer.providers.simulated.SimulatedProvider`.
+It stands in for a carrier: the dialer talks to it over HTTP through
+:class:`dialer.providers.simulated.SimulatedProvider` and imports nothing
+from here. The modules:
+
+- :mod:`simcarrier.model` — outcomes, durations, the per-number override
+  table (pure, no clock);
+- :mod:`simcarrier.calls` — one call's state and JSON shapes;
+- :mod:`simcarrier.carrier` — the call registry, timers and live counters;
+- :mod:`simcarrier.routes` — the HTTP API (documented there), on aiohttp;
+- :mod:`simcarrier.server` — the process: serves the API until stopped;
+- :mod:`simcarrier.record` — the JSON Lines record file;
+- :mod:`simcarrier.analysis` — checks over that record.
 
 :func:`spawn` starts it as a child process and waits for its READY line; it
 is what tests and ``batchcalls up`` should use.
@@ -17,10 +25,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Self
 
 from simcarrier.model import OVERRIDES, number_with_outcome
 
-__all__ = ["OVERRIDES", "number_with_outcome", "SimCarrierProcess", "spawn"]
+__all__ = ["OVERRIDES", "SimCarrierProcess", "number_with_outcome", "spawn"]
 
 READY_PREFIX = "SIMCARRIER_READY "
 
@@ -44,7 +53,7 @@ class SimCarrierProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
-    def __enter__(self) -> "SimCarrierProcess":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,6 +21,8 @@ import sys
 
 from simcarrier.server import serve
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 def _raise_fd_limit() -> None:
     """Lifts the soft open-files limit: one socket per long-polled live call."""
@@ -36,17 +38,25 @@ def _raise_fd_limit() -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options, each defaulting to its ``SIMCARRIER_*`` variable, then to a built-in value."""
+    env = os.environ
     parser = argparse.ArgumentParser(prog="python -m simcarrier", description="Simulated telephony carrier and voice agent.")
-    parser.add_argument("--host", default=os.environ.get("SIMCARRIER_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("SIMCARRIER_PORT", "0")))
+    parser.add_argument("--host", default=env.get("SIMCARRIER_HOST", "127.0.0.1"),
+                        help="address to listen on (env SIMCARRIER_HOST, default %(default)s)")
+    parser.add_argument("--port", type=int, default=env.get("SIMCARRIER_PORT", "0"),
+                        help="port to listen on, 0 for a free one (env SIMCARRIER_PORT, default %(default)s)")
     parser.add_argument(
-        "--time-scale", type=float, default=float(os.environ.get("SIMCARRIER_TIME_SCALE", "1.0")),
-        help="real seconds per simulated second (0.001: a 3-minute call lasts 180 ms)",
+        "--time-scale", type=float, default=env.get("SIMCARRIER_TIME_SCALE", "1.0"),
+        help="real seconds per simulated second; 0.001: a 3-minute call lasts 180 ms "
+             "(env SIMCARRIER_TIME_SCALE, default %(default)s)",
     )
-    parser.add_argument("--seed", default=os.environ.get("SIMCARRIER_SEED", "0"), help="seed of the random outcome mix")
-    parser.add_argument("--record-file", default=os.environ.get("SIMCARRIER_RECORD_FILE") or None,
-                        help="append every call (JSONL, last line per call_id wins)")
-    parser.add_argument("--log-level", default=os.environ.get("SIMCARRIER_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--seed", default=env.get("SIMCARRIER_SEED", "0"),
+                        help="seed of the random outcome mix (env SIMCARRIER_SEED, default %(default)s)")
+    parser.add_argument("--record-file", default=env.get("SIMCARRIER_RECORD_FILE") or None,
+                        help="append every call as JSON Lines, last line per call_id wins "
+                             "(env SIMCARRIER_RECORD_FILE, default: no record)")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default=env.get("SIMCARRIER_LOG_LEVEL", "WARNING"),
+                        help="log level on stderr (env SIMCARRIER_LOG_LEVEL, default %(default)s)")
     args = parser.parse_args(argv)
     if args.time_scale <= 0:
         parser.error("--time-scale must be > 0")
@@ -70,13 +80,15 @@ async def _main(args: argparse.Namespace) -> None:
                 record_file=args.record_file, on_ready=ready, stop=stop)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Runs the carrier until SIGTERM or SIGINT; returns the exit code (0)."""
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _raise_fd_limit()
     asyncio.run(_main(args))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 No I/O and no clock: :func:`plan_call` turns a call request into a
 :class:`CallPlan` (what will happen and after how many *simulated* seconds),
-and the server (``simcarrier.server``) plays the plan on real timers,
+and the carrier (``simcarrier.carrier``) plays the plan on real timers,
 multiplying every simulated second by its time scale. Keeping the model pure
 lets unit tests check the mix, the overrides and the clipping without
 sleeping.
@@ -58,8 +58,8 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 OUTCOMES: tuple[str, ...] = (
     "completed",

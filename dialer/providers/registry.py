@@ -1,6 +1,6 @@
 """Trunk kind -> telephony provider instance.
 
-``"simulated"`` -> ``dialer.providers.simulated.SimulatedProvider(settings.simcarrier_url)``
+``"simulated"`` -> ``dialer.providers.simulated.SimulatedProvider.for_settings(settings)``
 ``"sip"``       -> ``dialer.providers.sip.SipProvider()``
 
 Imports are lazy: a missing or broken provider module only fails calls of
@@ -24,7 +24,7 @@ class UnknownTrunkKind(LookupError):
 
 def _simulated_factory(settings: Any) -> TelephonyProvider:
     module = importlib.import_module("dialer.providers.simulated")
-    return module.SimulatedProvider(settings.simcarrier_url)
+    return module.SimulatedProvider.for_settings(settings)
 
 
 def _sip_factory(settings: Any) -> TelephonyProvider:

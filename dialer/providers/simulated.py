@@ -1,16 +1,17 @@
 """Provider for the simulated carrier (``python -m simcarrier``).
 
 The call lives in the carrier process, not here: ``place_call`` POSTs the call
-(the carrier answers at once) and then long-polls ``GET /calls/{id}/wait``
-until it ends, so a dialer that dies leaves a call that still ends on the
-carrier's own timers, and a recovering dialer learns the outcome through
-``call_status``. Cancelling ``place_call`` hangs up with ``DELETE``.
+(the carrier answers once ringing is over) and then long-polls
+``GET /calls/{id}/wait`` until it ends, so a dialer that dies leaves a call
+that still ends on the carrier's own timers, and a recovering dialer learns
+the outcome through ``call_status`` (docs/design.md §5–6). Cancelling
+``place_call`` hangs up with ``DELETE``. The HTTP API is documented in
+:mod:`simcarrier.routes`.
 
-HTTP runs on a small keep-alive client written on ``asyncio.open_connection``:
-the dialer holds one long-poll per live call, hundreds at once, and neither a
-thread per request nor a new TCP connection per request would keep up with
-200 calls/s. The standard library has no async HTTP client, and the project
-takes no third-party one.
+HTTP runs on one ``aiohttp.ClientSession`` per provider, with a keep-alive
+connection pool as large as the calls a dialer holds at once: every live
+call keeps one long-poll open, and a new TCP connection per request would
+not keep up with hundreds of calls per second.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
 
 from dialer.providers.base import (
     AnswerCallback,
@@ -31,6 +35,7 @@ from dialer.providers.base import (
     Outcome,
     TrunkSettings,
 )
+from dialer.settings import DialerSettings
 
 log = logging.getLogger("dialer.providers.simulated")
 
@@ -42,6 +47,13 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 # How long transient carrier errors are retried before a call is given up.
 RETRY_BUDGET_SECONDS = 15.0
 HANGUP_TIMEOUT_SECONDS = 5.0
+#: Connections beyond one per live call: hang-ups, status queries of the
+#: reaper and recovery, stats.
+SPARE_CONNECTIONS = 64
+DEFAULT_MAX_CONNECTIONS = DialerSettings.max_live_calls + SPARE_CONNECTIONS
+#: Seconds an idle pooled connection is kept (the carrier keeps it 75 s).
+KEEPALIVE_SECONDS = 30.0
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class SimulatedProviderError(Exception):
@@ -53,7 +65,9 @@ class _FinalError(SimulatedProviderError):
 
 
 class _HttpResponse:
-    __slots__ = ("status", "body")
+    """Status and body of one carrier answer, read in full."""
+
+    __slots__ = ("body", "status")
 
     def __init__(self, status: int, body: bytes) -> None:
         self.status = status
@@ -63,109 +77,84 @@ class _HttpResponse:
         return json.loads(self.body) if self.body else None
 
 
-class AsyncHttpClient:
-    """Minimal HTTP/1.1 client with a keep-alive connection pool.
+class CarrierHttpClient:
+    """The carrier's JSON-over-HTTP API on a pooled ``aiohttp.ClientSession``.
 
-    One request per connection at a time; idle connections are reused LIFO.
-    A connection interrupted mid-request (error, timeout, cancellation) is
-    closed rather than returned, since its stream position is unknown.
+    The session is created on first use, inside the running event loop (a
+    provider is built before the dialer's loop runs), and replaced if a later
+    request runs on another loop (a provider used across ``asyncio.run()``
+    calls). A request on a pooled connection that the carrier
+    closed meanwhile (a carrier restart) is sent once more on a fresh one;
+    aiohttp does that for GET and DELETE, this class for POST, which the
+    carrier treats as idempotent on ``call_id``.
     """
 
-    def __init__(self, base_url: str, max_idle: int = 512) -> None:
+    def __init__(self, base_url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"expected http://host:port, got {base_url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or 80
-        self.prefix = parts.path.rstrip("/")
-        self.max_idle = max_idle
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.base_url = base_url.rstrip("/")
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    async def request(self, method: str, path: str, payload: Any = None, timeout: float = REQUEST_TIMEOUT_SECONDS) -> _HttpResponse:
-        """Sends one request; retries once on a fresh connection if a reused one was stale."""
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or loop is not self._loop:
+            # A session of a finished loop cannot be closed from this one;
+            # its sockets went with that loop.
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
+                                             keepalive_timeout=KEEPALIVE_SECONDS)
+            self._session = aiohttp.ClientSession(connector=connector, headers=_JSON_HEADERS,
+                                                  cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                                                  skip_auto_headers=("User-Agent",))
+            self._loop = loop
+        return self._session
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def request(self, method: str, path: str, payload: Any = None,
+                      timeout: float = REQUEST_TIMEOUT_SECONDS) -> _HttpResponse:
+        """Sends one request and reads the whole answer.
+
+        Raises SimulatedProviderError when the carrier cannot be reached and
+        TimeoutError when it does not answer within ``timeout`` seconds.
+        """
         if self._closed:
             raise SimulatedProviderError("provider is closed")
-        body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
-        head = (
-            f"{method} {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1")
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # Pooled streams belong to the loop that opened them (tests run
-            # several asyncio.run() calls against one provider).
-            self._idle = []
-            self._loop = loop
+        session = self._session_for_loop()
+        body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
+        # Paths are built already quoted (call ids through quote()): no re-encoding.
+        url = URL(self.base_url + path, encoded=True)
         for attempt in (0, 1):
-            reused = bool(self._idle)
-            reader, writer = self._idle.pop() if reused else await self._connect(timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    writer.write(head + body)
-                    response, keep = await self._read_response(reader)
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                writer.close()
-                if reused and attempt == 0:
-                    # The server closed an idle connection under us (likely a
-                    # carrier restart): the other idle ones are as stale.
-                    idle, self._idle = self._idle, []
-                    for _, stale in idle:
-                        stale.close()
-                    continue
+                async with session.request(method, url, data=body, timeout=self._timeout(timeout)) as response:
+                    return _HttpResponse(response.status, await response.read())
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if method == "POST" and attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError):
+                    continue  # a stale pooled connection: once more on a fresh one
                 raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
-            except BaseException:
-                writer.close()
-                raise
-            if keep and not self._closed and len(self._idle) < self.max_idle:
-                self._idle.append((reader, writer))
-            else:
-                writer.close()
-            return response
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s") from exc
+                raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
         raise AssertionError("unreachable")
-
-    async def _connect(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.open_connection(self.host, self.port, limit=1 << 20)
-        except OSError as exc:
-            raise SimulatedProviderError(f"cannot connect to carrier at {self.host}:{self.port}: {exc}") from exc
-
-    @staticmethod
-    async def _read_response(reader: asyncio.StreamReader) -> tuple[_HttpResponse, bool]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            status = int(lines[0].split(" ", 2)[1])
-        except (IndexError, ValueError):
-            raise ConnectionError(f"malformed status line {lines[0]!r}") from None
-        length = 0
-        keep = True
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value.strip())
-            elif name == "connection" and value.strip().lower() == "close":
-                keep = False
-        body = await reader.readexactly(length) if length else b""
-        return _HttpResponse(status, body), keep
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for _, writer in idle:
-            writer.close()
-        for _, writer in idle:
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
 
 
 def _dt(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(float(value), tz=timezone.utc) if value is not None else None
+    return datetime.fromtimestamp(float(value), tz=UTC) if value is not None else None
 
 
 def result_from_json(call: dict[str, Any]) -> CallResult:
@@ -174,7 +163,7 @@ def result_from_json(call: dict[str, Any]) -> CallResult:
         outcome = Outcome(call.get("outcome") or "carrier_error")
     except ValueError:
         outcome = Outcome.CARRIER_ERROR
-    start = _dt(call.get("start")) or datetime.now(timezone.utc)
+    start = _dt(call.get("start")) or datetime.now(UTC)
     return CallResult(
         outcome=outcome,
         start_time=start,
@@ -195,10 +184,19 @@ class SimulatedProvider:
     #: arrives before its call), so "unknown" means never placed.
     authoritative_status = True
 
-    def __init__(self, base_url: str, *, retry_budget_seconds: float = RETRY_BUDGET_SECONDS) -> None:
+    def __init__(self, base_url: str, *, retry_budget_seconds: float = RETRY_BUDGET_SECONDS,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry_budget_seconds = retry_budget_seconds
-        self._http = AsyncHttpClient(self.base_url)
+        self._http = CarrierHttpClient(self.base_url, max_connections)
+        # Hang-ups still running; close() lets them finish before it closes the pool.
+        self._hang_ups: set[asyncio.Future[None]] = set()
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> SimulatedProvider:
+        """The provider a dialer uses: the carrier URL and a pool for its ``max_live_calls``."""
+        max_live_calls = getattr(settings, "max_live_calls", DialerSettings.max_live_calls)
+        return cls(settings.simcarrier_url, max_connections=max_live_calls + SPARE_CONNECTIONS)
 
     async def place_call(self, request: CallRequest, on_answer: AnswerCallback) -> CallResult:
         """Places the call at the carrier and follows it until it ends.
@@ -297,6 +295,8 @@ class SimulatedProvider:
             log.error("could not hang up call %s; it ends on the carrier's own timers", call_id)
 
         task = asyncio.ensure_future(attempt())
+        self._hang_ups.add(task)
+        task.add_done_callback(self._hang_ups.discard)
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -336,4 +336,7 @@ class SimulatedProvider:
         await self._with_retries("POST", "/reset", {}, expect=(200,))
 
     async def close(self) -> None:
+        """Closes the connection pool once running hang-ups are done (at most HANGUP_TIMEOUT_SECONDS)."""
+        if self._hang_ups:
+            await asyncio.wait(list(self._hang_ups), timeout=HANGUP_TIMEOUT_SECONDS)
         await self._http.close()

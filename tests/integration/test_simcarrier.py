@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -428,3 +429,36 @@ def test_post_with_wait_answers_once_ringing_is_over(carrier: SimCarrierProcess)
     assert status == 202 and waited["state"] in ("in_progress", "ended")
     assert waited["answer"] is not None
     assert time.monotonic() - t0 >= RING * SCALE * 0.45  # it waited out the ring (0.5-1.5 x ring_seconds)
+
+
+def test_every_error_answer_is_json(carrier: SimCarrierProcess) -> None:
+    """Unknown paths, refused methods and oversized bodies answer a JSON error, as the API documents."""
+    assert http_json(carrier.url + "/calls", "PUT", {}) == (405, {"error": "PUT not allowed on /calls"})
+    assert http_json(carrier.url + "/stats", "POST", {}) == (404, {"error": "no such resource"})
+    assert http_json(carrier.url + "/calls/nobody/wait", "POST", {}) == (404, {"error": "no such resource"})
+    assert http_json(carrier.url + "/calls/nobody", "PUT", {}) == (404, {"error": "unknown call"})
+    status, body = http_json(carrier.url + "/calls", "POST", {"call_id": "big", "to": "+14155550108", "pad": "x" * 300_000})
+    assert (status, body) == (413, {"error": "body too large"})
+
+
+def test_cli_help_and_environment_fallbacks(tmp_path: Path) -> None:
+    """``--help`` lists every option; without options the SIMCARRIER_* variables apply."""
+    help_text = subprocess.run([sys.executable, "-m", "simcarrier", "--help"], capture_output=True, text=True,
+                               timeout=30, check=True).stdout
+    for option in ("--host", "--port", "--time-scale", "--seed", "--log-level", "--record-file"):
+        assert option in help_text
+    record = tmp_path / "env.jsonl"
+    env = {**os.environ, "SIMCARRIER_HOST": "127.0.0.1", "SIMCARRIER_PORT": "0", "SIMCARRIER_TIME_SCALE": "0.002",
+           "SIMCARRIER_RECORD_FILE": str(record), "SIMCARRIER_LOG_LEVEL": "error"}
+    proc = subprocess.Popen([sys.executable, "-m", "simcarrier"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[1]
+        assert http_json(url + "/healthz")[1]["time_scale"] == 0.002
+        assert http_json(url + "/calls", "POST", {"call_id": "env-1", "to": number_with_outcome("busy", 1)})[0] == 202
+        assert [c["call_id"] for c in load_record(record)] == ["env-1"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
