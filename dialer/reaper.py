@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from batchcalls.v1 import resources_pb2
+from redis.asyncio.cluster import RedisCluster
 
 from contract import keys
 from contract.lease import LeaseRecord
@@ -317,5 +318,8 @@ class Reaper:
         await redis.zrem(keys.org_leases(org_id), record.lease_id)
         escaped = "".join("\\" + c if c in "*?[]\\" else c for c in org_id)
         pattern = keys.batch_leases(escaped, "*")
-        async for key in redis.scan_iter(match=pattern, count=500):
+        # On a Redis Cluster only the org's master holds its keys (one slot):
+        # scan that one, not every master.
+        scan = {"target_nodes": redis.get_node_from_key(keys.org_leases(org_id))} if isinstance(redis, RedisCluster) else {}
+        async for key in redis.scan_iter(match=pattern, count=500, **scan):
             await redis.zrem(key, record.lease_id)

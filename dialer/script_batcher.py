@@ -6,6 +6,12 @@ trip. ``ScriptBatcher`` sends every call queued while a round trip is in
 flight together in the next one, on a connection of its own; each caller
 awaits its own reply. A pipeline is only a transport: every script still
 runs atomically on its own (docs/design.md §8).
+
+On a Redis Cluster (a ``redis.asyncio.cluster.RedisCluster`` client) the
+round trip is split by node: each command goes to the master of its first
+key's slot (every script call's keys are of one organization, one slot),
+one pipeline per node on a connection of that node, all nodes at once
+(docs/redis.md, "The dialer on a cluster").
 """
 
 from __future__ import annotations
@@ -14,8 +20,16 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["ScriptBatcher"]
@@ -57,7 +71,25 @@ class ScriptBatcher:
     whose slots end_call already gave back, heartbeats): they start no
     round trip of their own but ride along with the next one, or leave after
     ``linger_seconds`` at most, so under load they cost no round trip.
+
+    On a ``RedisCluster`` (``_send_cluster``) each command of a round trip
+    goes to the master that serves its first key's slot (for EVALSHA the
+    first of its KEYS; for plain commands the first argument, which every
+    command queued here has as its key), one pipeline per master, the
+    masters' pipelines concurrently; replies are put back in order. A
+    command's error reply is handled per command: NOSCRIPT (a master that
+    restarted, was flushed or newly promoted) resends it after a SCRIPT
+    LOAD in the same pipeline to that master; MOVED, CLUSTERDOWN and a
+    master's connection error refresh the slot map and resend; ASK resends
+    to the named node after ASKING; TRYAGAIN resends after a short pause.
+    Up to ``CLUSTER_ATTEMPTS`` passes, then the error goes to the caller.
+    Commands of one organization go to one master in their queued order, so
+    a claim round's LMOVE still precedes its LRANGE; nothing is ordered
+    across masters (nothing needs it).
     """
+
+    #: passes of a cluster round trip (first send + resends).
+    CLUSTER_ATTEMPTS = 3
 
     def __init__(self, redis: Any, *, max_items: int = 512, linger_seconds: float = 0.02) -> None:
         self._redis = redis
@@ -71,6 +103,9 @@ class ScriptBatcher:
         self._linger: asyncio.TimerHandle | None = None
         self._conn: Any = None
         self.pipelines = 0  # round trips sent (tests, diagnostics)
+        self.cluster = isinstance(redis, RedisCluster)
+        # Chosen once: the single-Redis path pays nothing for the cluster's.
+        self._send_group = self._send_cluster if self.cluster else self._send
 
     async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any], *, lazy: bool = False) -> Any:
         """EVALSHA ``script`` with ``keys_`` and ``args`` in the next round
@@ -119,7 +154,7 @@ class ScriptBatcher:
                         self._linger = None
                 group = [item for item in group if not item.future.done()]  # callers that gave up
                 if group:
-                    await self._send(group)
+                    await self._send_group(group)
         except BaseException as exc:  # pragma: no cover - cancelled at loop shutdown
             for item in self._pending:
                 if not item.future.done():
@@ -204,3 +239,144 @@ class ScriptBatcher:
                 await conn.disconnect()
             finally:
                 await self._redis.connection_pool.release(conn)
+
+    # -- Redis Cluster -------------------------------------------------------------
+
+    def _node_of(self, command: tuple[Any, ...]) -> Any:
+        """The master serving the slot of ``command``'s first key."""
+        name = command[0]
+        if name == "EVALSHA" or name == "EVAL":
+            if int(command[2]) < 1:
+                return self._redis.get_default_node()
+            key = command[3]
+        else:
+            key = command[1]
+        return self._redis.get_node_from_key(key)
+
+    async def _send_cluster(self, group: list[_Item]) -> None:
+        """``_send`` on a cluster: see the class docstring."""
+        cluster = self._redis
+        try:
+            await cluster.initialize()  # a no-op once the slot map is known
+        except Exception as exc:
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        self.pipelines += 1
+        replies: list[list[Any]] = [[None] * len(item.commands) for item in group]
+        # (item, command, ASK target or None, SCRIPT LOAD first)
+        todo: list[tuple[int, int, Any, bool]] = [
+            (i, j, None, False) for i, item in enumerate(group) for j in range(len(item.commands))
+        ]
+        for attempt in range(self.CLUSTER_ATTEMPTS):
+            last = attempt == self.CLUSTER_ATTEMPTS - 1
+            by_node: dict[str, tuple[Any, list[tuple[int, int, Any, bool]]]] = {}
+            for ref in todo:
+                i, j, ask, _ = ref
+                try:
+                    node = ask if ask is not None else self._node_of(group[i].commands[j])
+                except Exception as exc:  # a slot no master serves (cluster down)
+                    if last:
+                        replies[i][j] = exc
+                        continue
+                    node = None
+                if node is None:
+                    by_node.setdefault("", (None, []))[1].append(ref)
+                else:
+                    by_node.setdefault(node.name, (node, []))[1].append(ref)
+            unrouted = by_node.pop("", (None, []))[1]
+            outcomes = await asyncio.gather(
+                *(self._node_round_trip(node, group, refs) for node, refs in by_node.values()),
+                return_exceptions=True,
+            )
+            todo = list(unrouted)
+            refresh = bool(unrouted)
+            pause = False
+            for (node, refs), outcome in zip(by_node.values(), outcomes):
+                if isinstance(outcome, BaseException):
+                    if isinstance(outcome, (RedisConnectionError, RedisTimeoutError, OSError)) and not last:
+                        todo += [(i, j, None, False) for i, j, _, _ in refs]  # the node may be gone
+                        refresh = True
+                        continue
+                    if not isinstance(outcome, Exception):
+                        raise outcome  # cancelled
+                    for i, j, _, _ in refs:
+                        replies[i][j] = outcome
+                    continue
+                for (i, j, ask, _), reply in zip(refs, outcome):
+                    if not isinstance(reply, ResponseError) or last:
+                        replies[i][j] = reply
+                    elif isinstance(reply, NoScriptError) and group[i].script is not None:
+                        todo.append((i, j, ask, True))
+                    elif isinstance(reply, (MovedError, ClusterDownError)):
+                        todo.append((i, j, None, False))
+                        refresh = True
+                    elif isinstance(reply, AskError):
+                        target = cluster.get_node(host=reply.host, port=reply.port)
+                        todo.append((i, j, target, False))
+                        refresh = refresh or target is None
+                    elif isinstance(reply, TryAgainError):
+                        todo.append((i, j, ask, False))
+                        pause = True
+                    else:
+                        replies[i][j] = reply
+            if not todo:
+                break
+            if refresh:
+                try:
+                    await cluster.nodes_manager.initialize()
+                except Exception:  # the next pass tries with the map it has
+                    pass
+            if pause:
+                await asyncio.sleep(0.05)
+        for item, mine in zip(group, replies):
+            if item.future.done():
+                continue
+            if item.script is None:
+                item.future.set_result(mine)
+            elif isinstance(mine[0], Exception):
+                item.future.set_exception(mine[0])
+            else:
+                item.future.set_result(mine[0])
+
+    async def _node_round_trip(
+        self, node: Any, group: list[_Item], refs: list[tuple[int, int, Any, bool]]
+    ) -> list[Any]:
+        """One pipeline to one cluster node: for each ref its command (after
+        SCRIPT LOAD of its script when it was missing there, after ASKING
+        when redirected by ASK); the command's reply (an error reply as its
+        exception) per ref."""
+        commands: list[tuple[Any, ...]] = []
+        loaded: set[str] = set()
+        for i, _, _, load in refs:
+            script = group[i].script
+            if load and script.sha not in loaded:
+                loaded.add(script.sha)
+                commands.append(("SCRIPT", "LOAD", script.script))
+        wanted: list[int] = []
+        for i, j, ask, _ in refs:
+            if ask is not None:
+                commands.append(("ASKING",))
+            wanted.append(len(commands))
+            commands.append(group[i].commands[j])
+        conn = node.acquire_connection()
+        try:
+            should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py >= 7: maintenance
+            if should_reconnect is not None and should_reconnect():
+                await conn.disconnect()
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            try:
+                await conn.disconnect()  # its stream position is unknown
+            finally:
+                node.release(conn)
+            raise
+        node.release(conn)
+        return [replies[k] for k in wanted]

@@ -16,10 +16,10 @@ What this proves:
 - the server's ``RedisState`` works on the cluster: its pipelines (no
   scripts in them on a cluster), and sharded pub/sub for WatchBatch.
 
-The dialer's ``ScriptBatcher`` writes one pipeline on one connection, which a
-cluster cannot serve (keys of several masters); the scenario swaps in
-``DirectBatcher`` below, one command per call, routed by redis-py. What the
-dialer itself needs is in docs/redis.md.
+The dialer's calls go through its real ``ScriptBatcher`` on both sides of
+the comparison (on the cluster it splits each round trip per master:
+``RecordingBatcher`` below only notes each script call's keys). The dialer
+itself on the cluster: ``test_redis_cluster_dialer.py``.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.cluster import key_slot
-from redis.exceptions import ResponseError
 
 from contract import keys
 from contract.scripts import SCRIPT_NAMES, Scripts
 from dialer.cps import Pacer
 from dialer.leases import Claim, LeaseClient
+from dialer.script_batcher import ScriptBatcher
 from server.adapters.redis.state import (
     BatchSnapshot,
     InflightLease,
@@ -109,34 +109,28 @@ class _Recorded:
         return await self.inner(keys=keys, args=args, client=client)
 
 
-class DirectBatcher:
-    """Stand-in for ``dialer.script_batcher.ScriptBatcher`` on a cluster:
-    same interface, each script call and command sent on its own through
-    the client (redis-py routes it to its slot's master)."""
+class RecordingBatcher(ScriptBatcher):
+    """The dialer's ``ScriptBatcher``, noting each script call (name, keys)
+    in the recorder; the call itself goes out with the real script object
+    (the batcher may reload it on NOSCRIPT)."""
 
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
+    def __init__(self, redis: Any, recorder: Recorder) -> None:
+        super().__init__(redis)
+        self.recorder = recorder
 
     async def call(self, script: Any, keys_: Sequence[str], args: Sequence[Any], *, lazy: bool = False) -> Any:
-        return await script(keys=list(keys_), args=list(args))
-
-    async def commands(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """In order (a claim round's LMOVE before its LRANGE)."""
-        replies: list[Any] = []
-        for command in commands:
-            try:
-                replies.append(await self.redis.execute_command(*command))
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
+        if isinstance(script, _Recorded):
+            self.recorder.calls.append((script.name, [str(k) for k in keys_]))
+            script = script.inner
+        return await super().call(script, keys_, args, lazy=lazy)
 
 
 def lease_client(r: Any, clock: Clock, recorder: Recorder, *, ttl_ms: int = 10_000) -> LeaseClient:
     leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=ttl_ms, clock=clock)
     recorder.wrap(leases.scripts)
-    # The same transport on both sides of a comparison (and the only one a
-    # cluster can take today).
-    leases.batcher = DirectBatcher(r)  # type: ignore[assignment]
+    # The real transport, on both sides of a comparison.
+    leases.batcher = RecordingBatcher(r, recorder)
+    assert leases.batcher.cluster == isinstance(r, RedisCluster)
     return leases
 
 
