@@ -6,8 +6,8 @@ One method per RPC the UI uses. Every call sends the API key as
 ``google.rpc.BadRequest`` field violations and the ``google.rpc.ErrorInfo``
 reason, so pages can show a readable message instead of a traceback.
 
-This module imports only the generated stubs: never server, dialer or
-database code.
+This module imports only the generated stubs and contract.channels (the one
+channel rule, TLS when configured): never server, dialer or database code.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from batchcalls.v1 import (
     phone_number_service_pb2_grpc,
     resources_pb2,
 )
+from contract.channels import open_channel
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 # A CSV may be up to 10 MB; leave room for the rest of the message.

@@ -129,21 +129,24 @@ def main() -> int:
             spawn(time_scale=scale) as carrier:
         port = free_port()
         server = stack.spawn(["-m", "launcher.cli", "server"],
-                             env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0"},
+                             env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0",
+                                  "BATCHCALLS_INTERNAL_ADDR": "127.0.0.1:0"},
                              stdout=subprocess.PIPE, text=True)
-        address = _read_ready(server, "SERVER_READY")
+        internal = _read_ready(server, "INTERNAL_READY")  # the dialers' (DialerService) listener
+        _read_ready(server, "SERVER_READY")  # both listeners up
         for n_dialers in args.dialers:
             org = stack.new_org(concurrency_limit=args.concurrency, credits_usd=1_000_000)
             owner = Principal(org_id=org.org_id, role=Role.OWNER, key_id="bench")
             number = stack.run(catalog.create_phone_number(
                 stack.ctx, owner, f"+1415555{secrets.randbelow(9000) + 1000:04d}", "bench",
                 {"kind": "simulated", "simulation": {"weight_completed": 1.0, "mean_call_seconds": 200.0,
-                                                     "ring_seconds": 1.0}},
+                                                     "ring_seconds": 1.0},
+                 "calls_per_second": 1000.0},  # not a pacing benchmark (bench/pacing.py is)
             ))
             metrics_ports = [free_port() for _ in range(n_dialers)]
             dialers = [
                 stack.spawn(["-m", "dialer"], env={
-                    "BATCHCALLS_SERVER_ADDR": address, "BATCHCALLS_SIMCARRIER_URL": carrier.url,
+                    "BATCHCALLS_SERVER_ADDR": internal, "BATCHCALLS_SIMCARRIER_URL": carrier.url,
                     "BATCHCALLS_DIALER_ID": f"bench-{n_dialers}-{i}", "BATCHCALLS_POLL_SECONDS": args.poll_seconds,
                     "BATCHCALLS_DIALER_METRICS_PORT": str(metrics_ports[i]), "BATCHCALLS_LOG_LEVEL": "WARNING",
                 })

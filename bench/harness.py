@@ -27,7 +27,7 @@ def embedded_stack(prefix: str, *, env: dict[str, str] | None = None,
     try:
         migrate(services.database_url)
         stack = Stack(database_url=services.database_url, redis_url=services.redis_url,
-                      service_token=secrets.token_hex(8))
+                      service_token=secrets.token_urlsafe(32))  # `batchcalls server` wants 32+ chars
         stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
                      "BATCHCALLS_SERVICE_TOKEN": stack.service_token, **(env or {})}
         stack.start_server(server_settings)

@@ -164,7 +164,7 @@ def main() -> int:
     try:
         migrate(services.database_url)
         stack = Stack(database_url=services.database_url, redis_url=services.redis_url,
-                      service_token=secrets.token_urlsafe(24))
+                      service_token=secrets.token_urlsafe(32))
         stack.env = {
             "DATABASE_URL": stack.database_url,
             "REDIS_URL": stack.redis_url,
@@ -194,13 +194,16 @@ def main() -> int:
                 if not token:
                     break
         address = stack.grpc_address
+        internal = stack.internal_address  # DialerService: the internal listener
         if not args.in_process:
             from launcher.devstack import _read_ready
 
             server_proc = stack.spawn(["-m", "launcher.cli", "server"],
                                       env={"BATCHCALLS_GRPC_PORT": "0", "BATCHCALLS_AUTO_MIGRATE": "0",
+                                           "BATCHCALLS_INTERNAL_ADDR": "127.0.0.1:0",
                                            "BATCHCALLS_LOG_LEVEL": "WARNING"},
                                       stdout=subprocess.PIPE, text=True)
+            internal = _read_ready(server_proc, "INTERNAL_READY")
             address = _read_ready(server_proc, "SERVER_READY")
         setup = time.monotonic() - t0
 
@@ -213,7 +216,7 @@ def main() -> int:
         lock = threading.Lock()
         shares = [ids[i::args.drivers] for i in range(args.drivers)]
         threads = [threading.Thread(target=drive, args=(stack, org, batch.batch_id, share, finished, lock,
-                                                        args.call_seconds, address), daemon=True) for share in shares]
+                                                        args.call_seconds, internal), daemon=True) for share in shares]
         d0 = time.monotonic()
         for t in threads:
             t.start()

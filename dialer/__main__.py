@@ -15,21 +15,22 @@ import signal
 import sys
 
 from dialer.logging import configure_logging, log_event
+from contract.channels import ChannelConfigError, ClientTLS
 from dialer.settings import DialerSettings, SettingsError
 
 log = logging.getLogger("dialer")
 
 
-def make_redis(url: str):
-    """redis.asyncio client from redis://, rediss:// or unix:// URLs."""
-    import redis.asyncio as aioredis
+def make_redis(url: str, cluster_url: str = ""):
+    """redis.asyncio client from redis://, rediss:// or unix:// URLs; a
+    ``RedisCluster`` when ``cluster_url`` (REDIS_CLUSTER_URL) is set."""
+    from contract.redis_client import redis_from_urls
 
-    return aioredis.from_url(url, decode_responses=False, health_check_interval=30)
+    return redis_from_urls(url, cluster_url, health_check_interval=30)
 
 
 async def _amain(settings: DialerSettings) -> int:
-    import grpc
-
+    from contract.channels import open_aio_channel
     from dialer.metrics import DialerMetrics
     from dialer.providers.registry import ProviderRegistry
     from dialer.worker import Dialer
@@ -54,12 +55,13 @@ async def _amain(settings: DialerSettings) -> int:
     metrics = DialerMetrics()
     if settings.metrics_port:
         try:
-            metrics.serve(settings.metrics_port)
+            metrics.serve(settings.metrics_port, settings.metrics_host)
             log_event(log, "metrics.serving", port=settings.metrics_port)
         except OSError as exc:
             log_event(log, "metrics.port_unavailable", logging.WARNING, port=settings.metrics_port, error=repr(exc))
-    redis = make_redis(settings.redis_url)
-    channel = grpc.aio.insecure_channel(
+    redis = make_redis(settings.redis_url, settings.redis_cluster_url)
+    # TLS when BATCHCALLS_TLS_CA_FILE etc. are set: contract/channels.py.
+    channel = open_aio_channel(
         settings.server_addr,
         options=[
             ("grpc.keepalive_time_ms", 30_000),
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             changes["metrics_port"] = args.metrics_port
         if changes:
             settings = settings.with_(**changes)
-    except SettingsError as exc:
+        ClientTLS.from_env().credentials()  # TLS files set and readable, or plaintext
+    except (SettingsError, ChannelConfigError) as exc:
         print(f"batchcalls dialer: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)

@@ -2,15 +2,17 @@
 
 | variable                           | default                 |
 |------------------------------------|-------------------------|
-| BATCHCALLS_SERVER_ADDR             | 127.0.0.1:50051         |
+| BATCHCALLS_SERVER_ADDR             | 127.0.0.1:50052 (the server's internal listener) |
 | BATCHCALLS_SERVICE_TOKEN           | "" (required by server) |
 | REDIS_URL                          | redis://127.0.0.1:6379/0 (redis:// or unix://) |
+| REDIS_CLUSTER_URL                  | "" (seed nodes, comma-separated; wins over REDIS_URL: docs/redis.md) |
 | BATCHCALLS_SIMCARRIER_URL          | http://127.0.0.1:50070  |
 | BATCHCALLS_DIALER_ID               | <hostname>-<pid>        |
 | BATCHCALLS_LEASE_TTL_SECONDS       | 10                      |
 | BATCHCALLS_HEARTBEAT_SECONDS       | lease ttl / 3           |
 | BATCHCALLS_RING_TIMEOUT_SECONDS    | 30                      |
 | BATCHCALLS_DIALER_METRICS_PORT     | 9102 (0 = off)          |
+| BATCHCALLS_DIALER_METRICS_HOST     | 127.0.0.1               |
 | BATCHCALLS_POLL_SECONDS            | 0.05                    |
 | BATCHCALLS_DIAL_GRACE_SECONDS      | 1.0 (the server's grant window) |
 | BATCHCALLS_DRAIN_TIMEOUT_SECONDS   | 30 (SIGTERM: wait this long for live calls) |
@@ -66,15 +68,18 @@ def default_dialer_id() -> str:
 
 @dataclass(frozen=True)
 class DialerSettings:
-    server_addr: str = "127.0.0.1:50051"
+    server_addr: str = "127.0.0.1:50052"
     service_token: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Redis Cluster seed URLs, comma-separated; when set, wins over redis_url.
+    redis_cluster_url: str = ""
     simcarrier_url: str = "http://127.0.0.1:50070"
     dialer_id: str = ""
     lease_ttl_seconds: float = 10.0
     heartbeat_seconds: float = 10.0 / 3
     ring_timeout_seconds: float = 30.0
     metrics_port: int = 9102
+    metrics_host: str = "127.0.0.1"
     poll_seconds: float = 0.05
     dial_grace_seconds: float = 1.0
     drain_timeout_seconds: float = 30.0
@@ -111,15 +116,17 @@ class DialerSettings:
         env = os.environ if env is None else env
         ttl = _float(env, "BATCHCALLS_LEASE_TTL_SECONDS", 10.0, minimum=0.001)
         return cls(
-            server_addr=env.get("BATCHCALLS_SERVER_ADDR", "").strip() or "127.0.0.1:50051",
+            server_addr=env.get("BATCHCALLS_SERVER_ADDR", "").strip() or "127.0.0.1:50052",
             service_token=env.get("BATCHCALLS_SERVICE_TOKEN", "").strip(),
             redis_url=env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0",
+            redis_cluster_url=env.get("REDIS_CLUSTER_URL", "").strip(),
             simcarrier_url=env.get("BATCHCALLS_SIMCARRIER_URL", "").strip() or "http://127.0.0.1:50070",
             dialer_id=env.get("BATCHCALLS_DIALER_ID", "").strip() or default_dialer_id(),
             lease_ttl_seconds=ttl,
             heartbeat_seconds=_float(env, "BATCHCALLS_HEARTBEAT_SECONDS", ttl / 3, minimum=0.001),
             ring_timeout_seconds=_float(env, "BATCHCALLS_RING_TIMEOUT_SECONDS", 30.0),
             metrics_port=_int(env, "BATCHCALLS_DIALER_METRICS_PORT", 9102),
+            metrics_host=env.get("BATCHCALLS_DIALER_METRICS_HOST", "").strip() or "127.0.0.1",
             poll_seconds=_float(env, "BATCHCALLS_POLL_SECONDS", 0.05, minimum=0.001),
             dial_grace_seconds=_float(env, "BATCHCALLS_DIAL_GRACE_SECONDS", 1.0, minimum=0.001),
             drain_timeout_seconds=_float(env, "BATCHCALLS_DRAIN_TIMEOUT_SECONDS", 30.0),

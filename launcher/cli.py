@@ -46,9 +46,13 @@ async def serve(settings: "object", *, port: int | None = None, ready_file: str 
     from server.bootstrap import build_context, close_context
 
     ctx = build_context(settings)  # type: ignore[arg-type]
-    srv = create_server(ctx, settings.grpc_host, settings.grpc_port if port is None else port)  # type: ignore[attr-defined]
+    srv = create_server(ctx, settings.grpc_host, settings.grpc_port if port is None else port,  # type: ignore[attr-defined]
+                        internal_addr=settings.internal_addr)  # type: ignore[attr-defined]
     await srv.start()
     await mark_serving(srv)
+    # INTERNAL_READY first: a reader waiting for SERVER_READY has seen both.
+    internal_host = settings.internal_addr.rsplit(":", 1)[0]  # type: ignore[attr-defined]
+    print(f"INTERNAL_READY {internal_host}:{srv.internal_port}", flush=True)
     print(f"SERVER_READY {settings.grpc_host}:{srv.port}", flush=True)  # type: ignore[attr-defined]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,16 +63,39 @@ async def serve(settings: "object", *, port: int | None = None, ready_file: str 
     await close_context(ctx)
 
 
+def server_config_problem(settings: "object") -> str | None:
+    """One line saying why `batchcalls server` must not start, or None:
+    a short or published service token (the embedded `batchcalls up`
+    generates a random one), or TLS files that are half set or unreadable."""
+    from server.app import server_credentials
+    from server.settings import service_token_problem
+
+    problem = service_token_problem(settings.service_token)  # type: ignore[attr-defined]
+    if problem:
+        return problem
+    try:
+        server_credentials(settings, internal=False)
+        server_credentials(settings, internal=True)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def cmd_server(_: argparse.Namespace) -> int:
     from server.adapters.db.engine import migrate
     from server.settings import Settings
 
     _setup_logging()
     settings = Settings.from_env()
-    missing = [n for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+    missing = [n for n, v in (("DATABASE_URL", settings.database_url),
+                              ("REDIS_URL", settings.redis_url or settings.redis_cluster_url),
                               ("BATCHCALLS_SERVICE_TOKEN", settings.service_token)) if not v]
     if missing:
         print("missing settings: " + ", ".join(missing) + " (or use `batchcalls up`)", file=sys.stderr)
+        return 2
+    problem = server_config_problem(settings)
+    if problem:
+        print(f"batchcalls server: {problem}", file=sys.stderr)
         return 2
     if os.environ.get("BATCHCALLS_AUTO_MIGRATE", "1") == "1":
         migrate(settings.database_url)
@@ -88,11 +115,14 @@ def cmd_simcarrier(args: argparse.Namespace) -> int:
     return sim_main(args.simcarrier_args)
 
 
-def ui_command(port: int) -> list[str]:
+def ui_command(port: int, host: str | None = None) -> list[str]:
+    """`streamlit run` of the admin UI on host:port; the host is loopback
+    unless BATCHCALLS_UI_HOST (or ``host``) says otherwise (compose: 0.0.0.0)."""
     app = Path(__file__).resolve().parent.parent / "admin_ui" / "app.py"
+    host = host or os.environ.get("BATCHCALLS_UI_HOST", "").strip() or "127.0.0.1"
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.port", str(port), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         # Developer toolbar hidden for every visitor (also admin_ui/.streamlit/config.toml).
         "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
@@ -119,7 +149,7 @@ def cmd_org(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
     settings = Settings.from_env()
-    if not settings.database_url or not settings.redis_url:
+    if not settings.database_url or not (settings.redis_url or settings.redis_cluster_url):
         print("DATABASE_URL and REDIS_URL must be set (the organization is written to the server's database)",
               file=sys.stderr)
         return 2

@@ -34,6 +34,29 @@ def ensure_service_token(data_dir: Path) -> str:
     return token
 
 
+def dial_address(listen: str) -> str:
+    """Where a local client reaches a listener reported as host:port: a
+    wildcard host (0.0.0.0, ::) is reached on loopback."""
+    host, _, port = listen.rpartition(":")
+    return f"127.0.0.1:{port}" if host in ("0.0.0.0", "::", "[::]", "") else listen
+
+
+def wait_serving(address: str, timeout: float = 15.0) -> None:
+    """A health check of the public listener over the channel every client
+    of ours uses (contract/channels.py: TLS when BATCHCALLS_TLS_CA_FILE etc.
+    are set), so a TLS mismatch stops `up` here with a clear message."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from contract.channels import open_channel
+
+    with open_channel(address) as ch:
+        try:
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout,
+                                                 wait_for_ready=True)
+        except Exception as exc:  # noqa: BLE001 - grpc.RpcError, or a TLS file error
+            raise RuntimeError(f"the server at {address} does not answer a health check: {exc}") from None
+
+
 def _read_ready(proc: subprocess.Popen[str], marker: str, timeout: float = 60.0) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
@@ -58,7 +81,9 @@ async def seed_demo(settings: Settings) -> dict[str, str]:
     ctx = build_context(settings, validator=object())
     try:
         org_id, secret = await create_organization(
-            ctx, "Demo organization", concurrency_limit=10, credit_micros=1_000 * 1_000_000
+            ctx, "Demo organization", concurrency_limit=10, credit_micros=1_000 * 1_000_000,
+            # Explicit "any time": the demo dials a simulated trunk at any hour (docs/compliance.md).
+            calling_any_time=True,
         )
         owner = Principal(org_id=org_id, role=Role.OWNER, key_id="seed")
         agent = await catalog.create_agent(
@@ -93,7 +118,9 @@ def run_up(args: argparse.Namespace) -> int:
             REDIS_URL=services.redis_url,
             BATCHCALLS_SERVICE_TOKEN=token,
             BATCHCALLS_GRPC_PORT=str(args.grpc_port),
-            BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{args.grpc_port}",
+            # The internal listener (DialerService) on loopback; the dialer
+            # is pointed at the port the server reports (INTERNAL_READY).
+            BATCHCALLS_INTERNAL_ADDR=os.environ.get("BATCHCALLS_INTERNAL_ADDR", "").strip() or "127.0.0.1:50052",
             BATCHCALLS_GRPC_ADDR=f"127.0.0.1:{args.grpc_port}",
             BATCHCALLS_AUTO_MIGRATE="0",
         )
@@ -110,12 +137,16 @@ def run_up(args: argparse.Namespace) -> int:
         env["BATCHCALLS_SIMCARRIER_URL"] = sim_url
         server = subprocess.Popen([sys.executable, "-m", "launcher.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
         children.append(server)
+        internal = dial_address(_read_ready(server, "INTERNAL_READY"))
         address = _read_ready(server, "SERVER_READY")
+        wait_serving(dial_address(address))
+        env["BATCHCALLS_SERVER_ADDR"] = internal
         children.append(subprocess.Popen([sys.executable, "-m", "dialer"], env=env))
         if not args.no_ui:
             children.append(subprocess.Popen(ui_command(args.ui_port), env=env, stdout=subprocess.DEVNULL))
         print("\n=== batchcalls is up ===")
         print(f"gRPC API      : {address}   (grpcurl -plaintext {address} list)")
+        print(f"Internal API  : {internal}   (DialerService, for the dialers only)")
         if not args.no_ui:
             print(f"Admin UI      : http://127.0.0.1:{args.ui_port}")
         print(f"Sim carrier   : {sim_url}")

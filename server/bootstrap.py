@@ -20,10 +20,27 @@ def redis_client(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
 
 
+def redis_cluster_client(urls: str) -> Any:
+    """redis-py's RedisCluster from one or more comma-separated seed URLs
+    (``REDIS_CLUSTER_URL``); the first gives scheme, credentials and TLS,
+    every one is a startup node (docs/redis.md). Shared with the dialer:
+    ``contract.redis_client``."""
+    from contract.redis_client import redis_cluster_client as build
+
+    return build(urls)
+
+
+def redis_from_settings(settings: Settings) -> Any:
+    """A RedisCluster when ``REDIS_CLUSTER_URL`` is set, else a Redis."""
+    if settings.redis_cluster_url:
+        return redis_cluster_client(settings.redis_cluster_url)
+    return redis_client(settings.redis_url)
+
+
 def build_context(settings: Settings, clock: Clock | None = None, validator: Any = None) -> ServiceContext:
     clock = clock or SystemClock()
     engine = make_async_engine(settings.database_url)
-    state = RedisState(redis_client(settings.redis_url), clock=lambda: clock.now().timestamp())
+    state = RedisState(redis_from_settings(settings), clock=lambda: clock.now().timestamp())
     return ServiceContext(
         engine=engine,
         redis_state=state,

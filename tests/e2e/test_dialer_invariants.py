@@ -177,8 +177,9 @@ def test_server_restart_mid_batch(embedded, carrier, dialers, stack):
     from launcher.devstack import _read_ready
 
     org = stack.new_org(concurrency_limit=4)
-    port = free_port()
-    env = {"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0", "BATCHCALLS_LOG_LEVEL": "WARNING"}
+    port, internal_port = free_port(), free_port()
+    env = {"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_INTERNAL_ADDR": f"127.0.0.1:{internal_port}",
+           "BATCHCALLS_AUTO_MIGRATE": "0", "BATCHCALLS_LOG_LEVEL": "WARNING"}
 
     def start_server() -> subprocess.Popen:
         p = stack.spawn(["-m", "launcher.cli", "server"], env=env, stdout=subprocess.PIPE, text=True)
@@ -187,7 +188,7 @@ def test_server_restart_mid_batch(embedded, carrier, dialers, stack):
 
     server = start_server()
     a = create(stack, org, mixed_numbers(30, 800), concurrency_limit=4, max_attempts=2)
-    dialers("d-replica", BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{port}")
+    dialers("d-replica", BATCHCALLS_SERVER_ADDR=f"127.0.0.1:{internal_port}")
     time.sleep(1.0)
     kill9(server)
     time.sleep(1.0)

@@ -174,9 +174,9 @@ def test_counters_after_pause_resume_cancel(stack):
     bid = batch.batch_id
     drive_batch(stack, org, bid, lambda c: "completed" if int(c.display_name[1:]) % 2 else "no_answer", limit=4)
     check_counters(stack, org, bid)
-    with stack.channel() as ch:
+    with stack.channel() as ch, stack.internal_channel() as ich:
         stub = bgrpc.BatchServiceStub(ch)
-        dialer = dgrpc.DialerServiceStub(ch)
+        dialer = dgrpc.DialerServiceStub(ich)
         # One call in progress across the pause and the cancel.
         live = list_all_contacts(stub, org, bid, (res.CONTACT_STATUS_PENDING,))[0]
         start = dialer.StartAttempt(
@@ -196,7 +196,7 @@ def test_counters_after_pause_resume_cancel(stack):
         check_counters(stack, org, bid)
     drive_batch(stack, org, bid, lambda c: "busy", limit=2)
     check_counters(stack, org, bid)
-    with stack.channel() as ch:
+    with stack.channel() as ch, stack.internal_channel() as ich:
         stub = bgrpc.BatchServiceStub(ch)
         cancelled = stub.CancelBatch(bpb.CancelBatchRequest(name=f"batches/{bid}"), metadata=org.md()).batch
         assert cancelled.status == res.BATCH_STATUS_CANCELLED
@@ -205,7 +205,7 @@ def test_counters_after_pause_resume_cancel(stack):
         assert counts.get("pending", 0) == counts.get("queued", 0) == 0
         assert counts["dialing"] == 1
         # The live call ends after the cancel and is recorded.
-        dgrpc.DialerServiceStub(ch).FinishAttempt(
+        dgrpc.DialerServiceStub(ich).FinishAttempt(
             dpb.FinishAttemptRequest(attempt_id=start.attempt_id, fencing_token=42,
                                      outcome=res.CALL_OUTCOME_COMPLETED, duration_seconds=5.0,
                                      answer_time=batch.update_time),
@@ -261,9 +261,9 @@ def test_retries_pending_and_waiting_for_window(stack):
         calling_window=res.CallingWindow(start_local_time="09:00", end_local_time="18:00", weekdays=[closed_day]),
     )
     bid = batch.batch_id
-    with stack.channel() as ch:
+    with stack.channel() as ch, stack.internal_channel() as ich:
         stub = bgrpc.BatchServiceStub(ch)
-        dialer = dgrpc.DialerServiceStub(ch)
+        dialer = dgrpc.DialerServiceStub(ich)
         contacts = list_all_contacts(stub, org, bid)
         for c in contacts[:2]:
             f = run_attempt(dialer, stack, org, bid, c, "completed")

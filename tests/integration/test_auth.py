@@ -121,8 +121,8 @@ def test_revoked_key_stops_working(stack, org):
 
 
 def test_dialer_service_refuses_org_keys_and_public_refuses_service_token(stack, org):
-    with stack.channel() as ch:
-        dialer = dgrpc.DialerServiceStub(ch)
+    with stack.channel() as ch, stack.internal_channel() as ich:
+        dialer = dgrpc.DialerServiceStub(ich)
         req = dpb.StartAttemptRequest(organization_id=org.org_id, batch_id="batch_0123456789abcdef", contact_id="1")
         assert _code(lambda: dialer.StartAttempt(req, metadata=org.md())) == grpc.StatusCode.PERMISSION_DENIED
         assert _code(lambda: dialer.StartAttempt(req)) == grpc.StatusCode.UNAUTHENTICATED

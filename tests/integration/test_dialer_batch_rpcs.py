@@ -48,8 +48,8 @@ def test_batch_calls_decide_per_item_like_single_calls(stack, org) -> None:
     csv = "phone\n" + "".join(f"+1212555{n:04d}\n" for n in (1201, 1202, 1203, 1204, 1205))
     batch = create_batch(stack, org, csv, max_attempts=2)
     md = service_md(stack)
-    with stack.channel() as ch:
-        dialer, stub = dgrpc.DialerServiceStub(ch), bgrpc.BatchServiceStub(ch)
+    with stack.channel() as ch, stack.internal_channel() as ich:
+        dialer, stub = dgrpc.DialerServiceStub(ich), bgrpc.BatchServiceStub(ch)
         cs = sorted(list_all_contacts(stub, org, batch.batch_id), key=lambda c: c.phone_number)
         reqs, tokens = zip(*[_start_req(org, batch.batch_id, c.contact_id) for c in cs])
         dup, _ = _start_req(org, batch.batch_id, cs[0].contact_id)
@@ -122,7 +122,7 @@ def test_batch_calls_decide_per_item_like_single_calls(stack, org) -> None:
 
 
 def test_batch_calls_are_bounded_and_need_the_service_token(stack, org) -> None:
-    with stack.channel() as ch:
+    with stack.internal_channel() as ch:
         dialer = dgrpc.DialerServiceStub(ch)
         too_many = dpb.BatchStartAttemptsRequest(
             requests=[_start_req(org, "bat_x", str(i))[0] for i in range(501)])

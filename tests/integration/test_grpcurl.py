@@ -35,9 +35,10 @@ def test_list_shows_every_service(stack):
         "batchcalls.v1.AgentService",
         "batchcalls.v1.PhoneNumberService",
         "batchcalls.v1.OrganizationService",
-        "batchcalls.v1.DialerService",
         "grpc.health.v1.Health",
     } <= services
+    # DialerService is on the internal listener only (test_internal_listener.py).
+    assert "batchcalls.v1.DialerService" not in services
 
 
 def test_health_is_open(stack):

@@ -182,9 +182,9 @@ def test_cancelled_batch_stream_waits_for_live_calls(stack):
     bid = batch.batch_id
     w = Watcher(stack, org, bid)
     assert w.first.wait(10)
-    with stack.channel() as ch:
+    with stack.channel() as ch, stack.internal_channel() as ich:
         stub = bgrpc.BatchServiceStub(ch)
-        dialer = dgrpc.DialerServiceStub(ch)
+        dialer = dgrpc.DialerServiceStub(ich)
         c = list_all_contacts(stub, org, bid)[0]
         start = dialer.StartAttempt(
             dpb.StartAttemptRequest(organization_id=org.org_id, batch_id=bid, contact_id=c.contact_id,

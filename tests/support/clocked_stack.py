@@ -112,7 +112,7 @@ def service_md(stack: Stack) -> list[tuple[str, str]]:
 def start_attempt(stack: Stack, org: Any, batch_id: str, contact_id: str) -> tuple[dpb.StartAttemptResponse, int]:
     """StartAttempt as a dialer would send it; returns (response, fencing token)."""
     token = next(_tokens)
-    with stack.channel() as ch:
+    with stack.internal_channel() as ch:
         resp = dgrpc.DialerServiceStub(ch).StartAttempt(
             dpb.StartAttemptRequest(
                 organization_id=org.org_id,
@@ -142,7 +142,7 @@ def finish_attempt(stack: Stack, resp: dpb.StartAttemptResponse, token: int, out
         duration_seconds=30.0 if answered else 0.0,
         closed_by="compliance-test",
     )
-    with stack.channel() as ch:
+    with stack.internal_channel() as ch:
         dialer = dgrpc.DialerServiceStub(ch)
         if answered:
             dialer.MarkAnswered(

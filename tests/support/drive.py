@@ -180,9 +180,9 @@ def drive_batch(
     result = DriveResult(batch_status=0)
     deadline = time.monotonic() + timeout
     waiting = (res.CONTACT_STATUS_PENDING, res.CONTACT_STATUS_QUEUED)
-    with stack.channel() as ch:
+    with stack.channel() as ch, stack.internal_channel() as ich:
         stub = bgrpc.BatchServiceStub(ch)
-        dialer = dgrpc.DialerServiceStub(ch)
+        dialer = dgrpc.DialerServiceStub(ich)
         while True:
             batch = stub.GetBatch(bpb.GetBatchRequest(name=f"batches/{batch_id}"), metadata=org.md()).batch
             result.batch_status = batch.status

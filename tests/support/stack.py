@@ -53,6 +53,11 @@ class Stack:
     redis_url: str
     service_token: str
     grpc_address: str = ""
+    #: The internal listener (DialerService): what dialers dial.
+    internal_address: str = ""
+    #: How clients of this stack connect (contract.channels.ClientTLS);
+    #: None = plaintext. Tests of TLS set it with the server's TLS settings.
+    client_tls: Any = None
     loop: asyncio.AbstractEventLoop | None = None
     ctx: Any = None
     server: Any = None
@@ -95,7 +100,8 @@ class Stack:
 
         self.run(_start())
         self.grpc_address = f"127.0.0.1:{self.server.port}"
-        self.env["BATCHCALLS_SERVER_ADDR"] = self.grpc_address
+        self.internal_address = f"127.0.0.1:{self.server.internal_port}"
+        self.env["BATCHCALLS_SERVER_ADDR"] = self.internal_address
         self.env["BATCHCALLS_GRPC_ADDR"] = self.grpc_address
         ready.set()
 
@@ -114,16 +120,29 @@ class Stack:
 
     # --- clients -------------------------------------------------------------
     def channel(self) -> grpc.Channel:
-        opts = [("grpc.max_send_message_length", 16 * 1024 * 1024), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        return grpc.insecure_channel(self.grpc_address, options=opts)
+        """A channel to the public listener (every service but DialerService)."""
+        return self._open(self.grpc_address)
 
-    def new_org(self, name: str = "", *, credits_usd: float = 1000.0, concurrency_limit: int = 10) -> OrgKeys:
+    def internal_channel(self) -> grpc.Channel:
+        """A channel to the internal listener: DialerService, as a dialer calls it."""
+        return self._open(self.internal_address)
+
+    def _open(self, address: str) -> grpc.Channel:
+        from contract.channels import ClientTLS, open_channel
+
+        opts = [("grpc.max_send_message_length", 16 * 1024 * 1024), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        return open_channel(address, opts, tls=self.client_tls or ClientTLS())
+
+    def new_org(self, name: str = "", *, credits_usd: float = 1000.0, concurrency_limit: int = 10,
+                calling_any_time: bool = True) -> OrgKeys:
+        """``calling_any_time``: the owner's explicit "any time" choice (tests
+        dial at arbitrary instants); False = the safe default 08:00–21:00."""
         from server.service.organizations import create_organization
 
         org_id, owner = self.run(
             create_organization(
                 self.ctx, name or f"org-{secrets.token_hex(3)}", concurrency_limit=concurrency_limit,
-                credit_micros=int(credits_usd * 1_000_000),
+                credit_micros=int(credits_usd * 1_000_000), calling_any_time=calling_any_time,
             )
         )
         md = [("authorization", f"Bearer {owner}")]
@@ -142,7 +161,8 @@ class Stack:
                     phone_number=res.PhoneNumber(
                         phone_number=f"+1415555{secrets.randbelow(9000) + 1000:04d}",
                         display_name="caller",
-                        outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIMULATED),
+                        # 1000 calls per second: tests of other rules are not paced (docs/pacing.md).
+                        outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIMULATED, calls_per_second=1000.0),
                     )
                 ),
                 metadata=md,

@@ -5,11 +5,12 @@ from dialer.settings import DialerSettings, SettingsError
 
 def test_defaults_from_empty_env():
     s = DialerSettings.from_env({})
-    assert s.server_addr == "127.0.0.1:50051"
+    assert s.server_addr == "127.0.0.1:50052"  # the server's internal listener
     assert s.lease_ttl_seconds == 10.0
     assert s.heartbeat_seconds == pytest.approx(10.0 / 3)
     assert s.ring_timeout_seconds == 30.0
     assert s.metrics_port == 9102
+    assert s.metrics_host == "127.0.0.1"
     assert s.poll_seconds == 0.05
     assert s.dial_grace_seconds == 1.0
     assert s.dialer_id  # hostname-pid
