@@ -319,10 +319,18 @@ def _contact_detail(client: BatchcallsClient, contact_name: str) -> None:
             meta.append("timezone " + ", ".join(c.timezones) + (" (fallback)" if c.timezone_fallback else ""))
         if c.wait_reason:
             meta.append(f"waiting: {c.wait_reason}")
+        if c.HasField("consent_time"):
+            meta.append(f"consent {vm.format_ts(c, 'consent_time')} {c.consent_source}".rstrip())
         if meta:
             st.caption(" · ".join(vm.user_text(m) for m in meta))
+        if (why := vm.callability_view(c)) is not None:  # issue 16: why it waits
+            st.caption(vm.user_text(why["summary"]))
+            if why["reason"]:
+                st.caption(vm.user_text(why["reason"]))
+            st.dataframe(why["rules"], hide_index=True, width="stretch")
         if c.variables:
             st.json(dict(c.variables), expanded=False)
+        _call_result(c)
         if c.attempt_details:
             st.dataframe(
                 [
@@ -336,6 +344,8 @@ def _contact_detail(client: BatchcallsClient, contact_name: str) -> None:
                         "SIP": a.sip_code or "",
                         "Cost": vm.format_money(a.cost_micros),
                         "Recording": a.recording_uri,
+                        "Agent result": vm.DISPOSITION_LABELS.get(a.result.disposition, "")
+                        if a.HasField("result") else "",
                     }
                     for a in c.attempt_details
                 ],
@@ -348,6 +358,30 @@ def _contact_detail(client: BatchcallsClient, contact_name: str) -> None:
                     st.text(a.transcript)
         else:
             st.caption("No attempt yet.")
+
+
+def _call_result(c: Any) -> None:
+    """What the agent reported (ResultsService): labels in markdown through
+    user_text, free text in plain-text sinks, the recording as a link button
+    (http(s) only)."""
+    view = vm.call_result_view(c)
+    if view is None:
+        return
+    line = f"**Agent result:** {vm.user_text(view['disposition'])} · answered by {vm.user_text(view['answered_by'])}"
+    if view["callback"]:
+        line += f" · callback {vm.user_text(view['callback'])}"
+    st.markdown(line)
+    if view["summary"]:
+        st.text(view["summary"])
+    if view["recording"]:
+        st.link_button("Open recording", view["recording"])
+    elif view["recording_text"]:
+        st.text(f"Recording: {view['recording_text']}")
+    if view["fields"]:
+        st.dataframe(view["fields"], hide_index=True, width="stretch")
+    if view["transcript"]:
+        with st.expander("Agent transcript"):
+            st.text(view["transcript"])
 
 
 # --- export ---------------------------------------------------------------------------------------------
@@ -366,7 +400,8 @@ def _exporter(client: BatchcallsClient, name: str, flt: int, fmt: int):
 def _export_section(client: BatchcallsClient, batch: Any) -> None:
     st.caption(
         "CSV columns: contact name, phone number, call status, attempts, call duration, failure reason, "
-        "call timestamp. Phone numbers are plain E.164; other cells that could be read as spreadsheet "
+        "call timestamp, custom variables, then the agent's result: disposition, answered by, summary and "
+        "one column per extracted field. Phone numbers are plain E.164; other cells that could be read as spreadsheet "
         "formulas are prefixed with ' ."
     )
     cols = st.columns(4)

@@ -63,6 +63,9 @@ from admin_ui.view_models.charts import (
     status_breakdown,
 )
 from admin_ui.view_models.contacts import (
+    DISPOSITION_LABELS,
+    call_result_view,
+    callability_view,
     contact_row,
     date_range_to_bounds,
     showing_text,
@@ -199,6 +202,9 @@ __all__ = [
     "can_write",
     "checklist_ready",
     "completions_over_time",
+    "DISPOSITION_LABELS",
+    "call_result_view",
+    "callability_view",
     "contact_row",
     "contact_status_badge",
     "contact_status_color",

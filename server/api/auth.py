@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from server.domain.auth import Principal, same_secret
+from server.domain.auth import Principal, Role, same_secret
 from server.domain.errors import PermissionDenied, Unauthenticated
 from server.service import organizations
 from server.service.context import ServiceContext
@@ -21,11 +21,27 @@ def bearer(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-async def principal(ctx: ServiceContext, context: grpc.aio.ServicerContext) -> Principal:
+async def _any_principal(ctx: ServiceContext, context: grpc.aio.ServicerContext) -> Principal:
     token = bearer(context)
     if token and ctx.settings.service_token and same_secret(token, ctx.settings.service_token):
         raise PermissionDenied("the service credential is for DialerService only")
     return await organizations.authenticate(ctx, token)
+
+
+async def principal(ctx: ServiceContext, context: grpc.aio.ServicerContext) -> Principal:
+    """An owner, admin or member key: every public service but ResultsService
+    (a reporter key is refused here)."""
+    p = await _any_principal(ctx, context)
+    if p.role is Role.REPORTER:
+        raise PermissionDenied("a reporter key can only call ResultsService")
+    return p
+
+
+async def reporter(ctx: ServiceContext, context: grpc.aio.ServicerContext) -> Principal:
+    """ResultsService: a reporter, admin or owner key."""
+    p = await _any_principal(ctx, context)
+    p.require_reporter()
+    return p
 
 
 def require_service(ctx: ServiceContext, context: grpc.aio.ServicerContext) -> None:

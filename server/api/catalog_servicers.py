@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from redis.exceptions import RedisError
 
 from batchcalls.v1 import (
     agent_service_pb2 as agent_pb2,
@@ -25,10 +26,13 @@ from server.service import catalog, organizations
 from server.service.batches import WindowInput
 from server.service.context import ServiceContext
 
-AGENT_FIELDS = ("display_name", "architecture", "active", "recording_enabled", "transcript_enabled")
+AGENT_FIELDS = ("display_name", "architecture", "active", "recording_enabled", "transcript_enabled", "sip_connection")
+SIP_PARTS = ("uri", "username", "password", "header_fields")
+AGENT_MASK_PATHS = AGENT_FIELDS + tuple(f"sip_connection.{part}" for part in SIP_PARTS)
 ORG_FIELDS = (
     "display_name", "concurrency_limit", "default_calling_window", "frequency_cap_per_24h",
     "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced",
+    "calling_any_time", "require_consent", "calls_per_second",
 )
 
 
@@ -40,14 +44,37 @@ def _mask_paths(mask: Any, allowed: tuple[str, ...], field: str) -> list[str]:
     return paths or list(allowed)
 
 
+def _sip_values(c: res.AgentSipConnection, parts: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        value = getattr(c, part)
+        out[f"sip_{part}"] = list(value) if part == "header_fields" else value
+    return out
+
+
 def _agent_values(a: res.Agent, paths: list[str]) -> dict[str, Any]:
+    """Column values of the masked fields (``sip_connection`` = every part)."""
     values: dict[str, Any] = {}
     for p in paths:
         if p == "architecture":
             values[p] = convert.enum_word(res.AgentArchitecture, "AGENT_ARCHITECTURE", a.architecture)
+        elif p == "sip_connection":
+            values.update(_sip_values(a.sip_connection, SIP_PARTS))
+        elif p.startswith("sip_connection."):
+            values.update(_sip_values(a.sip_connection, [p.partition(".")[2]]))
         else:
             values[p] = getattr(a, p)
     return values
+
+
+def _sent_agent_paths(a: res.Agent) -> list[str]:
+    """AIP-134, an empty mask: the fields sent, i.e. with a non-default value
+    (inside a sent sip_connection, its non-empty parts: a stored password
+    is kept unless a new one is sent)."""
+    paths = [f for f in AGENT_FIELDS if f != "sip_connection" and getattr(a, f)]
+    if a.HasField("sip_connection"):
+        paths += [f"sip_connection.{part}" for part in SIP_PARTS if getattr(a.sip_connection, part)]
+    return paths
 
 
 class AgentServicer(agent_grpc.AgentServiceServicer):
@@ -57,7 +84,8 @@ class AgentServicer(agent_grpc.AgentServiceServicer):
     @handles_errors
     async def CreateAgent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
-        values = _agent_values(request.agent, list(AGENT_FIELDS))
+        fields = [f for f in AGENT_FIELDS if f != "sip_connection" or request.agent.HasField("sip_connection")]
+        values = _agent_values(request.agent, fields)
         if not request.agent.display_name and not request.agent.architecture:
             values["active"] = True
         row = await catalog.create_agent(self.ctx, p, values)
@@ -81,7 +109,9 @@ class AgentServicer(agent_grpc.AgentServiceServicer):
     async def UpdateAgent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
         agent_id = parse_name(request.agent.name, "agents", "agent.name")
-        paths = _mask_paths(request.update_mask if request.HasField("update_mask") else None, AGENT_FIELDS, "update_mask")
+        paths = _mask_paths(request.update_mask if request.HasField("update_mask") else None, AGENT_MASK_PATHS, "update_mask")
+        if not request.HasField("update_mask") or not request.update_mask.paths:
+            paths = _sent_agent_paths(request.agent)
         row = await catalog.update_agent(self.ctx, p, agent_id, _agent_values(request.agent, paths))
         return agent_pb2.UpdateAgentResponse(agent=convert.agent_msg(row))
 
@@ -95,13 +125,13 @@ class PhoneNumberServicer(pn_grpc.PhoneNumberServiceServicer):
         p = await principal(self.ctx, context)
         pn = request.phone_number
         row = await catalog.create_phone_number(self.ctx, p, pn.phone_number, pn.display_name, convert.trunk_input(pn))
-        return pn_pb2.CreatePhoneNumberResponse(phone_number=convert.phone_number_msg(row))
+        return pn_pb2.CreatePhoneNumberResponse(phone_number=(await self._with_pacing(p.org_id, [row]))[0])
 
     @handles_errors
     async def GetPhoneNumber(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
         row = await catalog.get_phone_number(self.ctx, p, parse_name(request.name, "phoneNumbers"))
-        return pn_pb2.GetPhoneNumberResponse(phone_number=convert.phone_number_msg(row))
+        return pn_pb2.GetPhoneNumberResponse(phone_number=(await self._with_pacing(p.org_id, [row]))[0])
 
     @handles_errors
     async def ListPhoneNumbers(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -110,8 +140,26 @@ class PhoneNumberServicer(pn_grpc.PhoneNumberServiceServicer):
             self.ctx, p, request.page_size, request.page_token, request.with_outbound_trunk_only
         )
         return pn_pb2.ListPhoneNumbersResponse(
-            phone_numbers=[convert.phone_number_msg(r) for r in rows], next_page_token=nxt, total_size=total
+            phone_numbers=await self._with_pacing(p.org_id, rows), next_page_token=nxt, total_size=total
         )
+
+    async def _with_pacing(self, org_id: str, rows: list[Any]) -> list[Any]:
+        """PhoneNumber messages with the pacing state of their trunks, read
+        from Redis (the trunk id the dialers pace by is the caller number,
+        ``dialer.cps_gate``). Redis unreachable: the configured rates."""
+        msgs = [convert.phone_number_msg(r) for r in rows]
+        with_trunk = [m for m in msgs if m.HasField("outbound_trunk")]
+        raw: dict[str, dict[str, str]] = {}
+        if with_trunk:
+            try:
+                raw = await self.ctx.redis_state.trunk_pacing(org_id, [m.phone_number for m in with_trunk])
+            except (RedisError, OSError):
+                raw = {}
+        now_ms = self.ctx.clock.now().timestamp() * 1000
+        for m in with_trunk:
+            m.pacing_state.CopyFrom(convert.pacing_state_msg(m.outbound_trunk.calls_per_second,
+                                                             raw.get(m.phone_number), now_ms))
+        return msgs
 
     @handles_errors
     async def DeletePhoneNumber(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -8,7 +8,10 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from batchcalls.v1 import batch_pb2, organization_service_pb2 as org_pb2, resources_pb2 as res
+from contract.trunk import DEFAULT_TRUNK_CPS
+from server.domain.agent_connection import parse_sip_uri
 from server.domain.batch_rules import BatchStatus, allowed_actions
+from server.domain.call_results import CallReport, ExtractedValue
 from server.domain.contact_rules import FINAL_FAILURES, IN_CALL, WAITING, counter_column
 from server.domain.ids import batch_name, contact_name
 
@@ -75,6 +78,68 @@ def agent_msg(r: Any) -> res.Agent:
         transcript_enabled=r.transcript_enabled,
         create_time=ts(r.created_at),
         update_time=ts(r.updated_at),
+        sip_connection=sip_connection_msg(r),
+    )
+
+
+def sip_connection_msg(r: Any, *, with_password: bool = False) -> res.AgentSipConnection | None:
+    """The agent's SIP connection; the password only for the internal API."""
+    if not getattr(r, "sip_uri", ""):
+        return None
+    uri, _ = parse_sip_uri(r.sip_uri)
+    msg = res.AgentSipConnection(
+        uri=r.sip_uri, username=r.sip_username, password_set=bool(r.sip_password),
+        header_fields=list(r.sip_header_fields or []),
+    )
+    if uri is not None:
+        msg.scheme, msg.user, msg.host, msg.port, msg.transport = uri.scheme, uri.user, uri.host, uri.port, uri.transport
+    if with_password:
+        msg.password = r.sip_password
+    return msg
+
+
+def call_result_msg(a: Any) -> batch_pb2.CallResult | None:
+    """What the agent reported on attempt row ``a``; None if nothing."""
+    if a is None or not getattr(a, "disposition", ""):
+        return None
+    fields = []
+    for f in a.extracted_fields or []:
+        item = batch_pb2.ExtractedField(name=str(f.get("name", "")))
+        kind, value = f.get("type"), f.get("value")
+        if kind == "string":
+            item.string_value = str(value)
+        elif kind == "number":
+            item.number_value = float(value)
+        elif kind == "bool":
+            item.bool_value = bool(value)
+        fields.append(item)
+    return batch_pb2.CallResult(
+        disposition=enum_value(batch_pb2.CallDisposition, "CALL_DISPOSITION", a.disposition),
+        answered_by=enum_value(batch_pb2.AnsweredBy, "ANSWERED_BY", a.answered_by),
+        callback_time=ts(a.callback_at),
+        transcript=a.result_transcript,
+        recording_uri=a.result_recording_uri,
+        summary=a.summary,
+        extracted_fields=fields,
+        report_time=ts(a.result_at),
+    )
+
+
+def call_report(msg: batch_pb2.CallResult, present: bool) -> CallReport:
+    """The request's result as the domain reads it."""
+    fields = []
+    for f in msg.extracted_fields:
+        kind = f.WhichOneof("value") or ""
+        value: Any = getattr(f, kind) if kind else None
+        fields.append(ExtractedValue(f.name, kind.removesuffix("_value"), value))
+    return CallReport(
+        disposition=(enum_word(batch_pb2.CallDisposition, "CALL_DISPOSITION", msg.disposition) or "") if present else "",
+        answered_by=enum_word(batch_pb2.AnsweredBy, "ANSWERED_BY", msg.answered_by) or "unknown",
+        callback_at=from_ts(msg.callback_time, msg.HasField("callback_time")),
+        transcript=msg.transcript,
+        recording_uri=msg.recording_uri,
+        summary=msg.summary,
+        fields=tuple(fields),
     )
 
 
@@ -102,8 +167,30 @@ def phone_number_msg(r: Any) -> res.PhoneNumber:
                 password_set=bool(r.trunk_password),
                 caller_id_format=enum_value(res.CallerIdFormat, "CALLER_ID_FORMAT", r.caller_id_format),
                 simulation=simulation_msg(r.simulation) if r.trunk_kind == "simulated" else None,
+                calls_per_second=float(getattr(r, "calls_per_second", None) or DEFAULT_TRUNK_CPS),
             )
         )
+    return msg
+
+
+def pacing_state_msg(configured_cps: float, raw: dict[str, str] | None, now_ms: float) -> res.TrunkPacingState:
+    """A trunk's TrunkPacingState from its Redis pacing fields (``rate``,
+    ``until``, ``streak``, ``last_pb``; docs/pacing.md); no fields = the
+    trunk runs at its configured rate, not throttled."""
+    raw = raw or {}
+    msg = res.TrunkPacingState(effective_calls_per_second=configured_cps)
+    try:
+        if raw.get("rate"):
+            msg.effective_calls_per_second = min(configured_cps, float(raw["rate"]))
+        until = float(raw["until"]) if raw.get("until") else None
+        if until is not None and until > now_ms:
+            msg.throttled = True
+            msg.throttled_until_time.FromMilliseconds(int(until))
+        msg.consecutive_pushbacks = int(float(raw.get("streak") or 0))
+        if raw.get("last_pb"):
+            msg.last_pushback_time.FromMilliseconds(int(float(raw["last_pb"])))
+    except ValueError:  # a garbled field: show the configured rate
+        pass
     return msg
 
 
@@ -123,6 +210,7 @@ def trunk_input(msg: res.PhoneNumber) -> dict[str, Any] | None:
         "password": t.password,
         "caller_id_format": enum_word(res.CallerIdFormat, "CALLER_ID_FORMAT", t.caller_id_format) or "e164",
         "simulation": sim,
+        "calls_per_second": t.calls_per_second,
     }
 
 
@@ -133,13 +221,26 @@ def organization_msg(r: Any) -> org_pb2.Organization:
         display_name=r.display_name,
         concurrency_limit=r.concurrency_limit,
         credit_balance_micros=r.credit_balance_micros,
-        default_calling_window=window_msg(r.window_start, r.window_end, r.window_weekdays),
+        default_calling_window=org_window_msg(r),
         frequency_cap_per_24h=r.frequency_cap_per_24h,
         circuit_breaker_window=r.circuit_breaker_window,
         circuit_breaker_threshold=r.circuit_breaker_threshold,
         credits_enforced=r.credits_enforced,
         create_time=ts(r.created_at),
+        calling_any_time=bool(getattr(r, "calling_any_time", False)),
+        require_consent=bool(getattr(r, "require_consent", False)),
+        calls_per_second=float(getattr(r, "calls_per_second", 0.0) or 0.0),
     )
+
+
+def org_window_msg(r: Any) -> res.CallingWindow | None:
+    """The organization's window in force: its own, none when its owner chose
+    calling_any_time, else the safe default 08:00–21:00 (issue 16)."""
+    if getattr(r, "window_start", None) or getattr(r, "calling_any_time", False):
+        return window_msg(r.window_start, r.window_end, r.window_weekdays)
+    from server.domain.jurisdiction import DEFAULT_ORGANIZATION_WINDOW as d
+
+    return res.CallingWindow(start_local_time=d.start_text, end_local_time=d.end_text)
 
 
 def api_key_msg(r: Any) -> org_pb2.ApiKey:
@@ -203,8 +304,10 @@ def batch_msg(r: Any, eta: datetime | None = None, **extra: int) -> batch_pb2.Ba
         window = window_msg(r.window_start, r.window_end, r.window_weekdays)
     elif r.window_mode == "none":
         window = None
-    else:
+    elif r.org_window_start or getattr(r, "org_calling_any_time", True):
         window = window_msg(r.org_window_start, r.org_window_end, r.org_window_weekdays)
+    else:  # the organization's safe default (issue 16)
+        window = window_msg("08:00", "21:00", None)
     return batch_pb2.Batch(
         name=batch_name(r.id),
         batch_id=r.id,
@@ -256,10 +359,16 @@ def attempt_msg(a: Any) -> batch_pb2.Attempt:
         sip_code=a.sip_code,
         dialer_id=a.dialer_id,
         cost_micros=a.cost_micros,
+        attempt_id=a.id,
+        result=call_result_msg(a),
     )
 
 
-def contact_msg(c: Any, tries: list[Any] | None = None) -> batch_pb2.Contact:
+def contact_msg(c: Any, tries: list[Any] | None = None, result_attempt: Any = None) -> batch_pb2.Contact:
+    """``result_attempt``: the attempt row of ``c.result_attempt_id`` when
+    the caller read it (GetContact finds it among ``tries``)."""
+    if result_attempt is None and tries and getattr(c, "result_attempt_id", None):
+        result_attempt = next((a for a in tries if a.id == c.result_attempt_id), None)
     return batch_pb2.Contact(
         name=contact_name(c.batch_id, c.id),
         contact_id=str(c.id),
@@ -285,13 +394,18 @@ def contact_msg(c: Any, tries: list[Any] | None = None) -> batch_pb2.Contact:
         wait_reason=c.wait_reason,
         attempt_details=[attempt_msg(a) for a in (tries or [])],
         cost_micros=c.cost_micros,
+        result=call_result_msg(result_attempt),
+        consent_time=ts(getattr(c, "consent_at", None)),
+        consent_source=getattr(c, "consent_source", "") or "",
     )
 
 
-def report_msg(report: Any, suppressed: set[int] | None = None) -> batch_pb2.ValidationReport:
+def report_msg(report: Any, suppressed: set[int] | dict[int, str] | None = None) -> batch_pb2.ValidationReport:
+    """``suppressed``: row numbers, or row number -> reason (issue 16)."""
     suppressed = suppressed or set()
+    why = suppressed if isinstance(suppressed, dict) else {}
     sup_rows = [
-        batch_pb2.SuppressedRow(row_number=c.row_number, phone_number=c.phone)
+        batch_pb2.SuppressedRow(row_number=c.row_number, phone_number=c.phone, reason=why.get(c.row_number, ""))
         for c in report.contacts
         if c.row_number in suppressed
     ]

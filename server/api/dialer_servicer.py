@@ -63,12 +63,16 @@ def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] 
             if trunks is not None:
                 trunks[r.number.id] = trunk
         resp.outbound_trunk.CopyFrom(trunk)
+        resp.organization_calls_per_second = float(getattr(r.org, "calls_per_second", 0.0) or 0.0)
         resp.agent_id = r.agent.id
         resp.contact_name = c.name
         resp.variables.update({str(k): str(v) for k, v in (c.variables or {}).items()})
         resp.max_call_duration_seconds = b.max_call_seconds
         resp.recording_enabled = r.agent.recording_enabled
         resp.transcript_enabled = r.agent.transcript_enabled
+        connection = convert.sip_connection_msg(r.agent, with_password=True)  # internal API only
+        if connection is not None:
+            resp.agent_sip_connection.CopyFrom(connection)
         resp.dial_deadline_time.CopyFrom(convert.ts(r.dial_deadline))
         resp.start_time.CopyFrom(convert.ts(r.started_at))
     return resp

@@ -41,21 +41,22 @@ _FILTERS = {
 _FORMATS = {pb.EXPORT_FORMAT_UNSPECIFIED: "csv", pb.EXPORT_FORMAT_CSV: "csv", pb.EXPORT_FORMAT_PDF: "pdf"}
 
 
-def _header_bytes(columns: list[str]) -> bytes:
+def _header_bytes(columns: list[str], extracted: list[str] | None = None) -> bytes:
     """What ``csv_chunks`` writes before the first row (header line)."""
-    return b"".join(csv_chunks([], columns, CHUNK_BYTES))
+    return b"".join(csv_chunks([], columns, CHUNK_BYTES, extracted_fields=extracted or []))
 
 
 async def csv_stream(ctx: ServiceContext, batch_id: str, export_filter: str, columns: list[str]) -> AsyncIterator[bytes]:
     """The CSV file in chunks: one header, then every page. ``csv_chunks``
     runs per page; the header it repeats on later pages is cut off."""
-    header_len = len(_header_bytes(columns))
+    extracted = await export_service.extracted_field_names(ctx, batch_id)
+    header_len = len(_header_bytes(columns, extracted))
     out = bytearray()
     first = True
     async for page in export_service.export_pages(ctx, batch_id, export_filter):
         skip = 0 if first else header_len
         first = False
-        for chunk in csv_chunks(page, columns, CHUNK_BYTES):
+        for chunk in csv_chunks(page, columns, CHUNK_BYTES, extracted_fields=extracted):
             if skip:
                 cut = min(skip, len(chunk))
                 chunk = chunk[cut:]
@@ -65,7 +66,7 @@ async def csv_stream(ctx: ServiceContext, batch_id: str, export_filter: str, col
                 yield bytes(out)
                 out.clear()
     if first:  # no rows at all: the header alone
-        out += _header_bytes(columns)
+        out += _header_bytes(columns, extracted)
     if out:
         yield bytes(out)
 

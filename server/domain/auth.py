@@ -18,6 +18,14 @@ class Role(str, enum.Enum):
     OWNER = "owner"
     ADMIN = "admin"
     MEMBER = "member"
+    #: Reporting only: ResultsService, nothing else (the agent runtime's key).
+    REPORTER = "reporter"
+
+
+#: Who may report call results: the reporter key, and owners and admins
+#: (they write everything else of the organization too; manual corrections
+#: and the README's grpcurl walk-through). Members only read.
+REPORTING_ROLES = frozenset({Role.REPORTER, Role.OWNER, Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,10 @@ class Principal:
             raise PermissionDenied(
                 "members can view; only owners and admins can create or change resources"
             )
+
+    def require_reporter(self) -> None:
+        if self.role not in REPORTING_ROLES:
+            raise PermissionDenied("reporting call results needs a reporter, admin or owner key")
 
     def require_owner(self) -> None:
         if self.role is not Role.OWNER:

@@ -3,7 +3,14 @@
 Columns, in order (the seed's "Export Batch" list):
 
     name, phone, status, attempts, duration_seconds, failure_reason,
-    call_timestamp, <custom variables...>
+    call_timestamp, <custom variables...>, disposition, answered_by, summary,
+    <extracted fields...>
+
+``disposition``, ``answered_by`` and ``summary`` are the contact's latest
+result reported by the agent (ResultsService; empty when none). Then one
+column per extracted field name seen in the batch (the caller passes them,
+sorted); a name that collides with an earlier column is written as
+``field_<name>``.
 
 Custom variables follow, each column named as in the uploaded CSV, in the
 order given by the caller (upload order). A custom column whose name equals
@@ -63,6 +70,8 @@ EXPORT_COLUMNS: list[str] = [
     "failure_reason",
     "call_timestamp",
 ]
+#: The agent's result (after the custom variables, before the extracted fields).
+RESULT_COLUMNS: list[str] = ["disposition", "answered_by", "summary"]
 
 SUCCESSFUL_STATUSES = frozenset({ContactStatus.COMPLETED.value})
 FAILED_STATUSES = frozenset(s.value for s in FINAL_FAILURES)
@@ -86,6 +95,15 @@ class ExportRow:
     failure_reason: str
     call_timestamp: datetime | None
     variables: dict[str, str] = field(default_factory=dict)
+    disposition: str = ""
+    answered_by: str = ""
+    summary: str = ""
+    #: Extracted field name -> its value as text ("true"/"false", numbers as written).
+    extracted: dict[str, str] = field(default_factory=dict)
+    #: Consent kept on the contact (issue 16): written in the batch's
+    #: consent_at / consent_source columns, normalized (UTC ISO 8601).
+    consent_at: datetime | None = None
+    consent_source: str = ""
 
 
 def neutralize_cell(value: str) -> str:
@@ -128,20 +146,24 @@ def _format_duration(seconds: float) -> str:
     return text
 
 
-def export_header(custom_columns: Sequence[str]) -> list[str]:
-    """Header names (before neutralisation): fixed columns then custom ones."""
-    taken = {c.lower() for c in EXPORT_COLUMNS}
+def export_header(custom_columns: Sequence[str], extracted_fields: Sequence[str] = ()) -> list[str]:
+    """Header names (before neutralisation): fixed columns, custom ones, then
+    the extracted fields."""
+    taken = {c.lower() for c in EXPORT_COLUMNS + RESULT_COLUMNS}
     header = list(EXPORT_COLUMNS)
-    for name in custom_columns:
-        out = name
-        while out.lower() in taken:
-            out = f"var_{out}"
-        taken.add(out.lower())
-        header.append(out)
+    for names, prefix in ((custom_columns, "var_"), (extracted_fields, "field_")):
+        for name in names:
+            out = name
+            while out.lower() in taken:
+                out = f"{prefix}{out}"
+            taken.add(out.lower())
+            header.append(out)
+        if prefix == "var_":
+            header.extend(RESULT_COLUMNS)
     return header
 
 
-def _row_cells(row: ExportRow, custom_columns: Sequence[str]) -> list[str]:
+def _row_cells(row: ExportRow, custom_columns: Sequence[str], extracted_fields: Sequence[str] = ()) -> list[str]:
     cells = [
         row.name or "",
         row.phone or "",
@@ -152,8 +174,20 @@ def _row_cells(row: ExportRow, custom_columns: Sequence[str]) -> list[str]:
         format_timestamp(row.call_timestamp),
     ]
     variables = row.variables or {}
-    cells.extend(str(variables.get(col, "") or "") for col in custom_columns)
+    cells.extend(_custom_cell(row, variables, col) for col in custom_columns)
+    cells.extend([row.disposition or "", row.answered_by or "", row.summary or ""])
+    extracted = row.extracted or {}
+    cells.extend(str(extracted.get(name, "")) for name in extracted_fields)
     return [neutralize_cell(c) for c in cells]
+
+
+def _custom_cell(row: ExportRow, variables: dict[str, str], col: str) -> str:
+    key = col.strip().lower()
+    if key == "consent_at" and row.consent_at is not None:
+        return format_timestamp(row.consent_at)
+    if key == "consent_source" and row.consent_at is not None:
+        return row.consent_source
+    return str(variables.get(col, "") or "")
 
 
 def _utf8_cut(buf: bytearray, limit: int) -> int:
@@ -173,6 +207,7 @@ def csv_chunks(
     chunk_bytes: int = 64 * 1024,
     *,
     bom: bool = False,
+    extracted_fields: Sequence[str] = (),
 ) -> Iterator[bytes]:
     """Stream the export as UTF-8 byte chunks, header row first.
 
@@ -206,11 +241,12 @@ def csv_chunks(
         yield bytes(out)
         out.clear()
 
-    writer.writerow([neutralize_cell(h) for h in export_header(columns)])
+    extracted = list(extracted_fields)
+    writer.writerow([neutralize_cell(h) for h in export_header(columns, extracted)])
     out += take().encode("utf-8")
     yield from drain(False)
     for row in rows:
-        writer.writerow(_row_cells(row, columns))
+        writer.writerow(_row_cells(row, columns, extracted))
         out += take().encode("utf-8")
         yield from drain(False)
     yield from drain(True)

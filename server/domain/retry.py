@@ -28,6 +28,7 @@ __all__ = [
     "RetryPolicy",
     "AttemptVerdict",
     "judge_attempt",
+    "judge_retry",
     "is_retryable",
 ]
 
@@ -132,6 +133,14 @@ def judge_attempt(
     if outcome in _FINAL_FOR:
         status, reason = _FINAL_FOR[outcome]
         return AttemptVerdict(status, reason, None)
+    return judge_retry(attempts_made, max_attempts, now, policy)
+
+
+def judge_retry(attempts_made: int, max_attempts: int, now: datetime, policy: RetryPolicy) -> AttemptVerdict:
+    """The verdict for a retryable result (a retryable outcome, or a call
+    the agent reported as voicemail): queued after the policy's delay, or
+    ``permanently_failed`` when no attempt is left."""
+    now = ensure_aware_utc(now, "now")
     if attempts_made >= max_attempts:
         return AttemptVerdict("failed", "permanently_failed", None)
     delay = policy.delay_before(attempts_made + 1)

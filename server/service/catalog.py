@@ -7,12 +7,15 @@ fail with a reason, and their waiting contacts end CANCELLED.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
+from contract.trunk import DEFAULT_TRUNK_CPS, TRUNK_CPS_MAX, TRUNK_CPS_MIN
 from server.adapters.db.schema import agents, batches, phone_numbers
 from server.domain import batch_rules
+from server.domain.agent_connection import check_connection
 from server.domain.auth import Principal
 from server.domain.batch_readiness import VOICE_ARCHITECTURES, Blocker, agent_blocker
 from server.domain.errors import AlreadyExists, NotFound, Violations
@@ -37,6 +40,9 @@ def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool) -
     if "architecture" in values or creating:
         if values.get("architecture") not in ARCHITECTURES:
             v.add("agent.architecture", "required: PIPELINE, REALTIME or TEXT")
+    if creating and "sip_uri" in values and not (values.get("sip_uri") or "").strip():
+        v.add("agent.sip_connection.uri", "required when sip_connection is set")
+    check_connection(values, v)
 
 
 async def create_agent(ctx: ServiceContext, p: Principal, values: dict[str, Any]) -> Any:
@@ -85,7 +91,9 @@ async def update_agent(ctx: ServiceContext, p: Principal, agent_id: str, values:
     v = Violations()
     _check_agent_fields(values, v, creating=False)
     v.raise_if_any()
-    await get_agent(ctx, p, agent_id)
+    current = await get_agent(ctx, p, agent_id)
+    if not values:  # an empty mask and nothing sent: nothing changes
+        return current
     async with ctx.engine.begin() as conn:
         row = (
             await conn.execute(
@@ -140,6 +148,11 @@ def _trunk_values(trunk: dict[str, Any] | None, v: Violations) -> dict[str, Any]
     if any(w < 0 for k, w in sim.items()):
         v.add("phone_number.outbound_trunk.simulation", "weights and durations must not be negative")
     out["simulation"] = sim
+    # Calls per second (docs/pacing.md): unset (0) = the default.
+    cps = float(trunk.get("calls_per_second") or 0.0) or DEFAULT_TRUNK_CPS
+    if not (math.isfinite(cps) and TRUNK_CPS_MIN <= cps <= TRUNK_CPS_MAX):
+        v.add("phone_number.outbound_trunk.calls_per_second", f"must be between {TRUNK_CPS_MIN:g} and {TRUNK_CPS_MAX:g}")
+    out["calls_per_second"] = cps
     return out
 
 

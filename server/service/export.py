@@ -13,9 +13,9 @@ import re
 import unicodedata
 from typing import Any, AsyncIterator
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from server.adapters.db.schema import contacts
+from server.adapters.db.schema import attempts, contacts
 from server.domain.contact_rules import ContactStatus
 from server.domain.export_csv import FAILED_STATUSES, SUCCESSFUL_STATUSES, ExportRow
 from server.domain.report_pdf import ReportData
@@ -40,7 +40,15 @@ _COLUMNS = (
     contacts.c.failure_reason,
     contacts.c.last_attempt_at,
     contacts.c.variables,
+    contacts.c.consent_at,
+    contacts.c.consent_source,
+    # The contact's latest reported result (ResultsService).
+    attempts.c.disposition,
+    attempts.c.answered_by,
+    attempts.c.summary,
+    attempts.c.extracted_fields,
 )
+_FROM = contacts.outerjoin(attempts, attempts.c.id == contacts.c.result_attempt_id)
 
 
 def slug(name: str) -> str:
@@ -63,7 +71,37 @@ def export_row(r: Any) -> ExportRow:
         failure_reason=r.failure_reason,
         call_timestamp=r.last_attempt_at,
         variables={str(k): "" if v is None else str(v) for k, v in (r.variables or {}).items()},
+        disposition=r.disposition or "",
+        answered_by=r.answered_by or "",
+        summary=r.summary or "",
+        extracted={str(f.get("name")): _field_text(f) for f in (r.extracted_fields or [])},
+        consent_at=getattr(r, "consent_at", None),
+        consent_source=getattr(r, "consent_source", "") or "",
     )
+
+
+def _field_text(f: dict[str, Any]) -> str:
+    value = f.get("value")
+    if f.get("type") == "bool":
+        return "true" if value else "false"
+    if f.get("type") == "number":
+        number = float(value)  # type: ignore[arg-type]
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+    return "" if value is None else str(value)
+
+
+async def extracted_field_names(ctx: ServiceContext, batch_id: str) -> list[str]:
+    """Every extracted field name reported in the batch's contacts' latest
+    results, sorted: one export column each."""
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT DISTINCT f->>'name' AS name FROM contacts c JOIN attempts a ON a.id = c.result_attempt_id, "
+                "jsonb_array_elements(a.extracted_fields) f WHERE c.batch_id = :b ORDER BY 1"
+            ),
+            {"b": batch_id},
+        )
+        return [r.name for r in rows if r.name]
 
 
 async def export_pages(
@@ -74,7 +112,7 @@ async def export_pages(
     statuses = _STATUSES_FOR[export_filter]
     after = 0
     while True:
-        q = select(*_COLUMNS).where(contacts.c.batch_id == batch_id, contacts.c.id > after)
+        q = select(*_COLUMNS).select_from(_FROM).where(contacts.c.batch_id == batch_id, contacts.c.id > after)
         if statuses is not None:
             q = q.where(contacts.c.status.in_(statuses))
         async with ctx.engine.connect() as conn:

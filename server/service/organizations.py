@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from contract.trunk import ORG_CPS_MAX
 from server.adapters.db.schema import api_keys, do_not_call, organizations
 from server.domain import batch_rules
 from server.domain.auth import Principal, Role, hash_secret, new_secret, secret_prefix
@@ -24,6 +26,7 @@ from server.domain.phone import normalize_phone
 from server.service.context import ServiceContext
 
 DNC_BULK_MAX = 10_000
+_DEFAULT_WINDOW = {"window_start": "08:00", "window_end": "21:00", "window_weekdays": [1, 2, 3, 4, 5, 6, 7]}
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
@@ -34,11 +37,14 @@ async def create_organization(
     concurrency_limit: int = 10,
     credit_micros: int = 0,
     credits_enforced: bool = True,
+    calling_any_time: bool = False,
 ) -> tuple[str, str]:
     """Creates an organization and its first owner key; returns (org id, secret).
 
     Used by the CLI and the demo seed: organizations are provisioned by the
-    operator of the deployment, not through the public API.
+    operator of the deployment, not through the public API. The window is
+    08:00–21:00 callee local time unless ``calling_any_time`` is chosen
+    explicitly (issue 16).
     """
     org_id = new_id("org")
     secret = new_secret()
@@ -50,6 +56,8 @@ async def create_organization(
                 concurrency_limit=concurrency_limit,
                 credit_balance_micros=credit_micros,
                 credits_enforced=credits_enforced,
+                # Safe by default (issue 16): 08:00–21:00 callee local time.
+                **({"calling_any_time": True} if calling_any_time else _DEFAULT_WINDOW),
             )
         )
         await conn.execute(
@@ -148,6 +156,22 @@ async def update_organization(ctx: ServiceContext, p: Principal, changes: dict[s
         values["circuit_breaker_threshold"] = t
     if "credits_enforced" in changes:
         values["credits_enforced"] = bool(changes["credits_enforced"])
+    if "calls_per_second" in changes:
+        cps = float(changes["calls_per_second"] or 0.0)
+        if not (math.isfinite(cps) and 0.0 <= cps <= ORG_CPS_MAX):
+            v.add("organization.calls_per_second", f"must be between 0 (no cap) and {ORG_CPS_MAX:g}")
+        values["calls_per_second"] = cps
+    if "require_consent" in changes:
+        values["require_consent"] = bool(changes["require_consent"])
+    # "Call at any time" is an explicit choice that clears the window; a
+    # window clears it; cleared without the choice = the safe default window.
+    any_time = bool(changes.get("calling_any_time"))
+    if any_time and changes.get("default_calling_window") is not None:
+        v.add("organization.calling_any_time", "set either calling_any_time or default_calling_window, not both")
+    elif any_time:
+        values.update(calling_any_time=True, window_start=None, window_end=None, window_weekdays=None)
+    elif "calling_any_time" in changes or "default_calling_window" in changes:
+        values["calling_any_time"] = False
     v.raise_if_any()
     if values:
         async with ctx.engine.begin() as conn:
@@ -178,7 +202,7 @@ async def create_api_key(ctx: ServiceContext, p: Principal, display_name: str, r
     p.require_owner()
     v = Violations()
     if role is None:
-        v.add("role", "required: ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+        v.add("role", "required: ROLE_OWNER, ROLE_ADMIN, ROLE_MEMBER or ROLE_REPORTER")
     if len(display_name) > batch_rules.NAME_MAX:
         v.add("display_name", f"at most {batch_rules.NAME_MAX} characters")
     v.raise_if_any()
@@ -264,14 +288,21 @@ async def _insert_dnc(ctx: ServiceContext, org_id: str, numbers: list[str], reas
     if not numbers:
         return 0, 0
     async with ctx.engine.begin() as conn:
-        res = await conn.execute(
-            pg_insert(do_not_call)
-            .values([{"org_id": org_id, "phone": n, "reason": reason} for n in numbers])
-            .on_conflict_do_nothing()
-            .returning(do_not_call.c.phone)
-        )
-        added = len(res.all())
+        added = await insert_dnc(conn, org_id, numbers, reason)
     return added, len(numbers) - added
+
+
+async def insert_dnc(conn: Any, org_id: str, numbers: list[str], reason: str) -> int:
+    """Adds normalized numbers to the organization's list inside the
+    caller's transaction; returns how many were new (a listed number keeps
+    its first reason)."""
+    res = await conn.execute(
+        pg_insert(do_not_call)
+        .values([{"org_id": org_id, "phone": n, "reason": reason} for n in numbers])
+        .on_conflict_do_nothing()
+        .returning(do_not_call.c.phone)
+    )
+    return len(res.all())
 
 
 async def remove_dnc(ctx: ServiceContext, p: Principal, numbers: list[str]) -> int:

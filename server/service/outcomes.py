@@ -23,6 +23,7 @@ from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import attempts, batches, contacts, organizations
 from server.domain.batch_readiness import BatchStop, Blocker
 from server.domain.batch_rules import BatchStatus
+from server.domain.call_results import contact_after_result
 from server.domain.circuit_breaker import TRIP_OUTCOMES, CircuitBreaker
 from server.domain.contact_rules import FINAL, WAITING, ContactStatus
 from server.domain.cost import call_cost_micros
@@ -66,6 +67,8 @@ _CLOSE_CONTACT = (
         # Status and current attempt move only when this attempt is the
         # contact's call; the call's data only when it was answered.
         status=case((bindparam("p_in_call", type_=Boolean), bindparam("p_status")), else_=contacts.c.status),
+        wait_reason=case((bindparam("p_in_call", type_=Boolean), bindparam("p_wait_reason")), else_=contacts.c.wait_reason),
+        max_attempts=bindparam("p_max_attempts"),
         current_attempt_id=case((bindparam("p_in_call", type_=Boolean), None), else_=contacts.c.current_attempt_id),
         last_outcome=bindparam("p_outcome"),
         failure_reason=bindparam("p_reason"),
@@ -116,6 +119,7 @@ _CONTACT_COLUMNS = (
 )
 _ATTEMPT_COLUMNS = (
     "id", "batch_id", "contact_id", "org_id", "fence_token", "attempt_number", "answered_at", "ended_at",
+    "disposition", "callback_at",
 )
 #: Each attempt with its contact, both locked in one statement, in contact
 #: order (StartAttempt's order; the attempt row comes with its contact).
@@ -274,7 +278,12 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
     connected = answered_at is not None
     duration = max(0.0, inp.duration_seconds) if connected else 0.0
     cost = call_cost_micros(duration, ctx.prices) if connected else 0
-    new_status, reason, next_at = verdict.contact_status, verdict.failure_reason, verdict.next_attempt_at
+    # The agent's result, when it reported before the call closed.
+    effect = contact_after_result(
+        att["disposition"], att["callback_at"], verdict, attempt_number=att["attempt_number"],
+        max_attempts=contact["max_attempts"], now=now, policy=ctx.retry_policy,
+    )
+    new_status, reason, next_at = effect.contact_status, effect.failure_reason, effect.next_attempt_at
     if new_status == ContactStatus.QUEUED.value and stopped:
         new_status, reason, next_at = ContactStatus.CANCELLED.value, f"batch {batch.status}", None
     end_time = inp.end_time or now
@@ -287,6 +296,8 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
     shown_status = new_status if in_call else contact["status"]
     f.contact_rows.append(dict(
         p_id=contact["id"], p_in_call=in_call, p_status=new_status, p_connected=connected,
+        p_wait_reason=effect.wait_reason if new_status == ContactStatus.QUEUED.value else "",
+        p_max_attempts=effect.max_attempts if in_call else contact["max_attempts"],
         p_outcome=inp.outcome, p_reason=reason, p_next_at=next_at, p_cost=cost, p_now=now,
         p_duration=duration, p_call_started_at=answered_at, p_call_ended_at=end_time,
         p_recording_uri=recording, p_transcript=transcript,
@@ -319,7 +330,7 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
         batch.id, c, mask_phone(contact["phone"]), att["attempt_number"], inp.outcome, new_status,
     )
     contact.update(status=shown_status, current_attempt_id=None if in_call else contact["current_attempt_id"],
-                   next_attempt_at=next_at)
+                   next_attempt_at=next_at, max_attempts=effect.max_attempts if in_call else contact["max_attempts"])
     att.update(ended_at=end_time, answered_at=answered_at)
     return FinishResult(new_status, next_at, batch.status)
 

@@ -74,7 +74,7 @@ def test_csv_all_contents_and_neutralisation(stack, done):
     rows = rows_of(messages)
     header, body = rows[0], rows[1:]
     assert header == ["name", "phone", "status", "attempts", "duration_seconds", "failure_reason",
-                      "call_timestamp", "note", "var_status"]
+                      "call_timestamp", "note", "var_status", "disposition", "answered_by", "summary"]
     assert len(body) == 6
     by_phone = {r[1]: r for r in body}
     # Phone numbers are raw E.164 (they re-import into a CRM as they are).

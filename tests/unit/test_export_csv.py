@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from server.domain.export_csv import (
     EXPORT_COLUMNS,
+    RESULT_COLUMNS,
     ExportRow,
     csv_chunks,
     export_header,
@@ -113,7 +114,7 @@ def test_phone_numbers_are_written_as_e164():
     assert rows[2][0] == "'+1+1"
     # a phone-like custom variable is written as is too; a formula-like one is not
     rows = parse(csv_chunks([row(variables={"alt": "+12025550123", "bad": "+1+cmd"})], ["alt", "bad"]))
-    assert rows[1][7:] == ["+12025550123", "'+1+cmd"]
+    assert rows[1][7:-3] == ["+12025550123", "'+1+cmd"]
 
 
 def test_header_and_values():
@@ -128,10 +129,11 @@ def test_header_and_values():
             ["email", "amount"],
         )
     )
-    assert rows[0] == EXPORT_COLUMNS + ["email", "amount"]
+    assert rows[0] == EXPORT_COLUMNS + ["email", "amount"] + RESULT_COLUMNS
     assert rows[1] == ["Ada Lovelace", "+14155552671", "completed", "1", "42", "", "2024-01-15T10:31:00Z",
-                       "ada@example.com", "12.50"]
-    assert rows[2] == ["Bob", "+12025550123", "failed", "3", "0", "no_answer", "2024-01-15T11:31:00Z", "", ""]
+                       "ada@example.com", "12.50", "", "", ""]
+    assert rows[2] == ["Bob", "+12025550123", "failed", "3", "0", "no_answer", "2024-01-15T11:31:00Z", "", "",
+                       "", "", ""]
     assert rows[3][6] == ""  # never called
     assert rows[3][3] == "0"
 
@@ -150,9 +152,9 @@ def test_timestamp_format():
 
 
 def test_custom_headers_are_neutralized_and_deduplicated():
-    assert export_header(["Status", "email"])[7:] == ["var_Status", "email"]
+    assert export_header(["Status", "email"])[7:-3] == ["var_Status", "email"]
     # every header stays distinct (case-insensitively)
-    assert export_header(["status", "var_status"])[7:] == ["var_status", "var_var_status"]
+    assert export_header(["status", "var_status"])[7:-3] == ["var_status", "var_var_status"]
     rows = parse(csv_chunks([row(variables={"=cmd": "@SUM(A1)"})], ["=cmd"]))
     assert rows[0][7] == "'=cmd"
     assert rows[1][7] == "'@SUM(A1)"
@@ -161,7 +163,7 @@ def test_custom_headers_are_neutralized_and_deduplicated():
 def test_custom_variable_cells_are_neutralized():
     tricky = {"a": "=1+2", "b": "-3", "c": "@x", "d": "\tfoo", "e": "\rbar", "f": "+1+1", "g": "\n=x"}
     rows = parse(csv_chunks([row(variables=tricky)], list(tricky)))
-    assert rows[1][7:] == ["'=1+2", "'-3", "'@x", "'\tfoo", "'\rbar", "'+1+1", "'\n=x"]
+    assert rows[1][7:-3] == ["'=1+2", "'-3", "'@x", "'\tfoo", "'\rbar", "'+1+1", "'\n=x"]
 
 
 def test_quotes_commas_newlines_round_trip():
@@ -184,7 +186,7 @@ def test_utf8_and_bom():
 def test_crlf_line_endings_and_header_only_when_empty():
     chunks = list(csv_chunks([], ["email"]))
     assert len(chunks) == 1
-    assert chunks[0] == (",".join(EXPORT_COLUMNS + ["email"]) + "\r\n").encode()
+    assert chunks[0] == (",".join(EXPORT_COLUMNS + ["email"] + RESULT_COLUMNS) + "\r\n").encode()
 
 
 def test_chunking_is_lazy_and_bounded():
@@ -272,3 +274,11 @@ def test_filters(status, all_, ok, failed):
 def test_unknown_filter():
     with pytest.raises(ValueError):
         row_matches_filter("completed", "everything")
+
+
+def test_result_columns_and_extracted_fields():
+    r = row(variables={"email": "a@b.c"}, disposition="callback_requested", answered_by="human",
+            summary="=HYPERLINK(x)", extracted={"budget": "1200", "summary": "dup", "ok": "true"})
+    rows = parse(csv_chunks([r], ["email"], extracted_fields=["budget", "ok", "summary"]))
+    assert rows[0][7:] == ["email", "disposition", "answered_by", "summary", "budget", "ok", "field_summary"]
+    assert rows[1][7:] == ["a@b.c", "callback_requested", "human", "'=HYPERLINK(x)", "1200", "true", "dup"]

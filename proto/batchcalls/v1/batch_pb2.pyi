@@ -1,5 +1,6 @@
 import datetime
 
+from batchcalls.v1 import compliance_pb2 as _compliance_pb2
 from batchcalls.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -21,6 +22,23 @@ class BatchAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATCH_ACTION_DELETE: _ClassVar[BatchAction]
     BATCH_ACTION_RESCHEDULE: _ClassVar[BatchAction]
     BATCH_ACTION_EXPORT: _ClassVar[BatchAction]
+
+class CallDisposition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALL_DISPOSITION_UNSPECIFIED: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_COMPLETED: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_VOICEMAIL: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_OPT_OUT: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_CALLBACK_REQUESTED: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_WRONG_NUMBER: _ClassVar[CallDisposition]
+    CALL_DISPOSITION_TRANSFERRED: _ClassVar[CallDisposition]
+
+class AnsweredBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANSWERED_BY_UNSPECIFIED: _ClassVar[AnsweredBy]
+    ANSWERED_BY_HUMAN: _ClassVar[AnsweredBy]
+    ANSWERED_BY_MACHINE: _ClassVar[AnsweredBy]
+    ANSWERED_BY_UNKNOWN: _ClassVar[AnsweredBy]
 BATCH_ACTION_UNSPECIFIED: BatchAction
 BATCH_ACTION_VIEW: BatchAction
 BATCH_ACTION_PAUSE: BatchAction
@@ -29,6 +47,17 @@ BATCH_ACTION_CANCEL: BatchAction
 BATCH_ACTION_DELETE: BatchAction
 BATCH_ACTION_RESCHEDULE: BatchAction
 BATCH_ACTION_EXPORT: BatchAction
+CALL_DISPOSITION_UNSPECIFIED: CallDisposition
+CALL_DISPOSITION_COMPLETED: CallDisposition
+CALL_DISPOSITION_VOICEMAIL: CallDisposition
+CALL_DISPOSITION_OPT_OUT: CallDisposition
+CALL_DISPOSITION_CALLBACK_REQUESTED: CallDisposition
+CALL_DISPOSITION_WRONG_NUMBER: CallDisposition
+CALL_DISPOSITION_TRANSFERRED: CallDisposition
+ANSWERED_BY_UNSPECIFIED: AnsweredBy
+ANSWERED_BY_HUMAN: AnsweredBy
+ANSWERED_BY_MACHINE: AnsweredBy
+ANSWERED_BY_UNKNOWN: AnsweredBy
 
 class Batch(_message.Message):
     __slots__ = ("name", "batch_id", "display_name", "description", "status", "status_reason", "agent", "agent_display_name", "from_phone_number", "from_phone_number_e164", "concurrency_limit", "max_attempts", "scheduled_start_time", "timezone", "create_time", "start_time", "complete_time", "update_time", "stats", "calling_window_mode", "calling_window", "default_region", "custom_columns", "max_call_duration_seconds", "allowed_actions")
@@ -163,7 +192,7 @@ class BatchStats(_message.Message):
     def __init__(self, total_contacts: _Optional[int] = ..., pending: _Optional[int] = ..., queued: _Optional[int] = ..., dialing: _Optional[int] = ..., connected: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., invalid_number: _Optional[int] = ..., blocked: _Optional[int] = ..., carrier_error: _Optional[int] = ..., cancelled: _Optional[int] = ..., suppressed: _Optional[int] = ..., successful: _Optional[int] = ..., success_rate: _Optional[float] = ..., failed_total: _Optional[int] = ..., failure_rate: _Optional[float] = ..., processing: _Optional[int] = ..., attempts_total: _Optional[int] = ..., connected_calls: _Optional[int] = ..., total_duration_seconds: _Optional[float] = ..., average_duration_seconds: _Optional[float] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_cost_micros: _Optional[int] = ..., cost_micros: _Optional[int] = ..., attempts_histogram: _Optional[_Iterable[_Union[AttemptCount, _Mapping]]] = ..., outcomes_by_attempt: _Optional[_Iterable[_Union[OutcomeByAttempt, _Mapping]]] = ..., waiting_for_window: _Optional[int] = ..., retries_pending: _Optional[int] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("attempt_number", "outcome", "start_time", "answer_time", "end_time", "duration_seconds", "provider_call_id", "recording_uri", "transcript", "sip_code", "dialer_id", "cost_micros")
+    __slots__ = ("attempt_number", "outcome", "start_time", "answer_time", "end_time", "duration_seconds", "provider_call_id", "recording_uri", "transcript", "sip_code", "dialer_id", "cost_micros", "attempt_id", "result")
     ATTEMPT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +205,8 @@ class Attempt(_message.Message):
     SIP_CODE_FIELD_NUMBER: _ClassVar[int]
     DIALER_ID_FIELD_NUMBER: _ClassVar[int]
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     attempt_number: int
     outcome: _resources_pb2.CallOutcome
     start_time: _timestamp_pb2.Timestamp
@@ -188,10 +219,44 @@ class Attempt(_message.Message):
     sip_code: int
     dialer_id: str
     cost_micros: int
-    def __init__(self, attempt_number: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., provider_call_id: _Optional[str] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., sip_code: _Optional[int] = ..., dialer_id: _Optional[str] = ..., cost_micros: _Optional[int] = ...) -> None: ...
+    attempt_id: str
+    result: CallResult
+    def __init__(self, attempt_number: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., provider_call_id: _Optional[str] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., sip_code: _Optional[int] = ..., dialer_id: _Optional[str] = ..., cost_micros: _Optional[int] = ..., attempt_id: _Optional[str] = ..., result: _Optional[_Union[CallResult, _Mapping]] = ...) -> None: ...
+
+class ExtractedField(_message.Message):
+    __slots__ = ("name", "string_value", "number_value", "bool_value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    string_value: str
+    number_value: float
+    bool_value: bool
+    def __init__(self, name: _Optional[str] = ..., string_value: _Optional[str] = ..., number_value: _Optional[float] = ..., bool_value: bool = ...) -> None: ...
+
+class CallResult(_message.Message):
+    __slots__ = ("disposition", "answered_by", "callback_time", "transcript", "recording_uri", "summary", "extracted_fields", "report_time")
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_BY_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_URI_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    EXTRACTED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_TIME_FIELD_NUMBER: _ClassVar[int]
+    disposition: CallDisposition
+    answered_by: AnsweredBy
+    callback_time: _timestamp_pb2.Timestamp
+    transcript: str
+    recording_uri: str
+    summary: str
+    extracted_fields: _containers.RepeatedCompositeFieldContainer[ExtractedField]
+    report_time: _timestamp_pb2.Timestamp
+    def __init__(self, disposition: _Optional[_Union[CallDisposition, str]] = ..., answered_by: _Optional[_Union[AnsweredBy, str]] = ..., callback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transcript: _Optional[str] = ..., recording_uri: _Optional[str] = ..., summary: _Optional[str] = ..., extracted_fields: _Optional[_Iterable[_Union[ExtractedField, _Mapping]]] = ..., report_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Contact(_message.Message):
-    __slots__ = ("name", "contact_id", "display_name", "phone_number", "email", "variables", "status", "attempts", "max_attempts", "last_outcome", "failure_reason", "last_attempt_time", "next_attempt_time", "duration_seconds", "call_start_time", "call_end_time", "recording_uri", "transcript", "row_number", "timezones", "timezone_fallback", "wait_reason", "attempt_details", "cost_micros")
+    __slots__ = ("name", "contact_id", "display_name", "phone_number", "email", "variables", "status", "attempts", "max_attempts", "last_outcome", "failure_reason", "last_attempt_time", "next_attempt_time", "duration_seconds", "call_start_time", "call_end_time", "recording_uri", "transcript", "row_number", "timezones", "timezone_fallback", "wait_reason", "attempt_details", "cost_micros", "result", "consent_time", "consent_source", "callability")
     class VariablesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +288,10 @@ class Contact(_message.Message):
     WAIT_REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_DETAILS_FIELD_NUMBER: _ClassVar[int]
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CALLABILITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     contact_id: str
     display_name: str
@@ -247,7 +316,11 @@ class Contact(_message.Message):
     wait_reason: str
     attempt_details: _containers.RepeatedCompositeFieldContainer[Attempt]
     cost_micros: int
-    def __init__(self, name: _Optional[str] = ..., contact_id: _Optional[str] = ..., display_name: _Optional[str] = ..., phone_number: _Optional[str] = ..., email: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[_resources_pb2.ContactStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., last_outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., failure_reason: _Optional[str] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., call_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., row_number: _Optional[int] = ..., timezones: _Optional[_Iterable[str]] = ..., timezone_fallback: bool = ..., wait_reason: _Optional[str] = ..., attempt_details: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., cost_micros: _Optional[int] = ...) -> None: ...
+    result: CallResult
+    consent_time: _timestamp_pb2.Timestamp
+    consent_source: str
+    callability: _compliance_pb2.Callability
+    def __init__(self, name: _Optional[str] = ..., contact_id: _Optional[str] = ..., display_name: _Optional[str] = ..., phone_number: _Optional[str] = ..., email: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[_resources_pb2.ContactStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., last_outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., failure_reason: _Optional[str] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., call_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., row_number: _Optional[int] = ..., timezones: _Optional[_Iterable[str]] = ..., timezone_fallback: bool = ..., wait_reason: _Optional[str] = ..., attempt_details: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., cost_micros: _Optional[int] = ..., result: _Optional[_Union[CallResult, _Mapping]] = ..., consent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_source: _Optional[str] = ..., callability: _Optional[_Union[_compliance_pb2.Callability, _Mapping]] = ...) -> None: ...
 
 class InvalidRow(_message.Message):
     __slots__ = ("row_number", "reason", "value")
@@ -270,12 +343,14 @@ class DuplicateRow(_message.Message):
     def __init__(self, row_number: _Optional[int] = ..., duplicate_of_row: _Optional[int] = ..., phone_number: _Optional[str] = ...) -> None: ...
 
 class SuppressedRow(_message.Message):
-    __slots__ = ("row_number", "phone_number")
+    __slots__ = ("row_number", "phone_number", "reason")
     ROW_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     row_number: int
     phone_number: str
-    def __init__(self, row_number: _Optional[int] = ..., phone_number: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, row_number: _Optional[int] = ..., phone_number: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ValidationReport(_message.Message):
     __slots__ = ("total_rows", "valid_rows", "invalid_count", "invalid_rows", "duplicate_count", "duplicate_rows", "empty_rows", "normalized_count", "custom_columns", "header_detected", "delimiter", "suppressed_count", "suppressed_rows", "warnings")

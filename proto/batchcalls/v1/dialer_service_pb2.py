@@ -26,7 +26,7 @@ from batchcalls.v1 import resources_pb2 as batchcalls_dot_v1_dot_resources__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"batchcalls/v1/dialer_service.proto\x12\rbatchcalls.v1\x1a\x1d\x62\x61tchcalls/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x13StartAttemptRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x15\n\rfencing_token\x18\x04 \x01(\x03\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x11\n\tdialer_id\x18\x06 \x01(\t\x12\x18\n\x10provider_call_id\x18\x07 \x01(\t\"\x8a\x05\n\x14StartAttemptResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32#.batchcalls.v1.StartAttemptDecision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x04 \x01(\x05\x12\x14\n\x0cphone_number\x18\x05 \x01(\t\x12\x19\n\x11\x66rom_phone_number\x18\x06 \x01(\t\x12\x34\n\x0eoutbound_trunk\x18\x07 \x01(\x0b\x32\x1c.batchcalls.v1.OutboundTrunk\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\t \x01(\t\x12\x45\n\tvariables\x18\n \x03(\x0b\x32\x32.batchcalls.v1.StartAttemptResponse.VariablesEntry\x12!\n\x19max_call_duration_seconds\x18\x0b \x01(\x05\x12\x19\n\x11recording_enabled\x18\x0c \x01(\x08\x12\x1a\n\x12transcript_enabled\x18\r \x01(\x08\x12\x36\n\x12\x64ial_deadline_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x13MarkAnsweredRequest\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12/\n\x0b\x61nswer_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x16\n\x14MarkAnsweredResponse\"\xc7\x02\n\x14\x46inishAttemptRequest\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.batchcalls.v1.CallOutcome\x12/\n\x0b\x61nswer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x10\n\x08sip_code\x18\x07 \x01(\x05\x12\x15\n\rrecording_uri\x18\x08 \x01(\t\x12\x12\n\ntranscript\x18\t \x01(\t\x12\x11\n\tclosed_by\x18\n \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\"\xb6\x01\n\x15\x46inishAttemptResponse\x12\x34\n\x0e\x63ontact_status\x18\x01 \x01(\x0e\x32\x1c.batchcalls.v1.ContactStatus\x12\x35\n\x11next_attempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x62\x61tch_status\x18\x03 \x01(\x0e\x32\x1a.batchcalls.v1.BatchStatus\":\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"Q\n\x19\x42\x61tchStartAttemptsRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".batchcalls.v1.StartAttemptRequest\"T\n\x1a\x42\x61tchStartAttemptsResponse\x12\x36\n\tresponses\x18\x01 \x03(\x0b\x32#.batchcalls.v1.StartAttemptResponse\"P\n\x18\x42\x61tchMarkAnsweredRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".batchcalls.v1.MarkAnsweredRequest\"F\n\x19\x42\x61tchMarkAnsweredResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.batchcalls.v1.ItemError\"S\n\x1a\x42\x61tchFinishAttemptsRequest\x12\x35\n\x08requests\x18\x01 \x03(\x0b\x32#.batchcalls.v1.FinishAttemptRequest\"\x84\x01\n\x13\x46inishAttemptResult\x12\x38\n\x08response\x18\x01 \x01(\x0b\x32$.batchcalls.v1.FinishAttemptResponseH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.batchcalls.v1.ItemErrorH\x00\x42\x08\n\x06result\"R\n\x1b\x42\x61tchFinishAttemptsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".batchcalls.v1.FinishAttemptResult*\xfe\x01\n\x14StartAttemptDecision\x12&\n\"START_ATTEMPT_DECISION_UNSPECIFIED\x10\x00\x12\"\n\x1eSTART_ATTEMPT_DECISION_GRANTED\x10\x01\x12 \n\x1cSTART_ATTEMPT_DECISION_STALE\x10\x02\x12,\n(START_ATTEMPT_DECISION_BATCH_NOT_RUNNING\x10\x03\x12#\n\x1fSTART_ATTEMPT_DECISION_DEFERRED\x10\x04\x12%\n!START_ATTEMPT_DECISION_SUPPRESSED\x10\x05\x32\xde\x04\n\rDialerService\x12W\n\x0cStartAttempt\x12\".batchcalls.v1.StartAttemptRequest\x1a#.batchcalls.v1.StartAttemptResponse\x12W\n\x0cMarkAnswered\x12\".batchcalls.v1.MarkAnsweredRequest\x1a#.batchcalls.v1.MarkAnsweredResponse\x12Z\n\rFinishAttempt\x12#.batchcalls.v1.FinishAttemptRequest\x1a$.batchcalls.v1.FinishAttemptResponse\x12i\n\x12\x42\x61tchStartAttempts\x12(.batchcalls.v1.BatchStartAttemptsRequest\x1a).batchcalls.v1.BatchStartAttemptsResponse\x12\x66\n\x11\x42\x61tchMarkAnswered\x12\'.batchcalls.v1.BatchMarkAnsweredRequest\x1a(.batchcalls.v1.BatchMarkAnsweredResponse\x12l\n\x13\x42\x61tchFinishAttempts\x12).batchcalls.v1.BatchFinishAttemptsRequest\x1a*.batchcalls.v1.BatchFinishAttemptsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"batchcalls/v1/dialer_service.proto\x12\rbatchcalls.v1\x1a\x1d\x62\x61tchcalls/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x13StartAttemptRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x15\n\rfencing_token\x18\x04 \x01(\x03\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x11\n\tdialer_id\x18\x06 \x01(\t\x12\x18\n\x10provider_call_id\x18\x07 \x01(\t\"\xf2\x05\n\x14StartAttemptResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32#.batchcalls.v1.StartAttemptDecision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x04 \x01(\x05\x12\x14\n\x0cphone_number\x18\x05 \x01(\t\x12\x19\n\x11\x66rom_phone_number\x18\x06 \x01(\t\x12\x34\n\x0eoutbound_trunk\x18\x07 \x01(\x0b\x32\x1c.batchcalls.v1.OutboundTrunk\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\t \x01(\t\x12\x45\n\tvariables\x18\n \x03(\x0b\x32\x32.batchcalls.v1.StartAttemptResponse.VariablesEntry\x12!\n\x19max_call_duration_seconds\x18\x0b \x01(\x05\x12\x19\n\x11recording_enabled\x18\x0c \x01(\x08\x12\x1a\n\x12transcript_enabled\x18\r \x01(\x08\x12\x36\n\x12\x64ial_deadline_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x14\x61gent_sip_connection\x18\x11 \x01(\x0b\x32!.batchcalls.v1.AgentSipConnection\x12%\n\x1dorganization_calls_per_second\x18\x12 \x01(\x01\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x13MarkAnsweredRequest\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12/\n\x0b\x61nswer_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x16\n\x14MarkAnsweredResponse\"\xc7\x02\n\x14\x46inishAttemptRequest\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.batchcalls.v1.CallOutcome\x12/\n\x0b\x61nswer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x10\n\x08sip_code\x18\x07 \x01(\x05\x12\x15\n\rrecording_uri\x18\x08 \x01(\t\x12\x12\n\ntranscript\x18\t \x01(\t\x12\x11\n\tclosed_by\x18\n \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\"\xb6\x01\n\x15\x46inishAttemptResponse\x12\x34\n\x0e\x63ontact_status\x18\x01 \x01(\x0e\x32\x1c.batchcalls.v1.ContactStatus\x12\x35\n\x11next_attempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x62\x61tch_status\x18\x03 \x01(\x0e\x32\x1a.batchcalls.v1.BatchStatus\":\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"Q\n\x19\x42\x61tchStartAttemptsRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".batchcalls.v1.StartAttemptRequest\"T\n\x1a\x42\x61tchStartAttemptsResponse\x12\x36\n\tresponses\x18\x01 \x03(\x0b\x32#.batchcalls.v1.StartAttemptResponse\"P\n\x18\x42\x61tchMarkAnsweredRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".batchcalls.v1.MarkAnsweredRequest\"F\n\x19\x42\x61tchMarkAnsweredResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.batchcalls.v1.ItemError\"S\n\x1a\x42\x61tchFinishAttemptsRequest\x12\x35\n\x08requests\x18\x01 \x03(\x0b\x32#.batchcalls.v1.FinishAttemptRequest\"\x84\x01\n\x13\x46inishAttemptResult\x12\x38\n\x08response\x18\x01 \x01(\x0b\x32$.batchcalls.v1.FinishAttemptResponseH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.batchcalls.v1.ItemErrorH\x00\x42\x08\n\x06result\"R\n\x1b\x42\x61tchFinishAttemptsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".batchcalls.v1.FinishAttemptResult*\xfe\x01\n\x14StartAttemptDecision\x12&\n\"START_ATTEMPT_DECISION_UNSPECIFIED\x10\x00\x12\"\n\x1eSTART_ATTEMPT_DECISION_GRANTED\x10\x01\x12 \n\x1cSTART_ATTEMPT_DECISION_STALE\x10\x02\x12,\n(START_ATTEMPT_DECISION_BATCH_NOT_RUNNING\x10\x03\x12#\n\x1fSTART_ATTEMPT_DECISION_DEFERRED\x10\x04\x12%\n!START_ATTEMPT_DECISION_SUPPRESSED\x10\x05\x32\xde\x04\n\rDialerService\x12W\n\x0cStartAttempt\x12\".batchcalls.v1.StartAttemptRequest\x1a#.batchcalls.v1.StartAttemptResponse\x12W\n\x0cMarkAnswered\x12\".batchcalls.v1.MarkAnsweredRequest\x1a#.batchcalls.v1.MarkAnsweredResponse\x12Z\n\rFinishAttempt\x12#.batchcalls.v1.FinishAttemptRequest\x1a$.batchcalls.v1.FinishAttemptResponse\x12i\n\x12\x42\x61tchStartAttempts\x12(.batchcalls.v1.BatchStartAttemptsRequest\x1a).batchcalls.v1.BatchStartAttemptsResponse\x12\x66\n\x11\x42\x61tchMarkAnswered\x12\'.batchcalls.v1.BatchMarkAnsweredRequest\x1a(.batchcalls.v1.BatchMarkAnsweredResponse\x12l\n\x13\x42\x61tchFinishAttempts\x12).batchcalls.v1.BatchFinishAttemptsRequest\x1a*.batchcalls.v1.BatchFinishAttemptsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,38 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._loaded_options = None
   _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._serialized_options = b'8\001'
-  _globals['_STARTATTEMPTDECISION']._serialized_start=2285
-  _globals['_STARTATTEMPTDECISION']._serialized_end=2539
+  _globals['_STARTATTEMPTDECISION']._serialized_start=2389
+  _globals['_STARTATTEMPTDECISION']._serialized_end=2643
   _globals['_STARTATTEMPTREQUEST']._serialized_start=118
   _globals['_STARTATTEMPTREQUEST']._serialized_end=288
   _globals['_STARTATTEMPTRESPONSE']._serialized_start=291
-  _globals['_STARTATTEMPTRESPONSE']._serialized_end=941
-  _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._serialized_start=893
-  _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._serialized_end=941
-  _globals['_MARKANSWEREDREQUEST']._serialized_start=943
-  _globals['_MARKANSWEREDREQUEST']._serialized_end=1056
-  _globals['_MARKANSWEREDRESPONSE']._serialized_start=1058
-  _globals['_MARKANSWEREDRESPONSE']._serialized_end=1080
-  _globals['_FINISHATTEMPTREQUEST']._serialized_start=1083
-  _globals['_FINISHATTEMPTREQUEST']._serialized_end=1410
-  _globals['_FINISHATTEMPTRESPONSE']._serialized_start=1413
-  _globals['_FINISHATTEMPTRESPONSE']._serialized_end=1595
-  _globals['_ITEMERROR']._serialized_start=1597
-  _globals['_ITEMERROR']._serialized_end=1655
-  _globals['_BATCHSTARTATTEMPTSREQUEST']._serialized_start=1657
-  _globals['_BATCHSTARTATTEMPTSREQUEST']._serialized_end=1738
-  _globals['_BATCHSTARTATTEMPTSRESPONSE']._serialized_start=1740
-  _globals['_BATCHSTARTATTEMPTSRESPONSE']._serialized_end=1824
-  _globals['_BATCHMARKANSWEREDREQUEST']._serialized_start=1826
-  _globals['_BATCHMARKANSWEREDREQUEST']._serialized_end=1906
-  _globals['_BATCHMARKANSWEREDRESPONSE']._serialized_start=1908
-  _globals['_BATCHMARKANSWEREDRESPONSE']._serialized_end=1978
-  _globals['_BATCHFINISHATTEMPTSREQUEST']._serialized_start=1980
-  _globals['_BATCHFINISHATTEMPTSREQUEST']._serialized_end=2063
-  _globals['_FINISHATTEMPTRESULT']._serialized_start=2066
-  _globals['_FINISHATTEMPTRESULT']._serialized_end=2198
-  _globals['_BATCHFINISHATTEMPTSRESPONSE']._serialized_start=2200
-  _globals['_BATCHFINISHATTEMPTSRESPONSE']._serialized_end=2282
-  _globals['_DIALERSERVICE']._serialized_start=2542
-  _globals['_DIALERSERVICE']._serialized_end=3148
+  _globals['_STARTATTEMPTRESPONSE']._serialized_end=1045
+  _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._serialized_start=997
+  _globals['_STARTATTEMPTRESPONSE_VARIABLESENTRY']._serialized_end=1045
+  _globals['_MARKANSWEREDREQUEST']._serialized_start=1047
+  _globals['_MARKANSWEREDREQUEST']._serialized_end=1160
+  _globals['_MARKANSWEREDRESPONSE']._serialized_start=1162
+  _globals['_MARKANSWEREDRESPONSE']._serialized_end=1184
+  _globals['_FINISHATTEMPTREQUEST']._serialized_start=1187
+  _globals['_FINISHATTEMPTREQUEST']._serialized_end=1514
+  _globals['_FINISHATTEMPTRESPONSE']._serialized_start=1517
+  _globals['_FINISHATTEMPTRESPONSE']._serialized_end=1699
+  _globals['_ITEMERROR']._serialized_start=1701
+  _globals['_ITEMERROR']._serialized_end=1759
+  _globals['_BATCHSTARTATTEMPTSREQUEST']._serialized_start=1761
+  _globals['_BATCHSTARTATTEMPTSREQUEST']._serialized_end=1842
+  _globals['_BATCHSTARTATTEMPTSRESPONSE']._serialized_start=1844
+  _globals['_BATCHSTARTATTEMPTSRESPONSE']._serialized_end=1928
+  _globals['_BATCHMARKANSWEREDREQUEST']._serialized_start=1930
+  _globals['_BATCHMARKANSWEREDREQUEST']._serialized_end=2010
+  _globals['_BATCHMARKANSWEREDRESPONSE']._serialized_start=2012
+  _globals['_BATCHMARKANSWEREDRESPONSE']._serialized_end=2082
+  _globals['_BATCHFINISHATTEMPTSREQUEST']._serialized_start=2084
+  _globals['_BATCHFINISHATTEMPTSREQUEST']._serialized_end=2167
+  _globals['_FINISHATTEMPTRESULT']._serialized_start=2170
+  _globals['_FINISHATTEMPTRESULT']._serialized_end=2302
+  _globals['_BATCHFINISHATTEMPTSRESPONSE']._serialized_start=2304
+  _globals['_BATCHFINISHATTEMPTSRESPONSE']._serialized_end=2386
+  _globals['_DIALERSERVICE']._serialized_start=2646
+  _globals['_DIALERSERVICE']._serialized_end=3252
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,7 @@ class StartAttemptRequest(_message.Message):
     def __init__(self, organization_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., contact_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., lease_id: _Optional[str] = ..., dialer_id: _Optional[str] = ..., provider_call_id: _Optional[str] = ...) -> None: ...
 
 class StartAttemptResponse(_message.Message):
-    __slots__ = ("decision", "reason", "attempt_id", "attempt_number", "phone_number", "from_phone_number", "outbound_trunk", "agent_id", "contact_name", "variables", "max_call_duration_seconds", "recording_enabled", "transcript_enabled", "dial_deadline_time", "next_attempt_time", "start_time")
+    __slots__ = ("decision", "reason", "attempt_id", "attempt_number", "phone_number", "from_phone_number", "outbound_trunk", "agent_id", "contact_name", "variables", "max_call_duration_seconds", "recording_enabled", "transcript_enabled", "dial_deadline_time", "next_attempt_time", "start_time", "agent_sip_connection", "organization_calls_per_second")
     class VariablesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,8 @@ class StartAttemptResponse(_message.Message):
     DIAL_DEADLINE_TIME_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SIP_CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     decision: StartAttemptDecision
     reason: str
     attempt_id: str
@@ -85,7 +87,9 @@ class StartAttemptResponse(_message.Message):
     dial_deadline_time: _timestamp_pb2.Timestamp
     next_attempt_time: _timestamp_pb2.Timestamp
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, decision: _Optional[_Union[StartAttemptDecision, str]] = ..., reason: _Optional[str] = ..., attempt_id: _Optional[str] = ..., attempt_number: _Optional[int] = ..., phone_number: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., outbound_trunk: _Optional[_Union[_resources_pb2.OutboundTrunk, _Mapping]] = ..., agent_id: _Optional[str] = ..., contact_name: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., max_call_duration_seconds: _Optional[int] = ..., recording_enabled: bool = ..., transcript_enabled: bool = ..., dial_deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    agent_sip_connection: _resources_pb2.AgentSipConnection
+    organization_calls_per_second: float
+    def __init__(self, decision: _Optional[_Union[StartAttemptDecision, str]] = ..., reason: _Optional[str] = ..., attempt_id: _Optional[str] = ..., attempt_number: _Optional[int] = ..., phone_number: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., outbound_trunk: _Optional[_Union[_resources_pb2.OutboundTrunk, _Mapping]] = ..., agent_id: _Optional[str] = ..., contact_name: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., max_call_duration_seconds: _Optional[int] = ..., recording_enabled: bool = ..., transcript_enabled: bool = ..., dial_deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_sip_connection: _Optional[_Union[_resources_pb2.AgentSipConnection, _Mapping]] = ..., organization_calls_per_second: _Optional[float] = ...) -> None: ...
 
 class MarkAnsweredRequest(_message.Message):
     __slots__ = ("attempt_id", "fencing_token", "answer_time")

@@ -66,6 +66,7 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_OWNER: _ClassVar[Role]
     ROLE_ADMIN: _ClassVar[Role]
     ROLE_MEMBER: _ClassVar[Role]
+    ROLE_REPORTER: _ClassVar[Role]
 
 class CallingWindowMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -78,6 +79,7 @@ class SipTransport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIP_TRANSPORT_UNSPECIFIED: _ClassVar[SipTransport]
     SIP_TRANSPORT_UDP: _ClassVar[SipTransport]
     SIP_TRANSPORT_TCP: _ClassVar[SipTransport]
+    SIP_TRANSPORT_TLS: _ClassVar[SipTransport]
 
 class TrunkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -133,12 +135,14 @@ ROLE_UNSPECIFIED: Role
 ROLE_OWNER: Role
 ROLE_ADMIN: Role
 ROLE_MEMBER: Role
+ROLE_REPORTER: Role
 CALLING_WINDOW_MODE_UNSPECIFIED: CallingWindowMode
 CALLING_WINDOW_MODE_NONE: CallingWindowMode
 CALLING_WINDOW_MODE_CUSTOM: CallingWindowMode
 SIP_TRANSPORT_UNSPECIFIED: SipTransport
 SIP_TRANSPORT_UDP: SipTransport
 SIP_TRANSPORT_TCP: SipTransport
+SIP_TRANSPORT_TLS: SipTransport
 TRUNK_KIND_UNSPECIFIED: TrunkKind
 TRUNK_KIND_SIMULATED: TrunkKind
 TRUNK_KIND_SIP: TrunkKind
@@ -158,7 +162,7 @@ class CallingWindow(_message.Message):
     def __init__(self, start_local_time: _Optional[str] = ..., end_local_time: _Optional[str] = ..., weekdays: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Agent(_message.Message):
-    __slots__ = ("name", "agent_id", "display_name", "architecture", "active", "recording_enabled", "transcript_enabled", "create_time", "update_time")
+    __slots__ = ("name", "agent_id", "display_name", "architecture", "active", "recording_enabled", "transcript_enabled", "create_time", "update_time", "sip_connection")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +172,7 @@ class Agent(_message.Message):
     TRANSCRIPT_ENABLED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIP_CONNECTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     agent_id: str
     display_name: str
@@ -177,7 +182,32 @@ class Agent(_message.Message):
     transcript_enabled: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., agent_id: _Optional[str] = ..., display_name: _Optional[str] = ..., architecture: _Optional[_Union[AgentArchitecture, str]] = ..., active: bool = ..., recording_enabled: bool = ..., transcript_enabled: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sip_connection: AgentSipConnection
+    def __init__(self, name: _Optional[str] = ..., agent_id: _Optional[str] = ..., display_name: _Optional[str] = ..., architecture: _Optional[_Union[AgentArchitecture, str]] = ..., active: bool = ..., recording_enabled: bool = ..., transcript_enabled: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sip_connection: _Optional[_Union[AgentSipConnection, _Mapping]] = ...) -> None: ...
+
+class AgentSipConnection(_message.Message):
+    __slots__ = ("uri", "scheme", "user", "host", "port", "transport", "username", "password", "password_set", "header_fields")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_SET_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    scheme: str
+    user: str
+    host: str
+    port: int
+    transport: str
+    username: str
+    password: str
+    password_set: bool
+    header_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, uri: _Optional[str] = ..., scheme: _Optional[str] = ..., user: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., transport: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: bool = ..., header_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SimulationProfile(_message.Message):
     __slots__ = ("weight_completed", "weight_no_answer", "weight_busy", "weight_timeout", "weight_invalid_number", "weight_blocked", "weight_carrier_error", "weight_agent_error", "mean_call_seconds", "ring_seconds")
@@ -204,7 +234,7 @@ class SimulationProfile(_message.Message):
     def __init__(self, weight_completed: _Optional[float] = ..., weight_no_answer: _Optional[float] = ..., weight_busy: _Optional[float] = ..., weight_timeout: _Optional[float] = ..., weight_invalid_number: _Optional[float] = ..., weight_blocked: _Optional[float] = ..., weight_carrier_error: _Optional[float] = ..., weight_agent_error: _Optional[float] = ..., mean_call_seconds: _Optional[float] = ..., ring_seconds: _Optional[float] = ...) -> None: ...
 
 class OutboundTrunk(_message.Message):
-    __slots__ = ("kind", "host", "port", "transport", "username", "password", "password_set", "caller_id_format", "simulation")
+    __slots__ = ("kind", "host", "port", "transport", "username", "password", "password_set", "caller_id_format", "simulation", "calls_per_second")
     KIND_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +244,7 @@ class OutboundTrunk(_message.Message):
     PASSWORD_SET_FIELD_NUMBER: _ClassVar[int]
     CALLER_ID_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SIMULATION_FIELD_NUMBER: _ClassVar[int]
+    CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     kind: TrunkKind
     host: str
     port: int
@@ -223,20 +254,37 @@ class OutboundTrunk(_message.Message):
     password_set: bool
     caller_id_format: CallerIdFormat
     simulation: SimulationProfile
-    def __init__(self, kind: _Optional[_Union[TrunkKind, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., transport: _Optional[_Union[SipTransport, str]] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: bool = ..., caller_id_format: _Optional[_Union[CallerIdFormat, str]] = ..., simulation: _Optional[_Union[SimulationProfile, _Mapping]] = ...) -> None: ...
+    calls_per_second: float
+    def __init__(self, kind: _Optional[_Union[TrunkKind, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., transport: _Optional[_Union[SipTransport, str]] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: bool = ..., caller_id_format: _Optional[_Union[CallerIdFormat, str]] = ..., simulation: _Optional[_Union[SimulationProfile, _Mapping]] = ..., calls_per_second: _Optional[float] = ...) -> None: ...
+
+class TrunkPacingState(_message.Message):
+    __slots__ = ("effective_calls_per_second", "throttled", "throttled_until_time", "consecutive_pushbacks", "last_pushback_time")
+    EFFECTIVE_CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_UNTIL_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_PUSHBACKS_FIELD_NUMBER: _ClassVar[int]
+    LAST_PUSHBACK_TIME_FIELD_NUMBER: _ClassVar[int]
+    effective_calls_per_second: float
+    throttled: bool
+    throttled_until_time: _timestamp_pb2.Timestamp
+    consecutive_pushbacks: int
+    last_pushback_time: _timestamp_pb2.Timestamp
+    def __init__(self, effective_calls_per_second: _Optional[float] = ..., throttled: bool = ..., throttled_until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consecutive_pushbacks: _Optional[int] = ..., last_pushback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PhoneNumber(_message.Message):
-    __slots__ = ("name", "phone_number_id", "phone_number", "display_name", "outbound_trunk", "create_time")
+    __slots__ = ("name", "phone_number_id", "phone_number", "display_name", "outbound_trunk", "create_time", "pacing_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_ID_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     OUTBOUND_TRUNK_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PACING_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     phone_number_id: str
     phone_number: str
     display_name: str
     outbound_trunk: OutboundTrunk
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., phone_number_id: _Optional[str] = ..., phone_number: _Optional[str] = ..., display_name: _Optional[str] = ..., outbound_trunk: _Optional[_Union[OutboundTrunk, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pacing_state: TrunkPacingState
+    def __init__(self, name: _Optional[str] = ..., phone_number_id: _Optional[str] = ..., phone_number: _Optional[str] = ..., display_name: _Optional[str] = ..., outbound_trunk: _Optional[_Union[OutboundTrunk, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pacing_state: _Optional[_Union[TrunkPacingState, _Mapping]] = ...) -> None: ...

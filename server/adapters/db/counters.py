@@ -109,9 +109,9 @@ class Deltas:
             self.add(batch_id, f"n_{from_status}", -1)
             self.add(batch_id, f"n_{to_status}", 1)
 
-    def bump(self, batch_id: str, json_column: str, key: str) -> None:
+    def bump(self, batch_id: str, json_column: str, key: str, amount: int = 1) -> None:
         bumps = self.rows.setdefault(batch_id, {}).setdefault(json_column, {})
-        bumps[key] = bumps.get(key, 0) + 1
+        bumps[key] = bumps.get(key, 0) + amount
 
     def granted(self, batch_id: str, at: datetime) -> None:
         row = self.rows.setdefault(batch_id, {})

@@ -53,7 +53,14 @@ organizations = Table(
     Column("frequency_cap_per_24h", Integer, nullable=False, server_default="0"),
     Column("circuit_breaker_window", Integer, nullable=False, server_default="20"),
     Column("circuit_breaker_threshold", Float, nullable=False, server_default="0.5"),
+    # Organization-wide calls per second, 0 = no cap (migration 0004).
+    Column("calls_per_second", Float, nullable=False, server_default="0"),
+    CheckConstraint("calls_per_second >= 0 and calls_per_second <= 10000", name="calls_per_second"),
     Column("created_at", TS, nullable=False, server_default=text("now()")),
+    # Explicit "call at any time" (no organization window) and "CSV rows
+    # need consent" (migration 0005, issue 16).
+    Column("calling_any_time", Boolean, nullable=False, server_default=text("false")),
+    Column("require_consent", Boolean, nullable=False, server_default=text("false")),
 )
 
 api_keys = Table(
@@ -69,7 +76,8 @@ api_keys = Table(
     Column("created_at", TS, nullable=False, server_default=text("now()")),
     Column("last_used_at", TS),
     Column("revoked_at", TS),
-    CheckConstraint("role in ('owner','admin','member')", name="role"),
+    # reporter: ResultsService only (migration 0003).
+    CheckConstraint("role in ('owner','admin','member','reporter')", name="role"),
 )
 Index("ix_api_keys_org", api_keys.c.org_id)
 
@@ -85,6 +93,13 @@ agents = Table(
     Column("transcript_enabled", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    # SIP connection (migration 0003): normalized URI, "" = none; digest
+    # credentials (the password is never returned by the public API); the
+    # contact variables sent as X-BC-* headers.
+    Column("sip_uri", String(512), nullable=False, server_default=""),
+    Column("sip_username", String(128), nullable=False, server_default=""),
+    Column("sip_password", String(256), nullable=False, server_default=""),
+    Column("sip_header_fields", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     CheckConstraint("architecture in ('pipeline','realtime','text')", name="architecture"),
 )
 Index("ix_agents_org", agents.c.org_id, agents.c.created_at)
@@ -106,6 +121,9 @@ phone_numbers = Table(
     Column("trunk_password", String(256), nullable=False, server_default=""),
     Column("caller_id_format", String(16), nullable=False, server_default="e164"),
     Column("simulation", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The trunk's calls per second, 0.1-1000 (migration 0004; docs/pacing.md).
+    Column("calls_per_second", Float, nullable=False, server_default="1.0"),
+    CheckConstraint("calls_per_second >= 0.1 and calls_per_second <= 1000", name="calls_per_second"),
     Column("created_at", TS, nullable=False, server_default=text("now()")),
     # Soft delete: batches keep pointing at the number they called from.
     Column("deleted_at", TS),
@@ -227,6 +245,11 @@ contacts = Table(
     # The open attempt while DIALING / CONNECTED.
     Column("current_attempt_id", String(40)),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    # The attempt whose reported result is the contact's latest (0003).
+    Column("result_attempt_id", String(40)),
+    # Prior express consent from the CSV (migration 0005).
+    Column("consent_at", TS),
+    Column("consent_source", Text, nullable=False, server_default=""),
 )
 Index("ix_contacts_batch_id", contacts.c.batch_id, contacts.c.id)
 Index("ix_contacts_batch_status", contacts.c.batch_id, contacts.c.status, contacts.c.id)
@@ -260,11 +283,27 @@ attempts = Table(
     # circuit breaker's "last K attempts", exact even when end times tie.
     Column("closed_seq", BigInteger),
     Column("detail", Text, nullable=False, server_default=""),
+    # What the agent reported (ResultsService, migration 0003); "" = nothing.
+    Column("disposition", String(24), nullable=False, server_default=""),
+    Column("answered_by", String(8), nullable=False, server_default=""),
+    Column("callback_at", TS),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("result_transcript", Text, nullable=False, server_default=""),
+    Column("result_recording_uri", Text, nullable=False, server_default=""),
+    # [{"name": ..., "type": "string"|"number"|"bool", "value": ...}], in report order.
+    Column("extracted_fields", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("result_at", TS),
 )
 Index("ix_attempts_contact", attempts.c.contact_id, attempts.c.attempt_number)
 Index("ix_attempts_open", attempts.c.org_id, postgresql_where=attempts.c.ended_at.is_(None))
 Index("ix_attempts_org_phone_started", attempts.c.org_id, attempts.c.phone, attempts.c.started_at)
 Index("ix_attempts_batch_closed", attempts.c.batch_id, attempts.c.closed_seq)
+Index(
+    "ix_attempts_org_provider_call",
+    attempts.c.org_id,
+    attempts.c.provider_call_id,
+    postgresql_where=attempts.c.provider_call_id != "",
+)
 
 do_not_call = Table(
     "do_not_call",
