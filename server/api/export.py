@@ -6,7 +6,7 @@ a COMPLETED or FAILED batch, streamed in chunks.
   is NOT_FOUND. Members may export (it is a read).
 * CSV: rows come from Postgres in keyset pages (``server.service.export``)
   and are encoded by ``server.domain.export_csv.csv_chunks`` (formula
-  injection neutralised, phone numbers included); messages hold about
+  injection neutralised; E.164 phone numbers written as they are); messages hold about
   ``CHUNK_BYTES`` each (a message never exceeds three times that).
 * PDF: ``server.domain.report_pdf.render_pdf`` (rendered off the event
   loop), sent in ``CHUNK_BYTES`` messages.
