@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from contract.agent import AgentSettings
 from contract.trunk import TrunkSettings
 
-__all__ = ["TrunkSettings"]  # re-exported: providers take it in a CallRequest
+__all__ = ["AgentSettings", "TrunkSettings"]  # re-exported: providers take them in a CallRequest
 
 
 class Outcome(str, enum.Enum):
@@ -48,6 +49,11 @@ class CallRequest:
     variables: dict[str, str] = field(default_factory=dict)
     recording_enabled: bool = False
     transcript_enabled: bool = False
+    #: The voice agent to bring in when the callee answers (SIP trunks); None:
+    #: the call is held without an agent leg, as before.
+    agent: AgentSettings | None = None
+    #: The server's id of this attempt (sent to the agent as X-BatchCalls-Attempt-Id).
+    attempt_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,20 @@ class CallResult:
     recording_uri: str = ""
     transcript: str = ""
     detail: str = ""
+    #: Seconds from the callee's answer to the agent's answer, or to the
+    #: agent leg's failure; None when there was no agent leg (no agent, or
+    #: the callee never answered).
+    agent_answer_delay_seconds: float | None = None
+    #: Final status of the agent's INVITE (0: none came, or no agent leg).
+    agent_sip_code: int = 0
+    #: The carrier answered the call's setup with a final refusal (SIP: a
+    #: final non-2xx INVITE response; simulated: an HTTP 503/429 to the
+    #: POST): ``sip_code`` is its status, ``reason`` its reason phrase or
+    #: error text, ``retry_after`` its Retry-After header if any. The dialer
+    #: classifies it (``dialer.cps.classify_response``) as carrier push-back.
+    refused: bool = False
+    reason: str = ""
+    retry_after: str | None = None
 
 
 class CallState(str, enum.Enum):

@@ -34,6 +34,7 @@ number         trunk behaviour                                    SipProvider ou
 +14155550403   180, 403                                            blocked
 +14155550603   180, 603                                            blocked
 +14155550503   180, 503                                            carrier_error
++14155550513   503 + Retry-After: 2 at once (CPS push-back)        carrier_error, refused
 +14155550500   180, 500                                            carrier_error
 =============  =================================================  ===============
 
@@ -44,6 +45,15 @@ How sipp runs (one process per ``start_sipp``, in its own temp directory)::
     sipp -sf trunk_uas.xml -i 127.0.0.1 -p PORT -t u1|t1 -nostdin -d SILENT_MS
          -trace_stat -stf stat.csv -fd 1 -trace_counts -trace_logs -log_file calls.log
          -trace_err -error_file errors.log -max_socket 4096
+
+The voice agent leg (``tests/integration/test_sip_agent_leg.py``) runs two
+of them: ``callee_uas_media.xml`` (the carrier and callee: answers an
+offerless INVITE with an SDP offer, plays sipp's g711a.pcap once the ACK
+brings the answer; ``CALLEE_NUMBERS``) started with ``media_ip="127.0.0.1"``,
+and ``agent_uas.xml`` (the agent: its answer names ``keys={"rtp_port": N}``,
+a UDP receiver of the test; behaviour by Request-URI user) started with
+``trace_msg=True`` so every header it received can be read back with
+``received_requests("INVITE")``.
 
 Statistics come from three files sipp writes: the ``-trace_stat`` CSV
 (TotalCallCreated, CurrentCall each second, Successful/Failed), the
@@ -65,6 +75,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tests.support.helpers import free_port
@@ -72,6 +83,15 @@ from tests.support.helpers import free_port
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP_USERNAME = "trunkuser"
 SIPP_PASSWORD = "trunk-secret"
+#: Digest credentials agent_uas.xml accepts (Request-URI user "auth").
+AGENT_USERNAME = "agentuser"
+AGENT_PASSWORD = "agent-secret"
+#: callee_uas_media.xml: the dialed number picks the callee's behaviour.
+CALLEE_NUMBERS = {
+    "hold": "+14155550200",  # plays the pcap, holds until our BYE
+    "hangup": "+14155550201",  # plays the pcap, hangs up 2 s after the ACK
+    "abandon": "+14155550202",  # hangs up 1 s after its 200, before our ACK
+}
 
 NUMBERS = {
     "completed": "+14155550100",
@@ -118,8 +138,25 @@ class CallRecord:
     end_ms: int | None = None
     end: str = ""  # answered | cancelled | rejected | silent
     auth: list[str] = field(default_factory=list)
+    # callee_uas_media.xml: the m=audio port of the answer in our ACK, and
+    # whether that answer was a=inactive (no agent to bridge to: no media).
+    media_port: int | None = None
+    media_inactive: bool = False
     # From the INVITE: from=<From user part>, batch=, contact=, agent=, attempt= (X- headers).
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TracedMessage:
+    """One message of sipp's -trace_msg file."""
+
+    time: float  # epoch seconds, from sipp's wall clock (comparable across sipp processes)
+    direction: str  # "received" | "sent"
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        return self.text.split("\n", 1)[0].strip()
 
 
 @dataclass
@@ -164,7 +201,15 @@ class SippStats:
 
 
 class SippProcess:
-    def __init__(self, scenario: str, transport: str, port: int, silent_ms: int, extra_args: list[str]) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        transport: str,
+        port: int,
+        silent_ms: int,
+        extra_args: list[str],
+        trace_msg: bool = False,
+    ) -> None:
         binary = sipp_binary()
         if binary is None:
             raise FileNotFoundError("sipp is not on PATH (Debian: apt-get install sip-tester)")
@@ -182,6 +227,9 @@ class SippProcess:
         self.log_file = self.workdir / "calls.log"
         self.error_file = self.workdir / "errors.log"
         self.stdout_file = self.workdir / "stdout.txt"
+        self.message_file = self.workdir / "messages.log"
+        if trace_msg:
+            extra_args = [*extra_args, "-trace_msg", "-message_file", str(self.message_file)]
         last_err = ""
         for attempt in range(5):
             self.port = port or free_port()
@@ -310,12 +358,62 @@ class SippProcess:
                         k, eq, v = item.partition("=")
                         if eq:
                             rec.headers[k] = v
+                elif kind == "MEDIA":
+                    rec.media_port = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
+                    rec.media_inactive = "a=inactive" in parts[4:]
                 elif kind == "AUTH":
                     rec.auth.append(parts[3] if len(parts) > 3 else "")
                 elif kind == "END":
                     rec.end_ms = ms
                     rec.end = parts[3] if len(parts) > 3 else ""
         return calls
+
+    def traced_messages(self) -> list[TracedMessage]:
+        """Every SIP message sipp sent or received, in order (``trace_msg=True``)."""
+        if not self.message_file.exists():
+            return []
+        text = self.message_file.read_text(errors="replace")
+        out: list[TracedMessage] = []
+        # Each entry: a dashed line with sipp's local wall-clock time, then
+        # "<TRANSPORT> message received [n] bytes :" (or "sent (n bytes):"),
+        # a blank line, and the message.
+        parts = re.split(r"(?m)^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n", text)
+        for stamp, block in zip(parts[1::2], parts[2::2], strict=True):
+            head, _, msg = block.partition("\n")
+            if "message received" in head:
+                direction = "received"
+            elif "message sent" in head:
+                direction = "sent"
+            else:
+                continue
+            when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            out.append(TracedMessage(when, direction, msg.strip("\n")))
+        return out
+
+    def received_messages(self) -> list[str]:
+        """Every SIP message sipp received, as text (``trace_msg=True``)."""
+        return [m.text for m in self.traced_messages() if m.direction == "received"]
+
+    def message_times(self, direction: str, start: str) -> list[float]:
+        """Wall-clock times (epoch s) of the messages ``direction`` ("sent"/"received")
+        whose first line starts with ``start`` ("BYE", "SIP/2.0 200", ...)."""
+        return [m.time for m in self.traced_messages() if m.direction == direction and m.first_line.startswith(start)]
+
+    def received_requests(self, method: str) -> list[dict[str, list[str]]]:
+        """Headers of each received request of ``method``: lower-cased name -> values."""
+        out: list[dict[str, list[str]]] = []
+        for msg in self.received_messages():
+            lines = msg.replace("\r\n", "\n").split("\n")
+            if not lines or not lines[0].startswith(method + " "):
+                continue
+            headers: dict[str, list[str]] = {"": [lines[0]]}
+            for line in lines[1:]:
+                if not line.strip():
+                    break
+                name, _, value = line.partition(":")
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
+            out.append(headers)
+        return out
 
     @staticmethod
     def _last_rows(path: Path) -> list[dict[str, str]]:
@@ -386,14 +484,26 @@ def start_sipp(
     *,
     silent_ms: int = 5000,
     extra_args: list[str] | None = None,
+    media_ip: str = "",
+    keys: dict[str, str | int] | None = None,
+    trace_msg: bool = False,
 ) -> SippProcess:
     """Starts sipp as a UAS on 127.0.0.1 (a free port unless ``port``).
 
     ``silent_ms``: how long the "no response" numbers keep their call (sipp's
     -d); keep it longer than the caller's Timer B so retransmitted INVITEs
-    stay in the same sipp call.
+    stay in the same sipp call. ``media_ip``: sipp's -mi, the address of
+    ``[media_ip]`` in its SDP and of its RTP sockets (sipp picks a free
+    ``[media_port]`` from 6000 up). ``keys``: ``-key name value`` for each,
+    ``[name]`` in the scenario. ``trace_msg``: log every message (-trace_msg)
+    for ``received_requests``.
     """
-    return SippProcess(scenario, transport, port, silent_ms, list(extra_args or []))
+    args = list(extra_args or [])
+    if media_ip:
+        args += ["-mi", media_ip]
+    for name, value in (keys or {}).items():
+        args += ["-key", name, str(value)]
+    return SippProcess(scenario, transport, port, silent_ms, args, trace_msg=trace_msg)
 
 
 def require_sipp() -> str | None:

@@ -7,10 +7,13 @@ ring timeout (only after a provisional response, RFC 3261 §9.1), ACKs the
 end's BYE. A 2xx from another fork is ACKed and hung up at once.
 
 A leg is one dialog with one far end, registered with the ``SipUac`` under
-its own Call-ID; nothing here assumes it is the only leg of a call. The
-provider's call today is one leg, to the callee. Third-party call control
-(RFC 3725) would add a second leg to the voice agent and bridge the two by
-re-INVITEs built from each leg's ``Dialog``.
+its own Call-ID; nothing here assumes it is the only leg of a call. With a
+voice agent the provider's call is two legs under third-party call control
+(RFC 3725 Flow I, see README.md): the callee's INVITE has no SDP and its
+2xx ACK is deferred (``defer_ack``) until the agent's answer can go in it
+(``send_ack``); the agent's leg gives up at its deadline even without a
+provisional response (``give_up_unprovisioned``), and ``stop_ringing``
+ends its INVITE early from another task.
 
 Not here: media, re-INVITEs of our own (a far-end re-INVITE gets 488),
 redirects (3xx is a final failure).
@@ -30,10 +33,12 @@ from .message import (
     SipRequest,
     SipResponse,
     host_for_uri,
+    is_sdp,
     name_addr_uri,
     new_branch,
     new_tag,
     response_for,
+    sdp_inactive_answer,
 )
 from .transaction import ClientTransaction, TransactionTimeout
 from .transport import Flow, SipTransportError, TcpFlow
@@ -59,6 +64,13 @@ class InviteEnd(StrEnum):
     #: No final response within 64*T1 after our CANCEL.
     CANCEL_TIMEOUT = "cancel_timeout"
     TRANSPORT_ERROR = "transport_error"
+    #: Ring deadline passed with no provisional response and the leg may
+    #: not wait for Timer B (``give_up_unprovisioned``): abandoned locally.
+    ABANDONED = "abandoned"
+
+
+#: Put on an INVITE transaction's event queue to wake ``_drive`` (``stop_ringing``).
+_WAKE = object()
 
 
 @dataclass
@@ -72,6 +84,10 @@ class InviteResult:
     detail: str = ""
     invites_sent: int = 0
     provisional: list[int] = field(default_factory=list)
+    #: Body of the 2xx (its SDP) when answered.
+    body: bytes = b""
+    #: Retry-After of the final response, if any (carrier push-back).
+    retry_after: str | None = None
 
 
 class LegState(StrEnum):
@@ -97,6 +113,10 @@ class OutboundLeg:
         extra_headers: list[tuple[str, str]] | None = None,
         sdp: bytes = b"",
         credentials: Credentials | None = None,
+        from_uri: str | None = None,
+        to_uri: str | None = None,
+        defer_ack: bool = False,
+        give_up_unprovisioned: bool = False,
     ) -> None:
         self.uac = uac
         self.flow = flow
@@ -104,12 +124,16 @@ class OutboundLeg:
         self.dialog = Dialog(
             call_id=call_id,
             local_tag=new_tag(),
-            local_uri=f"<sip:{from_user}@{local}>",
-            remote_uri=f"<sip:{to_user}@{host_for_uri(to_host)}>",
+            local_uri=from_uri or f"<sip:{from_user}@{local}>",
+            remote_uri=to_uri or f"<sip:{to_user}@{host_for_uri(to_host)}>",
             request_uri=request_uri,
             local_cseq=random.randint(1, _FIRST_CSEQ_MAX),
         )
-        self.contact = f"<sip:{from_user}@{local}:{flow.local_port};transport={flow.transport.lower()}>"
+        if request_uri.lower().startswith("sips:"):
+            # RFC 5630 §3.1.3: a sips request has a sips Contact (TLS implied).
+            self.contact = f"<sips:{from_user}@{local}:{flow.local_port}>"
+        else:
+            self.contact = f"<sip:{from_user}@{local}:{flow.local_port};transport={flow.transport.lower()}>"
         self.extra_headers = list(extra_headers or [])
         self.sdp = sdp
         self.auth = Authenticator(credentials)
@@ -123,6 +147,13 @@ class OutboundLeg:
         self.remote_bye = asyncio.Event()
         self.finished = False
         self._ack_2xx: bytes | None = None
+        #: ``defer_ack``: the 2xx is ACKed by ``send_ack``, with the answer to its offer.
+        self.defer_ack = defer_ack
+        self.give_up_unprovisioned = give_up_unprovisioned
+        #: The 2xx whose ACK is deferred, until ``send_ack``.
+        self._unacked_2xx: SipResponse | None = None
+        #: ``stop_ringing`` was called: the ring deadline is now.
+        self._hurry = False
 
     @property
     def call_id(self) -> str:
@@ -185,12 +216,19 @@ class OutboundLeg:
             assert tx is not None
             timeout: float | None
             if not self.cancel_sent:
-                timeout = ring_deadline - loop.time()
+                timeout = (loop.time() if self._hurry else ring_deadline) - loop.time()
                 if timeout <= 0:
                     if self.got_provisional:
                         self._send_cancel()
                         cancel_deadline = loop.time() + self.uac.timers.timer_b
                         continue
+                    if self.give_up_unprovisioned:
+                        # Nothing heard: a CANCEL is not allowed (RFC 3261
+                        # §9.1) and Timer B is too long to wait. Stop
+                        # retransmitting; a late 2xx is ACKed and hung up
+                        # as a stray (``on_stray_response``).
+                        tx.terminate()
+                        return self._result(InviteEnd.ABANDONED, detail="no response before the deadline")
                     timeout = None  # RFC 3261 §9.1: no CANCEL before a provisional
             else:
                 if cancel_deadline is None:
@@ -207,6 +245,8 @@ class OutboundLeg:
                         ev = await tx.events.get()
             except TimeoutError:
                 continue
+            if ev is _WAKE:
+                continue
             if isinstance(ev, TransactionTimeout):
                 return self._result(InviteEnd.TIMEOUT, detail="no response to INVITE (Timer B)")
             if isinstance(ev, SipTransportError):
@@ -220,7 +260,9 @@ class OutboundLeg:
                 continue
             if resp.status < 300:
                 self._confirm(resp)
-                return self._result(InviteEnd.ANSWERED, resp)
+                result = self._result(InviteEnd.ANSWERED, resp)
+                result.body = resp.body
+                return result
             if not self.cancel_sent and auth_tries < _MAX_INVITE_AUTH_TRIES:
                 challenge = self.auth.challenge_in(resp)
                 if challenge is not None and (auth_tries == 0 or challenge.stale):
@@ -240,18 +282,55 @@ class OutboundLeg:
             detail=detail,
             invites_sent=self.invites_sent,
             provisional=list(self.provisional),
+            retry_after=resp.get("Retry-After") if resp is not None else None,
         )
 
     def _confirm(self, resp: SipResponse) -> None:
-        """The 2xx: the dialog is confirmed; ACK it (RFC 3261 §13.2.2.4)."""
+        """The 2xx: the dialog is confirmed; ACK it (RFC 3261 §13.2.2.4) unless deferred."""
         assert self.invite_request is not None
         self.dialog.confirm(resp)
         self.state = LegState.CONFIRMED
+        if self.defer_ack:
+            self._unacked_2xx = resp
+            return
+        self._ack(resp, b"")
+
+    def _ack(self, resp: SipResponse, body: bytes) -> None:
+        assert self.invite_request is not None
         ack = self.dialog.ack_for_2xx(self.invite_request, resp, self.flow.via(new_branch()))
         if self.auth.last_answer is not None:
             ack.add(*self.auth.last_answer)
+        if body:
+            ack.add("Content-Type", "application/sdp")
+            ack.body = body
         self._ack_2xx = ack.to_bytes()
         self._send_raw(self._ack_2xx)
+
+    @property
+    def ack_pending(self) -> bool:
+        """A 2xx came and its ACK waits for ``send_ack`` (``defer_ack``)."""
+        return self._unacked_2xx is not None
+
+    def send_ack(self, body: bytes) -> None:
+        """ACKs the deferred 2xx with ``body`` (the SDP answer to its offer); resent on retransmissions."""
+        resp = self._unacked_2xx
+        if resp is None:
+            return
+        self._unacked_2xx = None
+        self._ack(resp, body)
+
+    def ack_rejecting(self) -> None:
+        """ACKs a deferred 2xx with an answer that sets up no media (inactive; before a BYE)."""
+        resp = self._unacked_2xx
+        if resp is not None:
+            offer = resp.body if is_sdp(resp) else b""
+            self.send_ack(sdp_inactive_answer(offer, address=self.flow.local_host) if offer else b"")
+
+    def stop_ringing(self) -> None:
+        """Makes the INVITE being driven end now: CANCEL (or give up); no effect once answered."""
+        self._hurry = True
+        if self.state == LegState.CALLING and self.invite_tx is not None:
+            self.invite_tx.events.put_nowait(_WAKE)  # type: ignore[arg-type]
 
     def _send_raw(self, data: bytes) -> None:
         try:
@@ -278,9 +357,10 @@ class OutboundLeg:
         self.state = LegState.TERMINATED
         if isinstance(self.flow, TcpFlow) and self.flow.closed:
             try:
-                self.flow = await self.uac.flow_for(self.flow.remote[0], self.flow.remote[1], "tcp")
+                self.flow = await self.uac.flow_for(self.flow.host, self.flow.remote[1], self.flow.transport)
             except SipTransportError:
                 return 0
+        self.ack_rejecting()  # a deferred ACK goes first (RFC 3261 §15: BYE after the ACK)
         challenge: PendingChallenge | None = None
         for _ in range(2):
             req = self.dialog.in_dialog("BYE", self.flow.via(new_branch()))
@@ -323,6 +403,7 @@ class OutboundLeg:
             return False
         if req.method == "BYE":
             self.uac.send_response(flow, response_for(req, 200, "OK"))
+            self.ack_rejecting()  # stop the 2xx retransmissions of a deferred ACK
             if self.state == LegState.CONFIRMED:
                 self.state = LegState.TERMINATED
             self.remote_bye.set()
@@ -343,6 +424,8 @@ class OutboundLeg:
         if resp.to_tag == self.dialog.remote_tag and self._ack_2xx is not None:
             self._send_raw(self._ack_2xx)  # our ACK was lost
             return
+        if resp.to_tag == self.dialog.remote_tag and self._unacked_2xx is not None:
+            return  # a retransmission of the 2xx whose ACK is deferred: it comes with the answer
         # A 2xx from another fork: acknowledge it and hang it up at once.
         if self.invite_request is None:
             return

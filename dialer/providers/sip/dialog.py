@@ -5,8 +5,9 @@ tag, its target (the Contact of the 2xx) and the route set (the reversed
 Record-Route). Every later request of the dialog (ACK of the 2xx, BYE, and
 a re-INVITE should one be sent) is built from this state, so it lives
 apart from the INVITE's own life (``call.py``): a call that holds two
-dialogs, as third-party call control does (RFC 3725: one to the callee,
-one to the voice agent, bridged by re-INVITEs), keeps one ``Dialog`` each.
+dialogs, as third-party call control does (RFC 3725 Flow I: one to the
+callee, one to the voice agent, the agent's SDP answer going to the callee
+in the ACK of its 2xx), keeps one ``Dialog`` each.
 
 No I/O here: the caller gives the Via (it depends on the flow the request
 goes out on, see ``transport.Flow.via``).

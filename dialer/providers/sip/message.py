@@ -453,3 +453,39 @@ def is_valid_call_id(call_id: str) -> bool:
     if len(parts) > 2:
         return False
     return all(p and all(ch.isascii() and (ch.isalnum() or ch in allowed) for ch in p) for p in parts)
+
+
+def sdp_inactive_answer(offer: bytes, session_id: int = 0, address: str = "127.0.0.1") -> bytes:
+    """An SDP answer to ``offer`` that sets up no media: every stream inactive.
+
+    Third-party call control must answer the callee's offer in the ACK of
+    its 2xx even when there is nothing to bridge it to (the agent failed,
+    or the call ends before the agent answered); the BYE follows at once.
+    Each offered stream is answered ``a=inactive`` (RFC 3264 §6.1) on the
+    discard port of our own address, not rejected with port 0: an answer
+    whose streams are all port 0 makes some endpoints fail the call outright
+    (sipp 3.6 exits on it), and inactive streams send nothing either way.
+    """
+    lines = offer.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
+    media = [ln for ln in lines if ln.startswith("m=")]
+    ip = "IP6" if ":" in address else "IP4"
+    out = [
+        "v=0",
+        f"o=batchcalls {session_id} {session_id} IN {ip} {address}",
+        "s=batchcalls",
+        f"c=IN {ip} {address}",
+        "t=0 0",
+    ]
+    for m in media or ["m=audio 9 RTP/AVP 0"]:
+        parts = m[2:].split(" ")
+        if len(parts) >= 3:
+            fmt = parts[3] if len(parts) > 3 else "0"
+            out.append(f"m={parts[0]} 9 {parts[2]} {fmt}")
+            out.append("a=inactive")
+    return ("\r\n".join(out) + "\r\n").encode("ascii", "replace")
+
+
+def is_sdp(msg: SipMessage) -> bool:
+    """True when the message carries an SDP body."""
+    ctype = (msg.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return bool(msg.body.strip()) and ctype == "application/sdp"

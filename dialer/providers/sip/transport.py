@@ -5,7 +5,9 @@
   buffers bounded, and the layers above demultiplex (responses by Via
   branch, requests by Call-ID).
 - TCP: one connection per trunk address, framed by Content-Length
-  (RFC 3261 §18.3).
+  (RFC 3261 §18.3). TLS (RFC 3261 §26.2, RFC 5630) is the same over an
+  ``ssl`` connection whose certificate is checked against the host name
+  (a voice agent reached at a ``sips:`` URI or ``transport=tls``).
 - ICMP errors on the UDP socket are read from the socket error queue (Linux
   ``IP_RECVERR``), so "port unreachable" fails the requests sent to that
   address at once instead of after Timer B.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import sys
 from typing import Protocol
 
@@ -151,14 +154,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
 
 class TcpFlow(Flow, asyncio.Protocol):
-    """One TCP connection to a trunk address, shared by every call to it."""
+    """One TCP (or TLS) connection to a peer address, shared by every call to it."""
 
     transport = "TCP"
     reliable = True
 
-    def __init__(self, owner: Transports, remote: tuple[str, int]) -> None:
+    def __init__(self, owner: Transports, remote: tuple[str, int], transport: str = "TCP", host: str = "") -> None:
         self._owner = owner
         self.remote = remote
+        self.transport = transport
+        #: The host name it was opened for (TLS checks the certificate against it).
+        self.host = host or remote[0]
         self._framer = StreamFramer()
         self._tr: asyncio.Transport | None = None
         self.closed = False
@@ -210,15 +216,17 @@ class Transports:
         bind_host: str = "",
         advertise_host: str | None = None,
         connect_timeout: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.user = user
+        self._tls_context = tls_context
         self.bind_host = bind_host
         self.advertise_host = advertise_host
         self.connect_timeout = connect_timeout
         self._udp: dict[int, UdpEndpoint] = {}
         self._udp_creating: dict[int, asyncio.Future[UdpEndpoint]] = {}
-        self._tcp: dict[tuple[str, int], TcpFlow] = {}
-        self._tcp_connecting: dict[tuple[str, int], asyncio.Future[TcpFlow]] = {}
+        self._tcp: dict[tuple[str, tuple[str, int]], TcpFlow] = {}
+        self._tcp_connecting: dict[tuple[str, tuple[str, int]], asyncio.Future[TcpFlow]] = {}
         self._local_host_cache: dict[str, str] = {}
         self._closed = False
 
@@ -228,11 +236,11 @@ class Transports:
         return len(self._udp) + len(self._tcp)
 
     async def flow_for(self, host: str, port: int, transport: str) -> Flow:
-        """The flow to ``host:port`` over ``transport`` ("udp" or "tcp")."""
+        """The flow to ``host:port`` over ``transport`` ("udp", "tcp" or "tls")."""
         if self._closed:
             raise SipTransportError("SIP UAC closed")
         transport = (transport or "udp").upper()
-        if transport not in ("UDP", "TCP"):
+        if transport not in ("UDP", "TCP", "TLS"):
             raise SipTransportError(f"unsupported SIP transport {transport}")
         loop = asyncio.get_running_loop()
         sock_type = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
@@ -247,7 +255,7 @@ class Transports:
         if transport == "UDP":
             ep = await self._udp_endpoint(family)
             return UdpFlow(ep, remote, self.local_host_for(remote[0]))
-        return await self._tcp_flow(remote, family)
+        return await self._tcp_flow(remote, family, transport, host)
 
     async def _udp_endpoint(self, family: int) -> UdpEndpoint:
         ep = self._udp.get(family)
@@ -277,37 +285,54 @@ class Transports:
         finally:
             self._udp_creating.pop(family, None)
 
-    async def _tcp_flow(self, remote: tuple[str, int], family: int) -> TcpFlow:
-        flow = self._tcp.get(remote)
+    async def _tcp_flow(
+        self, remote: tuple[str, int], family: int, transport: str = "TCP", host: str = ""
+    ) -> TcpFlow:
+        key = (transport, remote)
+        flow = self._tcp.get(key)
         if flow is not None and not flow.closed:
             return flow
-        pending = self._tcp_connecting.get(remote)
+        pending = self._tcp_connecting.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[TcpFlow] = loop.create_future()
-        self._tcp_connecting[remote] = fut
+        self._tcp_connecting[key] = fut
+        tls: dict[str, object] = {}
+        if transport == "TLS":
+            tls["ssl"] = self._tls_context or ssl.create_default_context()
+            # The certificate must name the host (an IP literal: an IP SAN).
+            tls["server_hostname"] = host.strip("[]") or remote[0]
         try:
             try:
                 _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: TcpFlow(self, remote), remote[0], remote[1], family=family),
+                    loop.create_connection(
+                        lambda: TcpFlow(self, remote, transport, host),
+                        remote[0],
+                        remote[1],
+                        family=family,
+                        **tls,  # type: ignore[arg-type]
+                    ),
                     self.connect_timeout,
                 )
             except (TimeoutError, OSError) as exc:
-                err = SipTransportError(f"TCP connection to the trunk failed: {exc or 'timeout'}")
+                err = SipTransportError(
+                    f"{transport} connection to {host or remote[0]}:{remote[1]} failed: {exc or 'timeout'}"
+                )
                 fut.set_exception(err)
                 fut.exception()  # retrieved: waiters get it through shield
                 raise err from exc
-            self._tcp[remote] = proto
+            self._tcp[key] = proto
             fut.set_result(proto)
             return proto
         finally:
-            self._tcp_connecting.pop(remote, None)
+            self._tcp_connecting.pop(key, None)
 
     def forget_tcp(self, flow: TcpFlow) -> None:
         """Drops a closed connection so the next request opens a new one."""
-        if self._tcp.get(flow.remote) is flow:
-            del self._tcp[flow.remote]
+        key = (flow.transport, flow.remote)
+        if self._tcp.get(key) is flow:
+            del self._tcp[key]
 
     def local_host_for(self, remote_ip: str) -> str:
         """Our address as ``remote_ip`` sees it: the advertised one, else the routing source."""

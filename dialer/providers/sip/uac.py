@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Protocol
 
 from .message import SipRequest, SipResponse, new_tag, response_for
@@ -61,6 +62,7 @@ class SipUac:
         bind_host: str = "",
         advertise_host: str | None = None,
         user_agent: str = "batchcalls",
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.timers = timers or SipTimers()
         self.user_agent = user_agent
@@ -69,12 +71,13 @@ class SipUac:
             bind_host=bind_host,
             advertise_host=advertise_host,
             connect_timeout=self.timers.connect_timeout,
+            tls_context=tls_context,
         )
         self.transactions = TransactionTable(self.timers)
         self._legs: dict[str, Leg] = {}
 
     async def flow_for(self, host: str, port: int, transport: str) -> Flow:
-        """The flow to a trunk: ``host:port`` over "udp" or "tcp"."""
+        """The flow to a trunk or an agent: ``host:port`` over "udp", "tcp" or "tls"."""
         return await self.transports.flow_for(host, port, transport)
 
     # -- legs ----------------------------------------------------------
@@ -123,11 +126,12 @@ class SipUac:
         self.send_response(flow, resp)
 
     def on_unreachable(self, key: FlowKey, exc: Exception) -> None:
-        err = SipTransportError(f"trunk unreachable ({exc.strerror if isinstance(exc, OSError) else exc})")
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        err = SipTransportError(f"{key[1]}:{key[2]} unreachable ({why})")
         self.transactions.fail_unanswered(key, err)
 
     def on_flow_closed(self, flow: TcpFlow, exc: Exception | None) -> None:
-        err = SipTransportError(f"TCP connection to the trunk closed{': ' + str(exc) if exc else ''}")
+        err = SipTransportError(f"{flow.transport} connection to {flow.host} closed{': ' + str(exc) if exc else ''}")
         self.transactions.fail_on(flow, err)
         for leg in list(self._legs.values()):
             if leg.flow is flow:
