@@ -25,7 +25,10 @@ def render(ctx: Ctx) -> None:
         "\n".join(
             [
                 f"- **Organization ID:** `{org.organization_id}`",
-                f"- **Default calling window:** {vm.calling_window_text(window)}",
+                f"- **Default calling window:** "
+                + ("call at any time (owner's choice; federal and state calling rules still apply)"
+                   if org.calling_any_time else vm.calling_window_text(window)),
+                f"- **Consent required in uploads:** {'yes' if org.require_consent else 'no'}",
                 f"- **Frequency cap:** {org.frequency_cap_per_24h or 'none'} calls per number per 24 h",
                 f"- **Circuit breaker:** pause when more than {org.circuit_breaker_threshold * 100:.0f}% of the "
                 f"last {org.circuit_breaker_window} attempts are carrier errors, blocked or agent errors",
@@ -46,10 +49,13 @@ def render(ctx: Ctx) -> None:
                                 value=max(1, min(500, org.concurrency_limit or 1)))
         cap = st.number_input("Frequency cap (calls to one number per 24 h, 0 = none)", min_value=0, max_value=1000,
                               value=org.frequency_cap_per_24h)
-        has_window = st.checkbox("Default calling window", value=window is not None)
+        any_time = st.checkbox(
+            "Call at any time (no default window; federal and state calling rules still apply)",
+            value=org.calling_any_time,
+        )
         w1, w2 = st.columns(2)
-        start = w1.text_input("Opens (HH:MM)", value=window.start_local_time if window else "09:00")
-        end = w2.text_input("Closes (HH:MM)", value=window.end_local_time if window else "18:00")
+        start = w1.text_input("Opens (HH:MM)", value=window.start_local_time if window else "08:00")
+        end = w2.text_input("Closes (HH:MM)", value=window.end_local_time if window else "21:00")
         days = st.multiselect("Weekdays (empty = every day)", vm.WEEKDAY_NAMES,
                               default=vm.weekday_names(window.weekdays) if window else vm.WEEKDAY_NAMES[:5])
         b1, b2 = st.columns(2)
@@ -58,13 +64,16 @@ def render(ctx: Ctx) -> None:
         cbt = b2.number_input("Circuit breaker threshold (0–1)", min_value=0.0, max_value=1.0,
                               value=float(org.circuit_breaker_threshold), step=0.05)
         enforced = st.checkbox("A batch needs a positive balance to start", value=org.credits_enforced)
+        consent = st.checkbox("Uploaded CSVs must have a consent_at column (rows without valid consent are suppressed)",
+                              value=org.require_consent)
         if st.form_submit_button("Save settings", type="primary"):
             upd = organization_service_pb2.Organization(
                 name=org.name, display_name=name.strip(), concurrency_limit=int(limit),
                 frequency_cap_per_24h=int(cap), circuit_breaker_window=int(cbw),
                 circuit_breaker_threshold=float(cbt), credits_enforced=enforced,
+                calling_any_time=any_time, require_consent=consent,
             )
-            if has_window:
+            if not any_time:
                 s, e = vm.hhmm(start), vm.hhmm(end)
                 if not s or not e:
                     st.error("Use HH:MM (24 h) for the calling window.")
@@ -77,7 +86,8 @@ def render(ctx: Ctx) -> None:
                 ctx.client.update_organization(
                     upd,
                     ["display_name", "concurrency_limit", "frequency_cap_per_24h", "default_calling_window",
-                     "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced"],
+                     "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced",
+                     "calling_any_time", "require_consent"],
                 )
             except ApiError as err:
                 show_api_error(err, what="Settings not saved")

@@ -146,7 +146,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         p = await principal(self.ctx, context)
         batch_id, contact_id = parse_contact_name(request.name)
         row, tries = await batches.get_contact(self.ctx, p, batch_id, contact_id)
-        return pb.GetContactResponse(contact=convert.contact_msg(row, tries))
+        msg = convert.contact_msg(row, tries)
+        from server.api.compliance_servicer import callability_msg
+        from server.service.compliance import explain_contact
+
+        if (why := await explain_contact(self.ctx, row)) is not None:  # waiting for its window (issue 16)
+            msg.callability.CopyFrom(callability_msg(why))
+        return pb.GetContactResponse(contact=msg)
 
     @handles_errors
     async def PauseBatch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

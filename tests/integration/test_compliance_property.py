@@ -106,10 +106,10 @@ def dialer(cs, carrier, clock):  # type: ignore[no-untyped-def]
 
     async def start() -> tuple[Any, ...]:
         redis = aioredis.from_url(cs.redis_url, decode_responses=False)
-        channel = grpc.aio.insecure_channel(cs.grpc_address)
+        channel = grpc.aio.insecure_channel(cs.internal_address)
         provider = SimulatedProvider(carrier.url)
         settings_ = DialerSettings(
-            server_addr=cs.grpc_address, service_token=cs.service_token, redis_url=cs.redis_url,
+            server_addr=cs.internal_address, service_token=cs.service_token, redis_url=cs.redis_url,
             simcarrier_url=carrier.url, dialer_id=f"compliance-{secrets.token_hex(3)}",
             lease_ttl_seconds=60.0, heartbeat_seconds=0.5, ring_timeout_seconds=30.0, metrics_port=0,
             poll_seconds=0.01, dial_grace_seconds=2.0, drain_timeout_seconds=5.0, reaper_interval_seconds=0.5,
@@ -146,7 +146,8 @@ def new_caller_number(cs, org) -> str:  # type: ignore[no-untyped-def]
                 phone_number=res.PhoneNumber(
                     phone_number=f"+1415555{secrets.randbelow(9000) + 1000:04d}",
                     display_name="compliance caller",
-                    outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIMULATED, simulation=PROFILE),
+                    outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIMULATED, simulation=PROFILE,
+                                                     calls_per_second=1000.0),  # not paced here
                 )
             ),
             metadata=org.md(),

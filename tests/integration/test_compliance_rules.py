@@ -169,9 +169,15 @@ def test_owner_sets_org_default_window_and_each_batch_says_which_window_applies(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "calling_window" in violations(err.value)
 
-    # The owner removes the default: batches following it call at any time.
+    # The owner removes the default: the safe default 08:00–21:00 applies
+    # (issue 16); "any time" is an explicit choice of its own.
     o = update_org(cs, corg, default_calling_window=None)
-    assert not o.HasField("default_calling_window")
+    assert (o.default_calling_window.start_local_time, o.default_calling_window.end_local_time) == ("08:00", "21:00")
+    assert not o.calling_any_time
+    again = get_batch(cs, corg, inherited.batch_id)
+    assert again.calling_window.start_local_time == "08:00"
+    o = update_org(cs, corg, calling_any_time=True)
+    assert o.calling_any_time and not o.HasField("default_calling_window")
     again = get_batch(cs, corg, inherited.batch_id)
     assert again.calling_window_mode == res.CALLING_WINDOW_MODE_UNSPECIFIED
     assert not again.HasField("calling_window")

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Organization(_message.Message):
-    __slots__ = ("name", "organization_id", "display_name", "concurrency_limit", "credit_balance_micros", "default_calling_window", "frequency_cap_per_24h", "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced", "create_time")
+    __slots__ = ("name", "organization_id", "display_name", "concurrency_limit", "credit_balance_micros", "default_calling_window", "frequency_cap_per_24h", "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced", "create_time", "calling_any_time", "require_consent", "calls_per_second")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,9 @@ class Organization(_message.Message):
     CIRCUIT_BREAKER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CREDITS_ENFORCED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CALLING_ANY_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_CONSENT_FIELD_NUMBER: _ClassVar[int]
+    CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     name: str
     organization_id: str
     display_name: str
@@ -36,7 +39,10 @@ class Organization(_message.Message):
     circuit_breaker_threshold: float
     credits_enforced: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., organization_id: _Optional[str] = ..., display_name: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., credit_balance_micros: _Optional[int] = ..., default_calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., frequency_cap_per_24h: _Optional[int] = ..., circuit_breaker_window: _Optional[int] = ..., circuit_breaker_threshold: _Optional[float] = ..., credits_enforced: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    calling_any_time: bool
+    require_consent: bool
+    calls_per_second: float
+    def __init__(self, name: _Optional[str] = ..., organization_id: _Optional[str] = ..., display_name: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., credit_balance_micros: _Optional[int] = ..., default_calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., frequency_cap_per_24h: _Optional[int] = ..., circuit_breaker_window: _Optional[int] = ..., circuit_breaker_threshold: _Optional[float] = ..., credits_enforced: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., calling_any_time: bool = ..., require_consent: bool = ..., calls_per_second: _Optional[float] = ...) -> None: ...
 
 class GetOrganizationRequest(_message.Message):
     __slots__ = ()
