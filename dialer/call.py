@@ -18,6 +18,14 @@ Each claim is handled in a task of its own (``spawn``), which runs:
    FinishAttempt(NOT_DIALED) and release; no call.
 3. ``activate`` (reservations only, ``dialer.grant_ahead``): wait for a
    slot, then check the dial grace once more.
+3b. ``pace`` (calls per second, ``dialer.cps_gate``): the call's start is
+   taken from its trunk's and organization's CPS buckets in Redis right
+   before it is placed; the long waits (a throttled trunk, a queue of
+   calls) happen before step 1, holding only the claim, so no attempt is
+   open while a contact waits for CPS. A start not available within the
+   dial grace: NOT_DIALED (nothing spent). After the carrier's answer, a
+   push-back (503, Retry-After, channel limit) pauses the trunk and the
+   attempt is finished as NOT_DIALED too: never counted as a call.
 4. ``place_call``: the provider places the call (a task); ``on_answer``
    sends MarkAnswered.
 5. ``end_call``: once the call is over at the provider (place_call
@@ -58,6 +66,8 @@ from batchcalls.v1 import dialer_service_pb2, resources_pb2
 from redis.exceptions import RedisError
 
 from contract.trunk import TrunkSettings
+from dialer.agent_results import SimulatedAgentReports, agent_from_proto
+from dialer.cps_gate import CpsGate, PaceKey, Ticket
 from dialer.grant_ahead import GrantAhead
 from dialer.lease_book import LeaseBook
 from dialer.lease_replies import Activation, Claim, RequeueMode
@@ -86,6 +96,8 @@ log = logging.getLogger("dialer.worker")
 
 D = dialer_service_pb2
 GRANTED = D.START_ATTEMPT_DECISION_GRANTED
+#: The CPS wait after a grant ends this long before the dial grace does.
+DIAL_MARGIN_SECONDS = 0.02
 #: Cached TrunkSettings are dropped past this many distinct trunks.
 TRUNK_CACHE_SIZE = 256
 
@@ -109,6 +121,9 @@ class Call:
     answered: list[datetime] = field(default_factory=list)
     #: MarkAnswered tasks, awaited before the outcome is sent.
     side_tasks: list[asyncio.Task] = field(default_factory=list)
+    #: What the call is paced by and its place at the gate (dialer.cps_gate).
+    pace_key: PaceKey | None = None
+    ticket: Ticket | None = None
 
     @property
     def attempt_id(self) -> str:
@@ -131,8 +146,11 @@ class CallSteps:
         *,
         clock: Callable[[], float],
         monotonic: Callable[[], float],
+        gate: CpsGate | None = None,
     ) -> None:
         self.settings = settings
+        #: Calls-per-second pacing (None: unpaced, for tests of other steps).
+        self.gate = gate
         self.leases = leases
         self.server = server
         self.providers = providers
@@ -149,6 +167,11 @@ class CallSteps:
         #: (metric, label value) -> labelled child, so the per-call metrics
         #: skip prometheus_client's label validation and lock each time.
         self._metric_children: dict[tuple[int, str], Any] = {}
+        #: The simulated trunk's built-in agent reports each completed call
+        #: through ResultsService, as a real agent would (dialer.agent_results).
+        report = getattr(server, "report_call_result", None)
+        self.agent_reports = (SimulatedAgentReports(report)
+                              if getattr(settings, "simulated_agent_reports", False) and report is not None else None)
 
     def spawn(self, claim: Claim) -> None:
         """Hold the claim's lease and start its handler."""
@@ -177,9 +200,26 @@ class CallSteps:
     async def run(self, claim: Claim, claim_mono: float) -> None:
         """The steps, in order; each returns falsy when the call's life
         ended there (released or finished)."""
+        ticket = Ticket(None, None)
+        if self.gate is not None:
+            got = await self.gate.before_grant(claim.org_id, claim.batch_id)
+            if got is None:  # stopping: the contact goes back, keeping its place
+                await self.book.release(claim, requeue_due_ms=claim.due_ms)
+                return
+            ticket = got
+        try:
+            await self._run(claim, claim_mono, ticket)
+        finally:
+            ticket.release()
+
+    async def _run(self, claim: Claim, claim_mono: float, ticket: Ticket) -> None:
         call = await self.start_attempt(claim)
         if call is None or not await self.attach(call):
             return
+        key = call.pace_key = self.pace_key(call)
+        call.ticket = ticket
+        if self.gate is not None:
+            self.gate.learn(claim.batch_id, key)
         provider = await self.find_provider(call)
         if provider is None:
             return
@@ -188,14 +228,49 @@ class CallSteps:
             if not await self.activate(call):
                 return
             claim_mono = self.monotonic()  # claim-to-dial: from the slot taken
+        if not await self.pace(call, key, ticket):
+            return
+        ticket.release()  # the next claim of this trunk may go to StartAttempt
         settled = await self.place_call(call, provider, request, claim_mono)
+        pushback = await self.gate.after_call(key, ticket, settled.result) if self.gate is not None else None
         if settled.over:
             await self.end_call(claim)
         if call.side_tasks:
             await asyncio.gather(*call.side_tasks, return_exceptions=True)
+        if pushback is not None:
+            # Carrier push-back: the call never happened for the callee. The
+            # attempt is undone (NOT_DIALED: no attempt spent, the contact
+            # re-queued) and the circuit breaker never sees it.
+            result = settled.result
+            detail = f"carrier push-back: {result.sip_code} {result.reason}".strip() if result else "carrier push-back"
+            log_event(log, "call.pushed_back", logging.INFO, detail=detail, **call.fields)
+            await self.finish(claim, call.attempt_id, resources_pb2.CALL_OUTCOME_NOT_DIALED, None, detail)
+            return
         log_event(log, "call.ended", logging.INFO, outcome=outcome_name(settled.outcome),
                   duration_seconds=settled.result.duration_seconds if settled.result else 0.0, **call.fields)
         await self.finish(claim, call.attempt_id, settled.outcome, settled.result, settled.detail)
+        if self.agent_reports is not None and call.trunk.kind == "simulated":
+            self.agent_reports.after_call(call.attempt_id, settled.outcome, settled.result)  # in the background
+
+    # -- 3b. calls per second ----------------------------------------------------------
+
+    def pace_key(self, call: Call) -> PaceKey:
+        """The call's trunk (its caller number: stable, unique in the org)
+        and rates, as the grant gave them."""
+        return PaceKey(call.claim.org_id, call.grant.from_phone_number, call.trunk.calls_per_second,
+                       call.grant.organization_calls_per_second)
+
+    async def pace(self, call: Call, key: PaceKey, ticket: Ticket) -> bool:
+        """Take the call's start from the CPS buckets, within the dial
+        grace; else finish it as NOT_DIALED (nothing spent)."""
+        if self.gate is None:
+            return True
+        deadline = call.t0 + self.settings.dial_grace_seconds - DIAL_MARGIN_SECONDS
+        why = await self.gate.before_dial(key, ticket, deadline)
+        if why is not None:
+            await self._not_dialed(call, why)
+            return False
+        return True
 
     # -- 1. StartAttempt ---------------------------------------------------------------
 
@@ -291,6 +366,10 @@ class CallSteps:
 
     def call_request(self, call: Call) -> CallRequest:
         claim, resp = call.claim, call.grant
+        # A SIP trunk brings the batch agent in when the callee answers; the
+        # simulated trunk has its built-in simulated agent.
+        agent = (agent_from_proto(resp.agent_sip_connection)
+                 if call.trunk.kind == "sip" and resp.HasField("agent_sip_connection") else None)
         return CallRequest(
             provider_call_id=claim.provider_call_id,
             to_number=resp.phone_number,
@@ -306,6 +385,8 @@ class CallSteps:
             variables=dict(resp.variables),
             recording_enabled=resp.recording_enabled,
             transcript_enabled=resp.transcript_enabled,
+            agent=agent,
+            attempt_id=resp.attempt_id,
         )
 
     # -- 3. activate (reservations) ------------------------------------------------------
@@ -334,6 +415,10 @@ class CallSteps:
         call.answered.append(answer_time)
         call.side_tasks.append(asyncio.create_task(
             self.server.mark_answered(call.attempt_id, call.claim.fencing_token, answer_time)))
+        if self.gate is not None and call.pace_key is not None and call.ticket is not None:
+            # The carrier took the call: a lowered rate may climb back now,
+            # not only when this (maybe long) call ends.
+            call.side_tasks.append(asyncio.create_task(self.gate.accepted(call.pace_key, call.ticket)))
 
     async def place_call(
         self, call: Call, provider: TelephonyProvider, request: CallRequest, claim_mono: float

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from batchcalls.v1 import dialer_service_pb2, dialer_service_pb2_grpc, resources_pb2
+from batchcalls.v1 import dialer_service_pb2, dialer_service_pb2_grpc, resources_pb2, results_service_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from contract.trunk import DEFAULT_TRUNK_CPS
 from dialer.logging import log_event
 from dialer.providers.base import CallResult, Outcome, TrunkSettings
 
@@ -130,6 +131,7 @@ def trunk_from_proto(trunk: resources_pb2.OutboundTrunk) -> TrunkSettings:
         password=trunk.password,
         caller_id_format=_CALLER_ID.get(trunk.caller_id_format, "e164"),
         simulation=sim,
+        calls_per_second=float(trunk.calls_per_second) if trunk.calls_per_second > 0 else DEFAULT_TRUNK_CPS,
     )
 
 
@@ -185,6 +187,10 @@ def finish_request(
         req.sip_code = int(result.sip_code)
         req.recording_uri = result.recording_uri
         req.transcript = result.transcript
+        if result.agent_answer_delay_seconds is not None:
+            # At least 1: 0 on the wire means "no agent leg".
+            req.agent_answer_delay_ms = max(1, round(result.agent_answer_delay_seconds * 1000))
+        req.agent_sip_code = int(result.agent_sip_code)
     else:
         req.end_time.CopyFrom(_ts(end_time))
     return req
@@ -309,6 +315,9 @@ class ServerClient:
         answer_linger_seconds: float = 0.25,
     ) -> None:
         self.stub = dialer_service_pb2_grpc.DialerServiceStub(channel)
+        #: ResultsService on the same internal listener, same token: the
+        #: simulated agent's reports (dialer.agent_results).
+        self.results_stub = results_service_pb2_grpc.ResultsServiceStub(channel)
         self._metadata = (("authorization", f"Bearer {service_token}"),)
         self._timeout = rpc_timeout
         self._monotonic = monotonic
@@ -392,6 +401,10 @@ class ServerClient:
                 provider_call_id=provider_call_id,
             )
         )
+
+    async def report_call_result(self, req: Any) -> Any:
+        """ResultsService.ReportCallResult, one try (raises AioRpcError)."""
+        return await self.results_stub.ReportCallResult(req, metadata=self._metadata, timeout=self._timeout)
 
     async def mark_answered(self, attempt_id: str, fencing_token: int, answer_time: datetime, *, tries: int = 5) -> bool:
         """Best effort (the outcome, sent later, carries the answer time too).

@@ -22,6 +22,7 @@
 | BATCHCALLS_PREFETCH_SECONDS        | 0.1 (grant ahead: call-end rate x this; 0 = off) |
 | BATCHCALLS_DIALER_MAX_PREFETCH     | 32 (reservations per org per dialer) |
 | BATCHCALLS_LOG_LEVEL               | INFO                    |
+| BATCHCALLS_SIMULATED_AGENT_REPORTS | 1 (the simulated agent reports each completed call through ResultsService; 0 = off) |
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 def default_dialer_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -95,6 +107,9 @@ class DialerSettings:
     prefetch_seconds: float = 0.1
     #: At most this many reservations per organization per dialer.
     max_prefetch: int = 32
+    #: The simulated trunk's built-in agent reports each completed call
+    #: through ResultsService (dialer.agent_results), as a real agent would.
+    simulated_agent_reports: bool = True
 
     def __post_init__(self) -> None:
         if not self.dialer_id:
@@ -136,4 +151,5 @@ class DialerSettings:
             log_level=env.get("BATCHCALLS_LOG_LEVEL", "").strip().upper() or "INFO",
             prefetch_seconds=_float(env, "BATCHCALLS_PREFETCH_SECONDS", 0.1),
             max_prefetch=_int(env, "BATCHCALLS_DIALER_MAX_PREFETCH", 32),
+            simulated_agent_reports=_bool(env, "BATCHCALLS_SIMULATED_AGENT_REPORTS", True),
         )

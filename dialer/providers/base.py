@@ -50,7 +50,7 @@ class CallRequest:
     recording_enabled: bool = False
     transcript_enabled: bool = False
     #: The voice agent to bring in when the callee answers (SIP trunks); None:
-    #: the call is held without an agent leg, as before.
+    #: the call is held without an agent leg.
     agent: AgentSettings | None = None
     #: The server's id of this attempt (sent to the agent as X-BatchCalls-Attempt-Id).
     attempt_id: str = ""
@@ -75,8 +75,8 @@ class CallResult:
     #: Final status of the agent's INVITE (0: none came, or no agent leg).
     agent_sip_code: int = 0
     #: The carrier answered the call's setup with a final refusal (SIP: a
-    #: final non-2xx INVITE response; simulated: an HTTP 503/429 to the
-    #: POST): ``sip_code`` is its status, ``reason`` its reason phrase or
+    #: final non-2xx INVITE response before any 18x; simulated: an HTTP
+    #: 503/429 to the POST): ``sip_code`` is its status, ``reason`` its reason phrase or
     #: error text, ``retry_after`` its Retry-After header if any. The dialer
     #: classifies it (``dialer.cps.classify_response``) as carrier push-back.
     refused: bool = False

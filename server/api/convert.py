@@ -361,6 +361,8 @@ def attempt_msg(a: Any) -> batch_pb2.Attempt:
         cost_micros=a.cost_micros,
         attempt_id=a.id,
         result=call_result_msg(a),
+        agent_answer_delay_ms=getattr(a, "agent_answer_delay_ms", 0) or 0,
+        agent_sip_code=getattr(a, "agent_sip_code", 0) or 0,
     )
 
 

@@ -102,6 +102,8 @@ def finish_input(request: Any, field: str = "outcome") -> dialing.FinishInput:
         transcript=request.transcript,
         closed_by=request.closed_by,
         detail=request.detail,
+        agent_answer_delay_ms=request.agent_answer_delay_ms,
+        agent_sip_code=request.agent_sip_code,
     )
 
 

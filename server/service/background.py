@@ -48,7 +48,7 @@ async def scheduler_tick(ctx: ServiceContext) -> int:
 
 
 def trunk_json(number: Any) -> str:
-    from contract.trunk import TrunkSettings
+    from contract.trunk import DEFAULT_TRUNK_CPS, TrunkSettings
 
     trunk = TrunkSettings(
         kind=number.trunk_kind or "",
@@ -59,6 +59,7 @@ def trunk_json(number: Any) -> str:
         password=number.trunk_password,
         caller_id_format=number.caller_id_format,
         simulation=dict(number.simulation or {}),
+        calls_per_second=float(getattr(number, "calls_per_second", None) or DEFAULT_TRUNK_CPS),
     )
     return json.dumps(asdict(trunk))
 

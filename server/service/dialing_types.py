@@ -39,6 +39,8 @@ class StartResult:
     batch: Any = None
     agent: Any = None
     number: Any = None
+    #: The organization row (its calls_per_second is sent to the dialer).
+    org: Any = None
     next_attempt_at: datetime | None = None
     started_at: datetime | None = None
     dial_deadline: datetime | None = None
@@ -67,6 +69,9 @@ class FinishInput:
     transcript: str = ""
     closed_by: str = ""
     detail: str = ""
+    #: The agent leg: ms from the callee's answer to the agent's (0 = none), its INVITE's final status.
+    agent_answer_delay_ms: int = 0
+    agent_sip_code: int = 0
 
 
 @dataclass
@@ -78,13 +83,28 @@ class FinishResult:
 
 def window_for(batch: Any, org: Any) -> Any:
     """The calling window a batch dials under: its own, the organization's,
-    or none."""
-    from server.domain.calling_window import CallingWindow
+    or none.
 
-    if batch.window_mode == "none":
+    Batch mode "none" is the batch's explicit "any time"; an organization
+    without a window of its own dials under 08:00–21:00 callee local time
+    (``DEFAULT_ORGANIZATION_WINDOW``) unless its owner chose
+    ``calling_any_time`` (issue 16: safe by default)."""
+    from server.domain.calling_window import CallingWindow
+    from server.domain.jurisdiction import DEFAULT_ORGANIZATION_WINDOW
+
+    if batch is not None and batch.window_mode == "none":
         return None
-    if batch.window_mode == "custom" and batch.window_start:
+    if batch is not None and batch.window_mode == "custom" and batch.window_start:
         return CallingWindow.parse(batch.window_start, batch.window_end, batch.window_weekdays or ())
     if org.window_start:
         return CallingWindow.parse(org.window_start, org.window_end, org.window_weekdays or ())
-    return None
+    if getattr(org, "calling_any_time", False):
+        return None
+    return DEFAULT_ORGANIZATION_WINDOW
+
+
+def jurisdiction_applies(trunk_kind: str | None, settings: Any) -> bool:
+    """Whether the jurisdiction rules (issue 16) judge calls on this trunk:
+    always on a real (SIP) trunk; on the simulated trunk, which reaches no
+    one, only when the deployment says so (tests and demos of the rules)."""
+    return trunk_kind != "simulated" or bool(getattr(settings, "jurisdiction_on_simulated", False))

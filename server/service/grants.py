@@ -9,6 +9,11 @@ Locks, in the one order every writer follows: batch rows shared (ordered by
 id: Pause and Cancel take them exclusively and so wait for grants in
 progress), contact rows (ordered by id), then the frequency-cap advisory
 locks (ordered by key). Redis is advisory; these conditional updates decide.
+
+Jurisdiction rules (issue 16) are part of the one decision,
+:func:`server.domain.compliance.check_dial` (``jurisdiction=True`` for calls
+on real trunks); the per-subject cap shares the frequency cap's lock and
+count.
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ from server.adapters.db.counters import one_or_many
 from server.adapters.db.schema import agents, attempts, batches, contacts, do_not_call, organizations, phone_numbers
 from server.domain.batch_readiness import BatchStop, Blocker, RunConditions, run_blocker
 from server.domain.batch_rules import BatchStatus
-from server.domain.calling_window import resolve_zones
+from server.domain.calling_window import CalleeZones, resolve_zones
 from server.domain.compliance import check_dial
 from server.domain.contact_rules import ContactStatus
+from server.domain.jurisdiction import subject_cap
 from server.domain.grant_rules import ClaimedContact, GrantDecision, GrantOutcome, decide_grant, screen_claim
 from server.domain.ids import new_id
 from server.service import events, lifecycle
 from server.service.context import ServiceContext
-from server.service.dialing_types import Decision, StartInput, StartResult, window_for
+from server.service.dialing_types import Decision, StartInput, StartResult, jurisdiction_applies, window_for
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +229,14 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 stops[(it.org_id, it.batch_id)] = BatchStop.for_blocker(blocker)
             results[k] = _refused(screened)
 
+        law = {batch_id: jurisdiction_applies(r.number.trunk_kind, ctx.settings) for batch_id, r in refs.items()}
+        # The per-subject cap of capped states counts the same calls as the
+        # organization's frequency cap, under the same advisory lock.
         capped = {
             (items[k].org_id, state[items[k].contact_id]["phone"])
             for k in checking
             if refs[items[k].batch_id].org.frequency_cap_per_24h > 0
+            or (law[items[k].batch_id] and subject_cap(state[items[k].contact_id]["phone"]) is not None)
         }
         recent = await _recent_starts(conn, capped, now)
 
@@ -238,7 +248,8 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
             batch, org, contact = r.batch, r.org, state[it.contact_id]
             phone = contact["phone"]
             window = window_for(batch, org)
-            zones = resolve_zones(phone, window, batch.timezone, now) if window else None
+            judged = law[it.batch_id]
+            zones = resolve_zones(phone, window, batch.timezone, now) if window and not judged else None
             check = check_dial(
                 at=now,
                 window=window,
@@ -246,7 +257,12 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 on_dnc=contact["on_dnc"] and contact["org_id"] == org.id,
                 recent_call_starts=recent.get((org.id, phone), ()),
                 cap_per_24h=org.frequency_cap_per_24h,
+                e164=phone,
+                batch_timezone=batch.timezone,
+                jurisdiction=judged,
             )
+            if check.verdict is not None:
+                zones = CalleeZones(check.verdict.zones, check.verdict.zones_fallback)
             # Screened again: the same contact may be claimed twice in one flush.
             decision = decide_grant(_claimed(contact), it.batch_id, now, None, check)
             zone_values: dict[str, Any] = {}
@@ -320,7 +336,7 @@ async def start_attempts(ctx: ServiceContext, items: Sequence[StartInput]) -> li
                 new_status, attempts_shown = status.value, number
             res = results[k]
             assert res is not None
-            res.agent, res.number, res.batch = r.agent, r.number, batch
+            res.agent, res.number, res.batch, res.org = r.agent, r.number, batch, r.org
             published[key].append(events.contact_event(it.contact_id, new_status, "", attempts_shown, phone, now))
 
         if grants:

@@ -51,6 +51,8 @@ _CLOSE_ATTEMPT = (
         cost_micros=bindparam("p_cost"),
         closed_by=bindparam("p_closed_by"),
         detail=bindparam("p_detail"),
+        agent_answer_delay_ms=bindparam("p_agent_delay_ms"),
+        agent_sip_code=bindparam("p_agent_sip_code"),
         closed_seq=func.nextval("attempt_close_seq"),
     )
 )
@@ -292,6 +294,8 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
         p_id=att["id"], p_ended_at=end_time, p_answered_at=answered_at, p_outcome=inp.outcome, p_duration=duration,
         p_sip_code=inp.sip_code, p_recording_uri=recording, p_transcript=transcript, p_cost=cost,
         p_closed_by=inp.closed_by[:160], p_detail=inp.detail[:2000],
+        p_agent_delay_ms=max(0, min(int(inp.agent_answer_delay_ms), 86_400_000)),
+        p_agent_sip_code=inp.agent_sip_code if 0 <= inp.agent_sip_code < 1000 else 0,
     ))
     shown_status = new_status if in_call else contact["status"]
     f.contact_rows.append(dict(

@@ -152,7 +152,7 @@ def test_empty_mask_changes_only_the_fields_sent(stack, org) -> None:
         uri="sip:other@10.0.0.9", password="new")), ["sip_connection"])
     assert whole.sip_connection.username == "" and whole.sip_connection.password_set
     assert list(whole.sip_connection.header_fields) == []
-    # An explicit mask can still deactivate (and that fails its batches, as before).
+    # An explicit mask can still deactivate (and that fails its batches).
     off = _update(stack, org, res.Agent(name=agent.name, active=False), ["active"])
     assert not off.active
     with stack.channel() as ch:

@@ -132,3 +132,31 @@ def test_batch_calls_are_bounded_and_need_the_service_token(stack, org) -> None:
         with pytest.raises(grpc.RpcError) as err:
             dialer.BatchFinishAttempts(dpb.BatchFinishAttemptsRequest(), metadata=org.md())
         assert err.value.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_finish_keeps_the_agent_answer_delay_on_the_attempt(stack, org) -> None:
+    """FinishAttempt's agent_answer_delay_ms / agent_sip_code are stored on
+    the attempt and shown in GetContact's attempt_details (issue 12)."""
+    csv = "phone\n" + "".join(f"+1212555{n:04d}\n" for n in (1301, 1302, 1303))
+    batch = create_batch(stack, org, csv, max_attempts=1)
+    md = service_md(stack)
+    with stack.channel() as ch, stack.internal_channel() as ich:
+        dialer, stub = dgrpc.DialerServiceStub(ich), bgrpc.BatchServiceStub(ch)
+        cs = sorted(list_all_contacts(stub, org, batch.batch_id), key=lambda c: c.phone_number)
+        reqs, tokens = zip(*[_start_req(org, batch.batch_id, c.contact_id) for c in cs])
+        started = dialer.BatchStartAttempts(dpb.BatchStartAttemptsRequest(requests=list(reqs)), metadata=md).responses
+        ids = [r.attempt_id for r in started]
+        agent_ok = _finish(ids[0], tokens[0], "completed", answered=True)
+        agent_ok.agent_answer_delay_ms, agent_ok.agent_sip_code = 850, 200
+        agent_busy = _finish(ids[1], tokens[1], "agent_error", answered=True)
+        agent_busy.agent_answer_delay_ms, agent_busy.agent_sip_code = 40, 486
+        no_agent = _finish(ids[2], tokens[2], "no_answer")
+        dialer.BatchFinishAttempts(dpb.BatchFinishAttemptsRequest(requests=[agent_ok, agent_busy, no_agent]),
+                                   metadata=md)
+        shown = []
+        for c in cs:
+            contact = stub.GetContact(bpb.GetContactRequest(name=f"batches/{batch.batch_id}/contacts/{c.contact_id}"),
+                                      metadata=org.md()).contact
+            (att,) = contact.attempt_details
+            shown.append((att.agent_answer_delay_ms, att.agent_sip_code))
+        assert shown == [(850, 200), (40, 486), (0, 0)]

@@ -48,5 +48,5 @@ def test_replicas_migrating_at_once(embedded):
     assert not errors
     engine = create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
     engine.dispose()

@@ -192,7 +192,7 @@ class BatchStats(_message.Message):
     def __init__(self, total_contacts: _Optional[int] = ..., pending: _Optional[int] = ..., queued: _Optional[int] = ..., dialing: _Optional[int] = ..., connected: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., invalid_number: _Optional[int] = ..., blocked: _Optional[int] = ..., carrier_error: _Optional[int] = ..., cancelled: _Optional[int] = ..., suppressed: _Optional[int] = ..., successful: _Optional[int] = ..., success_rate: _Optional[float] = ..., failed_total: _Optional[int] = ..., failure_rate: _Optional[float] = ..., processing: _Optional[int] = ..., attempts_total: _Optional[int] = ..., connected_calls: _Optional[int] = ..., total_duration_seconds: _Optional[float] = ..., average_duration_seconds: _Optional[float] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_cost_micros: _Optional[int] = ..., cost_micros: _Optional[int] = ..., attempts_histogram: _Optional[_Iterable[_Union[AttemptCount, _Mapping]]] = ..., outcomes_by_attempt: _Optional[_Iterable[_Union[OutcomeByAttempt, _Mapping]]] = ..., waiting_for_window: _Optional[int] = ..., retries_pending: _Optional[int] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("attempt_number", "outcome", "start_time", "answer_time", "end_time", "duration_seconds", "provider_call_id", "recording_uri", "transcript", "sip_code", "dialer_id", "cost_micros", "attempt_id", "result")
+    __slots__ = ("attempt_number", "outcome", "start_time", "answer_time", "end_time", "duration_seconds", "provider_call_id", "recording_uri", "transcript", "sip_code", "dialer_id", "cost_micros", "attempt_id", "result", "agent_answer_delay_ms", "agent_sip_code")
     ATTEMPT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +207,8 @@ class Attempt(_message.Message):
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ANSWER_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SIP_CODE_FIELD_NUMBER: _ClassVar[int]
     attempt_number: int
     outcome: _resources_pb2.CallOutcome
     start_time: _timestamp_pb2.Timestamp
@@ -221,7 +223,9 @@ class Attempt(_message.Message):
     cost_micros: int
     attempt_id: str
     result: CallResult
-    def __init__(self, attempt_number: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., provider_call_id: _Optional[str] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., sip_code: _Optional[int] = ..., dialer_id: _Optional[str] = ..., cost_micros: _Optional[int] = ..., attempt_id: _Optional[str] = ..., result: _Optional[_Union[CallResult, _Mapping]] = ...) -> None: ...
+    agent_answer_delay_ms: int
+    agent_sip_code: int
+    def __init__(self, attempt_number: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., provider_call_id: _Optional[str] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., sip_code: _Optional[int] = ..., dialer_id: _Optional[str] = ..., cost_micros: _Optional[int] = ..., attempt_id: _Optional[str] = ..., result: _Optional[_Union[CallResult, _Mapping]] = ..., agent_answer_delay_ms: _Optional[int] = ..., agent_sip_code: _Optional[int] = ...) -> None: ...
 
 class ExtractedField(_message.Message):
     __slots__ = ("name", "string_value", "number_value", "bool_value")

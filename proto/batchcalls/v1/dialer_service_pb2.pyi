@@ -106,7 +106,7 @@ class MarkAnsweredResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class FinishAttemptRequest(_message.Message):
-    __slots__ = ("attempt_id", "fencing_token", "outcome", "answer_time", "end_time", "duration_seconds", "sip_code", "recording_uri", "transcript", "closed_by", "detail")
+    __slots__ = ("attempt_id", "fencing_token", "outcome", "answer_time", "end_time", "duration_seconds", "sip_code", "recording_uri", "transcript", "closed_by", "detail", "agent_answer_delay_ms", "agent_sip_code")
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,8 @@ class FinishAttemptRequest(_message.Message):
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     CLOSED_BY_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ANSWER_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SIP_CODE_FIELD_NUMBER: _ClassVar[int]
     attempt_id: str
     fencing_token: int
     outcome: _resources_pb2.CallOutcome
@@ -129,7 +131,9 @@ class FinishAttemptRequest(_message.Message):
     transcript: str
     closed_by: str
     detail: str
-    def __init__(self, attempt_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., sip_code: _Optional[int] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., closed_by: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    agent_answer_delay_ms: int
+    agent_sip_code: int
+    def __init__(self, attempt_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., sip_code: _Optional[int] = ..., recording_uri: _Optional[str] = ..., transcript: _Optional[str] = ..., closed_by: _Optional[str] = ..., detail: _Optional[str] = ..., agent_answer_delay_ms: _Optional[int] = ..., agent_sip_code: _Optional[int] = ...) -> None: ...
 
 class FinishAttemptResponse(_message.Message):
     __slots__ = ("contact_status", "next_attempt_time", "batch_status")

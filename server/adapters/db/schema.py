@@ -293,6 +293,11 @@ attempts = Table(
     # [{"name": ..., "type": "string"|"number"|"bool", "value": ...}], in report order.
     Column("extracted_fields", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("result_at", TS),
+    # The agent leg (migration 0006): ms from the callee's answer to the
+    # agent's answer or failure (0 = no agent leg / unknown), and the final
+    # status of the agent's INVITE (0 = none).
+    Column("agent_answer_delay_ms", BigInteger, nullable=False, server_default="0"),
+    Column("agent_sip_code", Integer, nullable=False, server_default="0"),
 )
 Index("ix_attempts_contact", attempts.c.contact_id, attempts.c.attempt_number)
 Index("ix_attempts_open", attempts.c.org_id, postgresql_where=attempts.c.ended_at.is_(None))

@@ -29,10 +29,13 @@ from contract.scripts import Scripts
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis.asyncio
+    import redis.asyncio.cluster
 
 #: ZADD members per command and commands per pipeline when loading queues.
 ZADD_CHUNK = 1000
 PIPELINE_COMMANDS = 20
+#: Script calls in flight at once where a pipeline cannot carry them (cluster).
+CLUSTER_SCRIPT_CONCURRENCY = 100
 
 
 def _s(value: Any) -> str:
@@ -78,6 +81,15 @@ class OrgSnapshot:
     inflight_other: list[InflightLease] = field(default_factory=list)
 
 
+def is_cluster(redis: Any) -> bool:
+    """Whether ``redis`` is redis-py's (asyncio) cluster client."""
+    try:
+        from redis.asyncio.cluster import RedisCluster
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(redis, RedisCluster)
+
+
 def _default_lease_ttl() -> float:
     try:
         return float(os.environ.get("BATCHCALLS_LEASE_TTL_SECONDS", "") or 10.0)
@@ -88,18 +100,42 @@ def _default_lease_ttl() -> float:
 class RedisState:
     def __init__(
         self,
-        redis: "redis.asyncio.Redis",
+        redis: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         clock: Callable[[], float] = time.time,
         *,
         lease_ttl_seconds: float | None = None,
     ) -> None:
         self.redis = redis
+        #: redis-py's RedisCluster (REDIS_CLUSTER_URL): progress goes through
+        #: sharded pub/sub, and scripts are never pipelined (docs/redis.md).
+        self.cluster = is_cluster(redis)
         if hasattr(clock, "now") and callable(getattr(clock, "now")):
             clock_obj = clock
             clock = lambda: clock_obj.now().timestamp()  # noqa: E731 - server.domain.clock.Clock
         self._clock = clock
         self.lease_ttl_seconds = _default_lease_ttl() if lease_ttl_seconds is None else float(lease_ttl_seconds)
         self.scripts = Scripts(redis)
+
+    # -- trunk pacing (docs/pacing.md) -------------------------------------------------
+
+    async def trunk_pacing(self, org_id: str, trunk_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Raw pacing fields (``rate``, ``until``, ``streak``, ``last_pb``)
+        of the organization's trunks, as the dialers' pace scripts write them
+        at ``keys.trunk_pace``; a trunk without state is left out."""
+        trunk_ids = list(dict.fromkeys(trunk_ids))
+        if not trunk_ids:
+            return {}
+        names = ("rate", "until", "streak", "last_pb")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for trunk_id in trunk_ids:
+                pipe.hmget(keys.trunk_pace(org_id, trunk_id), list(names))
+            rows = await pipe.execute()
+        out: dict[str, dict[str, str]] = {}
+        for trunk_id, row in zip(trunk_ids, rows):
+            fields = {n: _s(v) for n, v in zip(names, row) if v not in (None, b"", "")}
+            if fields:
+                out[trunk_id] = fields
+        return out
 
     # -- configuration ---------------------------------------------------------------
 
@@ -270,41 +306,76 @@ class RedisState:
 
     # -- events --------------------------------------------------------------------------
 
+    # On a cluster, classic PUBLISH is broadcast to every node of the
+    # cluster; Redis 7's sharded pub/sub (SPUBLISH/SSUBSCRIBE) keeps a
+    # channel on the shard of its slot, and a batch's channel carries the
+    # org's hash tag, so it lives with the org's keys (docs/redis.md).
+
     async def publish(self, org_id: str, batch_id: str, payload: bytes) -> None:
-        await self.redis.publish(keys.batch_events(org_id, batch_id), payload)
+        channel = keys.batch_events(org_id, batch_id)
+        if self.cluster:
+            await self.redis.spublish(channel, payload)
+        else:
+            await self.redis.publish(channel, payload)
 
     async def publish_many(self, messages: Iterable[tuple[str, str, bytes]]) -> None:
-        """PUBLISH (org id, batch id, payload) messages in one pipelined round trip."""
+        """PUBLISH (SPUBLISH on a cluster) (org id, batch id, payload)
+        messages in one pipelined round trip (one per node on a cluster)."""
         pipe = self.redis.pipeline(transaction=False)
         for org_id, batch_id, payload in messages:
-            pipe.publish(keys.batch_events(org_id, batch_id), payload)
+            channel = keys.batch_events(org_id, batch_id)
+            if self.cluster:
+                pipe.spublish(channel, payload)
+            else:
+                pipe.publish(channel, payload)
         await pipe.execute()
 
     async def subscribe(self, org_id: str, batch_id: str) -> AsyncIterator[bytes]:
-        """Async generator over the batch's pub/sub messages; unsubscribes
-        and closes its connection when the consumer stops (aclose/break)."""
+        """Async generator over the batch's pub/sub messages (sharded on a
+        cluster); unsubscribes and closes its connection when the consumer
+        stops (aclose/break)."""
         channel = keys.batch_events(org_id, batch_id)
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(channel)
+            if self.cluster:
+                # The channel's node comes from the slots cache: fill it
+                # first (a no-op once the client is initialized).
+                await self.redis.initialize()
+                await pubsub.ssubscribe(channel)
+                if not pubsub.node_pubsub_mapping:
+                    raise RuntimeError(f"no cluster node serves {channel!r}")
+            else:
+                await pubsub.subscribe(channel)
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if self.cluster:
+                    message = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        # get_sharded_message returns at once while no node
+                        # connection exists yet (or after one was dropped).
+                        if not pubsub.node_pubsub_mapping:
+                            await asyncio.sleep(0.05)
+                        continue
+                else:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:
                     continue
-                if message.get("type") != "message":
+                if message.get("type") not in ("message", "smessage"):
                     continue
                 data = message["data"]
                 yield data if isinstance(data, bytes) else str(data).encode("utf-8")
         finally:
             try:
-                await asyncio.shield(self._close_pubsub(pubsub, channel))
+                await asyncio.shield(self._close_pubsub(pubsub, channel, self.cluster))
             except Exception:  # pragma: no cover - best effort
                 pass
 
     @staticmethod
-    async def _close_pubsub(pubsub: Any, channel: str) -> None:
+    async def _close_pubsub(pubsub: Any, channel: str, sharded: bool = False) -> None:
         try:
-            await pubsub.unsubscribe(channel)
+            if sharded:
+                await pubsub.sunsubscribe(channel)
+            else:
+                await pubsub.unsubscribe(channel)
         finally:
             await pubsub.aclose()
 
@@ -337,19 +408,32 @@ class RedisState:
             #    that lets a claim through).
             inflight = [lease for b in org.running for lease in b.inflight] + list(org.inflight_other)
             if inflight:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for lease in inflight:
-                        await self.scripts.restore_lease(
-                            keys=[
-                                keys.org_leases(org_id),
-                                keys.batch_leases(org_id, lease.batch_id),
-                                keys.lease_info(org_id, lease.lease_id),
-                                keys.org_ended(org_id),
-                            ],
-                            args=[lease.lease_id, expiry_ms, LEASE_INFO_TTL_MS, *self._lease_fields(lease)],
-                            client=pipe,
-                        )
-                    await pipe.execute()
+                restores = [
+                    (
+                        [
+                            keys.org_leases(org_id),
+                            keys.batch_leases(org_id, lease.batch_id),
+                            keys.lease_info(org_id, lease.lease_id),
+                            keys.org_ended(org_id),
+                        ],
+                        [lease.lease_id, expiry_ms, LEASE_INFO_TTL_MS, *self._lease_fields(lease)],
+                    )
+                    for lease in inflight
+                ]
+                if self.cluster:
+                    # redis-py's cluster pipeline refuses EVALSHA: one call
+                    # each, a bounded number at a time (they are independent,
+                    # ZADD NX).
+                    for i in range(0, len(restores), CLUSTER_SCRIPT_CONCURRENCY):
+                        await asyncio.gather(*(
+                            self.scripts.restore_lease(keys=k, args=a)
+                            for k, a in restores[i:i + CLUSTER_SCRIPT_CONCURRENCY]
+                        ))
+                else:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for k, a in restores:
+                            await self.scripts.restore_lease(keys=k, args=a, client=pipe)
+                        await pipe.execute()
                 await self.redis.sadd(keys.LEASE_ORGS, org_id)
             max_token = max([org.max_fencing_token, *(lease.fencing_token for lease in inflight)])
             await self.scripts.fence_floor(keys=[keys.fence_counter(org_id)], args=[int(max_token) + 1])
