@@ -17,6 +17,14 @@ Served by ``python -m dialer`` / ``batchcalls dialer`` on
 - ``batchcalls_dialer_leases_lost_total``          counter, failed renewals (lease lost)
 - ``batchcalls_dialer_leases_reaped_total{result}`` counter, leases released by
   the reaper, by verdict (``dialer.verdicts``)
+- ``batchcalls_dialer_trunk_effective_cps{org,trunk}`` gauge, the rate a trunk's
+  calls start at (configured × (1 - headroom), lower after carrier push-back)
+- ``batchcalls_dialer_trunk_throttled{org,trunk}`` gauge, 1 while the trunk is
+  paused by carrier push-back (as this dialer last saw it)
+- ``batchcalls_dialer_pace_waits_total{limited_by}`` counter, CPS refusals before
+  a call (``trunk``, ``org``, ``throttled``)
+- ``batchcalls_dialer_pushbacks_total{result}`` counter, carrier push-backs
+  (``counted``: a new congestion event; ``same_event``)
 
 Each ``DialerMetrics`` has its own registry, so several dialers can live in
 one test process.
@@ -54,6 +62,17 @@ class DialerMetrics:
         self.outcomes = Counter("batchcalls_dialer_outcomes_total", "Outcomes reported.", ["outcome"], registry=r)
         self.leases_lost = Counter("batchcalls_dialer_leases_lost_total", "Failed lease renewals.", registry=r)
         self.reaped = Counter("batchcalls_dialer_leases_reaped_total", "Leases released by the reaper.", ["result"], registry=r)
+        self.trunk_effective_cps = Gauge(
+            "batchcalls_dialer_trunk_effective_cps", "Calls per second a trunk's calls start at.", ["org", "trunk"],
+            registry=r,
+        )
+        self.trunk_throttled = Gauge(
+            "batchcalls_dialer_trunk_throttled", "1 while the trunk is paused by carrier push-back.", ["org", "trunk"],
+            registry=r,
+        )
+        self.pace_waits = Counter("batchcalls_dialer_pace_waits_total", "CPS refusals before a call.", ["limited_by"],
+                                  registry=r)
+        self.pushbacks = Counter("batchcalls_dialer_pushbacks_total", "Carrier push-backs.", ["result"], registry=r)
 
     def serve(self, port: int, addr: str = "0.0.0.0"):
         """Start the /metrics HTTP server (a daemon thread). Returns (server, thread)."""

@@ -36,6 +36,8 @@ from redis.exceptions import RedisError
 
 from dialer.aio import cancel_and_wait, epoch_seconds_fn, wait_event
 from dialer.call import CallSteps
+from dialer.cps import Pacer
+from dialer.cps_gate import CpsGate
 from dialer.grant_ahead import GrantAhead
 from dialer.lease_book import FINISH_BUDGET_AT_STOP_SECONDS, HeldLease, LeaseBook
 from dialer.lease_replies import Claim
@@ -67,6 +69,7 @@ class Dialer:
         monotonic: Callable[[], float] = time.monotonic,
         metrics: DialerMetrics | None = None,
         server: ServerClient | None = None,
+        pace_now_ms: Callable[[], int] | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -85,8 +88,16 @@ class Dialer:
         self.book = LeaseBook(settings, self.leases, self.metrics, self.pacing, monotonic)
         self.grant_ahead = GrantAhead(settings, self.leases, self.metrics, self.pacing, self.book, monotonic,
                                       spawn=self._spawn)
+        #: Calls-per-second pacing across all dialers (dialer.cps, dialer.cps_gate).
+        # Pacing runs on the real wall clock (``pace_now_ms``), not on the
+        # injected business clock: the carrier counts real seconds, and a
+        # test's frozen FakeClock must not stall every call behind one cell.
+        self.gate = CpsGate(Pacer(redis, self.leases.scripts), self.metrics,
+                            now_ms=pace_now_ms or (lambda: int(time.time() * 1000)),
+                            monotonic=monotonic, stopping=self.pacing.stopping,
+                            dial_grace_seconds=settings.dial_grace_seconds)
         self.calls = CallSteps(settings, self.leases, server, providers, self.metrics, self.pacing, self.book,
-                               self.grant_ahead, clock=self.clock, monotonic=monotonic)
+                               self.grant_ahead, clock=self.clock, monotonic=monotonic, gate=self.gate)
         self.rounds = ClaimRounds(settings, self.leases, self.metrics, self.pacing, self.book, self.grant_ahead,
                                   monotonic, spawn=self._spawn)
         self.reaper = Reaper(

@@ -7,7 +7,8 @@ log on stderr. SIGTERM and SIGINT stop it cleanly.
 
 Every option has an environment fallback, for compose files:
 ``SIMCARRIER_HOST``, ``SIMCARRIER_PORT``, ``SIMCARRIER_TIME_SCALE``,
-``SIMCARRIER_SEED``, ``SIMCARRIER_RECORD_FILE``, ``SIMCARRIER_LOG_LEVEL``.
+``SIMCARRIER_SEED``, ``SIMCARRIER_RECORD_FILE``, ``SIMCARRIER_LOG_LEVEL``,
+``SIMCARRIER_CPS_LIMIT``, ``SIMCARRIER_PUSHBACK_RETRY_AFTER``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(env SIMCARRIER_RECORD_FILE, default: no record)")
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default=env.get("SIMCARRIER_LOG_LEVEL", "WARNING"),
                         help="log level on stderr (env SIMCARRIER_LOG_LEVEL, default %(default)s)")
+    parser.add_argument("--cps-limit", type=float, default=env.get("SIMCARRIER_CPS_LIMIT", "0"),
+                        help="calls per second accepted per caller number in any sliding second; over it "
+                             "the call is refused with 503 + Retry-After (env SIMCARRIER_CPS_LIMIT, "
+                             "default %(default)s = no limit)")
+    parser.add_argument("--pushback-retry-after", type=float, default=env.get("SIMCARRIER_PUSHBACK_RETRY_AFTER", "2"),
+                        help="Retry-After seconds of a refusal over --cps-limit, negative = no header "
+                             "(env SIMCARRIER_PUSHBACK_RETRY_AFTER, default %(default)s)")
     args = parser.parse_args(argv)
     if args.time_scale <= 0:
         parser.error("--time-scale must be > 0")
@@ -77,7 +85,9 @@ async def _main(args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
     await serve(args.host, args.port, time_scale=args.time_scale, seed=args.seed,
-                record_file=args.record_file, on_ready=ready, stop=stop)
+                record_file=args.record_file, cps_limit=args.cps_limit or None,
+                pushback_retry_after=args.pushback_retry_after if args.pushback_retry_after >= 0 else None,
+                on_ready=ready, stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 from simcarrier.calls import RECORDING_URI, STATE_RANK, Call, fake_transcript
@@ -34,12 +34,19 @@ DEFAULT_MAX_CALL_DURATION_SECONDS = 600.0
 class Carrier:
     """Call registry, timers and live-call counters."""
 
-    def __init__(self, time_scale: float = 1.0, seed: int | str = 0, record_file: str | None = None) -> None:
+    def __init__(self, time_scale: float = 1.0, seed: int | str = 0, record_file: str | None = None, *,
+                 cps_limit: float | None = None, pushback_retry_after: float | None = 2.0) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         self.time_scale = time_scale
         self.seed = seed
         self.record_file = RecordFile(record_file)
+        #: Carrier push-back (docs/pacing.md): calls per second accepted per
+        #: caller ("from") number in any sliding second, None = no limit; a
+        #: call over it is refused with 503 and this Retry-After (seconds;
+        #: None = no header). ``set_pushback`` refuses every call for a while.
+        self.cps_limit = cps_limit if cps_limit and cps_limit > 0 else None
+        self.pushback_retry_after = pushback_retry_after
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -56,9 +63,58 @@ class Carrier:
         self.duplicate_posts = 0
         # DELETE of an unknown call id: a POST racing behind it must not ring.
         self.cancelled_before_placed: set[str] = set()
+        #: Wall-clock starts of accepted calls in the last second, per caller number.
+        self._recent_starts: dict[str, deque[float]] = defaultdict(deque)
+        #: A push-back period: (until wall time, status, reason, Retry-After or None).
+        self.pushback_period: tuple[float, int, str, float | None] | None = None
+        self.refused_total = 0
 
     def close(self) -> None:
         self.record_file.close()
+
+    # -- carrier push-back ------------------------------------------------------
+
+    def set_pushback(self, seconds: float, *, status: int = 503, reason: str = "Service Unavailable",
+                     retry_after: float | None = 2.0) -> float:
+        """Refuse every new call for ``seconds`` (real) with ``status`` and
+        ``retry_after``; returns the end of the period (epoch seconds)."""
+        until = time.time() + max(0.0, seconds)
+        self.pushback_period = (until, status, reason, retry_after)
+        return until
+
+    def refusal(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The refusal of a new call (push-back period, or over the CPS
+        limit of its caller number), recorded; None when it is accepted.
+        A known call id (a retried POST) is never refused."""
+        if payload.get("call_id") in self.calls:
+            return None
+        now = time.time()
+        caller = str(payload.get("from", ""))
+        refused: tuple[int, str, float | None] | None = None
+        period = self.pushback_period
+        if period is not None and now < period[0]:
+            refused = period[1:]
+        elif self.cps_limit is not None:
+            starts = self._recent_starts[caller]
+            while starts and starts[0] <= now - 1.0:
+                starts.popleft()
+            if len(starts) + 1 > self.cps_limit:
+                refused = (503, "CPS limit exceeded", self.pushback_retry_after)
+        if refused is None:
+            return None
+        status, reason, retry_after = refused
+        self.refused_total += 1
+        record = {
+            "call_id": str(payload.get("call_id")), "org_id": str(payload.get("org_id", "")),
+            "batch_id": str(payload.get("batch_id", "")), "contact_id": str(payload.get("contact_id", "")),
+            "agent_id": str(payload.get("agent_id", "")), "to": str(payload.get("to", "")), "from": caller,
+            "attempt": int(number_or(payload.get("attempt"), 1)), "start": now, "answer": None, "end": now,
+            "state": "refused", "outcome": "refused", "detail": reason, "sip_code": status,
+            "duration_seconds": 0.0, "behaviour": "refused", "hung_up_by_caller": False, "duplicate_posts": 0,
+            "refused": True, "retry_after": retry_after,
+        }
+        self.record_file.append(record)
+        return record
 
     # -- placing and ending calls ----------------------------------------------
 
@@ -115,6 +171,8 @@ class Carrier:
             variables={str(k): str(v) for k, v in variables.items()} if isinstance(variables, dict) else {},
         )
         self.calls[call_id] = call
+        if self.cps_limit is not None:
+            self._recent_starts[call.from_].append(call.start)
         self._count_live(call, +1)
         scale = self.time_scale
         if plan.answer_after is not None:
@@ -241,6 +299,7 @@ class Carrier:
             "max_live_by_number": dict(self.max_live_by_number),
             "max_live_any_number": max(self.max_live_by_number.values(), default=0),
             "total_calls": len(self.calls),
+            "refused_total": self.refused_total,
             "duplicate_posts": self.duplicate_posts,
             "time_scale": self.time_scale,
         }

@@ -13,6 +13,10 @@ HTTP API (JSON bodies, HTTP/1.1 keep-alive)::
                                   after answer: completed with the talk so far). On an
                                   unknown id: 404, and a later POST of that id places
                                   nothing (answers an ended no_answer "cancelled before placed")
+    POST   /pushback              {"seconds", "retry_after"?, "status"?, "reason"?}: refuse every new
+                                  call for that long (carrier push-back). Refusals (also over
+                                  ``cps_limit`` per caller number) answer 503 + Retry-After and
+                                  are recorded with ``"refused": true``
     GET    /stats                 live and maximum live calls per org, batch and number
     POST   /reset                 end live calls, forget everything, truncate the record file
     GET    /healthz               liveness and the time scale
@@ -114,6 +118,13 @@ class CarrierRoutes:
             return error_response(400, f"call_id must be a non-empty string of at most {MAX_CALL_ID_LENGTH} characters")
         if not isinstance(payload.get("to"), str):
             return error_response(400, "to must be an E.164 number")
+        refused = self.carrier.refusal(payload)
+        if refused is not None:
+            # Carrier push-back: 503 (+ Retry-After), as a trunk over its CPS answers.
+            headers = {} if refused["retry_after"] is None else {"Retry-After": f"{refused['retry_after']:g}"}
+            response = json_response(refused["sip_code"], {"error": refused["detail"], **refused})
+            response.headers.update(headers)
+            return response
         call, created = self.carrier.place(payload)
         if call is None:
             return json_response(200, cancelled_before_placed(call_id))
@@ -154,6 +165,20 @@ class CarrierRoutes:
         await self.carrier.wait(call, after, clamp_wait(query.get("timeout"), DEFAULT_WAIT_SECONDS))
         return json_response(200, call.status())
 
+    async def pushback(self, request: web.Request) -> web.Response:
+        """POST /pushback {"seconds", "status"?, "reason"?, "retry_after"?}: refuse every new call for a while."""
+        try:
+            body = json.loads(await request.read() or b"{}")
+            seconds = float(body.get("seconds", 0))
+            status = int(body.get("status", 503))
+            retry_after = body.get("retry_after", 2.0)
+            retry_after = None if retry_after is None else float(retry_after)
+        except (ValueError, TypeError, AttributeError):
+            return error_response(400, "expected {seconds, status?, reason?, retry_after?}")
+        until = self.carrier.set_pushback(seconds, status=status, reason=str(body.get("reason", "Service Unavailable")),
+                                          retry_after=retry_after)
+        return json_response(200, {"until": until})
+
     async def stats(self, request: web.Request) -> web.Response:
         return json_response(200, self.carrier.stats())
 
@@ -175,6 +200,7 @@ def build_app(carrier: Carrier) -> web.Application:
     app.router.add_route("*", "/calls/{call_id}", routes.one_call)
     app.router.add_get("/calls/{call_id}/wait", routes.wait_for_call, allow_head=False)
     app.router.add_get("/stats", routes.stats, allow_head=False)
+    app.router.add_post("/pushback", routes.pushback)
     app.router.add_post("/reset", routes.reset)
     app.router.add_get("/healthz", routes.healthz, allow_head=False)
     return app

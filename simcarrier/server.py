@@ -44,6 +44,8 @@ async def serve(
     time_scale: float = 1.0,
     seed: int | str = 0,
     record_file: str | None = None,
+    cps_limit: float | None = None,
+    pushback_retry_after: float | None = 2.0,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -52,7 +54,8 @@ async def serve(
     ``on_ready`` receives ``http://HOST:PORT`` once the socket listens
     (``port`` 0 picks a free port).
     """
-    carrier = Carrier(time_scale=time_scale, seed=seed, record_file=record_file)
+    carrier = Carrier(time_scale=time_scale, seed=seed, record_file=record_file, cps_limit=cps_limit,
+                      pushback_retry_after=pushback_retry_after)
     runner = web.AppRunner(build_app(carrier), access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()

@@ -21,6 +21,11 @@ def render(ctx: Ctx) -> None:
     numbers = ctx.client.list_all_phone_numbers()
     if numbers:
         st.dataframe([vm.phone_number_row(n) for n in numbers], hide_index=True, width="stretch")
+        paced = [pacing_row(n) for n in numbers if n.HasField("outbound_trunk")]
+        if paced:
+            st.markdown("**Calls per second** — per trunk, across all dialers; lowered while the carrier "
+                        "pushes back (503, Retry-After, channel limit)")
+            st.dataframe(paced, hide_index=True, width="stretch")
     else:
         st.info("No phone numbers yet.")
     if not ctx.can_write:
@@ -39,6 +44,21 @@ def render(ctx: Ctx) -> None:
             st.caption("A running batch calling from it fails with a reason.")
             if st.button("🗑️ Remove number", key="pn_delete"):
                 _confirm_delete(ctx.client, chosen, nmap[chosen].phone_number)
+
+
+def pacing_row(number: resources_pb2.PhoneNumber) -> dict[str, str]:
+    """A trunk's calls-per-second settings and pacing state (docs/pacing.md)."""
+    p = number.pacing_state
+    configured = number.outbound_trunk.calls_per_second
+    effective = p.effective_calls_per_second if number.HasField("pacing_state") else configured
+    return {
+        "Number": number.phone_number,
+        "Calls per second": f"{configured:g}",
+        "Effective": f"{effective:.3g}",
+        "State": f"Throttled until {vm.format_ts(p, 'throttled_until_time')}" if p.throttled else "OK",
+        "Push-backs in a row": str(p.consecutive_pushbacks) if p.consecutive_pushbacks else "",
+        "Last push-back": vm.format_ts(p, "last_pushback_time", empty=""),
+    }
 
 
 def _create_form(ctx: Ctx) -> None:
@@ -80,6 +100,10 @@ def _create_form(ctx: Ctx) -> None:
                     mean_call_seconds=mean, ring_seconds=ring, **{f"weight_{k}": v for k, v in w.items()}
                 ),
             )
+        if trunk is not None:
+            trunk.calls_per_second = st.number_input(
+                "Calls per second (the carrier's limit for this trunk)", min_value=0.1, max_value=1000.0,
+                value=1.0, step=1.0, help="Call attempts started per second on this trunk, by all dialers together.")
         if st.form_submit_button("Add number", type="primary"):
             pn = resources_pb2.PhoneNumber(phone_number=number.strip(), display_name=label.strip())
             if trunk is not None:

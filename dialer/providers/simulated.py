@@ -64,6 +64,15 @@ class _FinalError(SimulatedProviderError):
     """A 4xx answer: retrying would not help."""
 
 
+class _Refused(Exception):
+    """The carrier refused a new call (push-back: 503/429 with ``"refused"``)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"refused {status}")
+        self.status = status
+        self.body = body
+
+
 class _HttpResponse:
     """Status and body of one carrier answer, read in full."""
 
@@ -228,8 +237,20 @@ class SimulatedProvider:
             # POST is idempotent on call_id, so retrying it is safe.
             # ?wait: the carrier answers once ringing is over, so a call
             # costs two HTTP exchanges (place, wait for the end), not three.
-            call = await self._with_retries("POST", f"/calls?wait={POLL_SECONDS:g}", payload, expect=(200, 202),
-                                            timeout=POLL_SECONDS + POLL_MARGIN_SECONDS)
+            try:
+                call = await self._with_retries("POST", f"/calls?wait={POLL_SECONDS:g}", payload, expect=(200, 202),
+                                                timeout=POLL_SECONDS + POLL_MARGIN_SECONDS, refusals=True)
+            except _Refused as refused:
+                # Never placed: nothing to hang up. The dialer classifies it.
+                ended = True
+                now = datetime.now(UTC)
+                retry_after = refused.body.get("retry_after")
+                return CallResult(
+                    outcome=Outcome.CARRIER_ERROR, start_time=now, end_time=now, sip_code=refused.status,
+                    detail=f"refused by the carrier: {refused.status} {refused.body.get('detail', '')}".strip(),
+                    refused=True, reason=str(refused.body.get("detail") or ""),
+                    retry_after=None if retry_after is None else f"{float(retry_after):g}",
+                )
             while True:
                 state = call.get("state")
                 if not answered and call.get("answer") is not None:
@@ -255,9 +276,12 @@ class SimulatedProvider:
             raise
 
     async def _with_retries(
-        self, method: str, path: str, payload: Any, expect: tuple[int, ...], timeout: float = REQUEST_TIMEOUT_SECONDS
+        self, method: str, path: str, payload: Any, expect: tuple[int, ...], timeout: float = REQUEST_TIMEOUT_SECONDS,
+        refusals: bool = False,
     ) -> dict[str, Any]:
-        """Retries transport errors and 5xx for a while; 4xx is final."""
+        """Retries transport errors and 5xx for a while; 4xx is final.
+        ``refusals``: a 503/429 marked ``"refused"`` (carrier push-back)
+        raises ``_Refused`` at once instead."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget_seconds
         delay = 0.05
@@ -266,6 +290,10 @@ class SimulatedProvider:
                 response = await self._http.request(method, path, payload, timeout=timeout)
                 if response.status in expect:
                     return response.json()
+                if refusals and response.status in (429, 503):
+                    body = response.json() if response.body else None
+                    if isinstance(body, dict) and body.get("refused"):
+                        raise _Refused(response.status, body)
                 if response.status < 500:
                     raise _FinalError(f"{method} {path} -> {response.status} {response.body[:200]!r}")
                 problem: str = f"HTTP {response.status}"

@@ -151,6 +151,7 @@ def _add_caller(stack: Any, run: Run, *, credentials: bool) -> str:
         port=sipp.port,
         transport=res.SIP_TRANSPORT_UDP if sipp.transport == "udp" else res.SIP_TRANSPORT_TCP,
         caller_id_format=res.CALLER_ID_FORMAT_E164,
+        calls_per_second=1000.0,  # pacing is tested in tests/integration/test_pacing_dialer.py
     )
     if credentials:
         trunk.username, trunk.password = SIPP_USERNAME, SIPP_PASSWORD

@@ -53,7 +53,7 @@ class FakeDialerService(dialer_service_pb2_grpc.DialerServiceServicer):
         self.start_delay = 0.0
         self.finish_failures = 0
         self.max_call_seconds = 60
-        self.trunk = resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED)
+        self.trunk = resources_pb2.OutboundTrunk(kind=resources_pb2.TRUNK_KIND_SIMULATED, calls_per_second=1000.0)
         #: FinishAttempt requests whose closed_by is in ``stall_for`` wait
         #: for ``finish_gate`` before being answered (a slow or stuck server).
         self.stall_for: set[str] = set()
@@ -609,7 +609,7 @@ def test_kill_9_dialer_mid_call_is_recovered_by_another_dialers_reaper(redis_url
         try:
             await carrier.reset()
             env.service.trunk = resources_pb2.OutboundTrunk(
-                kind=resources_pb2.TRUNK_KIND_SIMULATED,
+                kind=resources_pb2.TRUNK_KIND_SIMULATED, calls_per_second=1000.0,
                 simulation=resources_pb2.SimulationProfile(weight_completed=1, mean_call_seconds=150, ring_seconds=1))
             await env.state.set_org_limit(env.org_id, 3)
             ids = await env.batch("K", 6, limit=3)
@@ -825,7 +825,7 @@ def test_kill_9_between_call_end_and_finish_attempt(redis_url, simcarrier):
         try:
             await carrier.reset()
             env.service.trunk = resources_pb2.OutboundTrunk(
-                kind=resources_pb2.TRUNK_KIND_SIMULATED,
+                kind=resources_pb2.TRUNK_KIND_SIMULATED, calls_per_second=1000.0,
                 simulation=resources_pb2.SimulationProfile(weight_completed=1, weight_busy=1,
                                                            mean_call_seconds=40, ring_seconds=1))
             env.service.stall_for = {"victim"}

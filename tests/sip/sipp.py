@@ -34,7 +34,7 @@ number         trunk behaviour                                    SipProvider ou
 +14155550403   180, 403                                            blocked
 +14155550603   180, 603                                            blocked
 +14155550503   180, 503                                            carrier_error
-+14155550513   503 + Retry-After: 2 at once (CPS push-back)        carrier_error, refused
++14155550513   503 + Retry-After: 2 at once (CPS push-back)        refused: push-back
 +14155550500   180, 500                                            carrier_error
 =============  =================================================  ===============
 

@@ -228,8 +228,12 @@ class SipProvider:
             if res.kind != InviteEnd.ANSWERED:
                 outcome = outcome_for_invite(res)
                 detail = res.detail or f"{res.status} {res.reason}".strip()
+                # A refusal of the call's setup (carrier push-back is judged
+                # on it): a final answer before any ringing; a 503 after 180/183
+                # reached the far end and stays a carrier error.
+                refused = res.kind == InviteEnd.REJECTED and not any(100 < p < 200 for p in res.provisional)
                 return self._finish(request, outcome, start, sip_code=res.status, detail=detail,
-                                    refusal=(res.reason, res.retry_after) if res.kind == InviteEnd.REJECTED else None)
+                                    refusal=(res.reason, res.retry_after) if refused else None)
 
             answer_time = self._clock()
             answered_at = loop.time()
