@@ -9,12 +9,22 @@ the ideal (contacts x mean call duration / concurrency, with the mean taken
 from the carrier's own record of the calls), ratio=<completion/ideal>, the
 peak of live calls seen at the carrier, and claim-to-dial p50/p99 from the
 dialers' Prometheus histograms. Target: ratio <= 1.05 and peak <= 50.
+
+It also prints CPU milliseconds per call for each process, read from /proc
+(bench/proc_cpu.py) between CreateBatch and COMPLETED: the server process the
+dialers talk to, each dialer, the simulated carrier, Postgres (postmaster and
+backends) and Redis, and their total. By default CreateBatch and the GetBatch
+polls go to the benchmark's own in-process server, whose CPU is in
+``bench`` (not in the total); ``--api server`` sends them to the server
+process instead, so that all server work is in ``server`` (bench/capacity.py
+does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -101,22 +111,30 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, results: list[dict] | None = None) -> int:
+    """``results``, when given, gets one dict per dialer count (calls,
+    completion, ideal, cpu_seconds by process name): bench/capacity.py."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--mean-ms", type=float, default=200.0)
     ap.add_argument("--dialers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--poll-seconds", default="0.05", help="the dialers' BATCHCALLS_POLL_SECONDS (default: theirs)")
-    args = ap.parse_args()
+    ap.add_argument("--api", choices=("inprocess", "server"), default="inprocess",
+                    help="where CreateBatch/GetBatch go: the bench's in-process server (default) or the server process")
+    args = ap.parse_args(argv)
 
-    from batchcalls.v1 import batch_service_pb2 as pb, resources_pb2 as res
-    from simcarrier import spawn
-    from simcarrier.analysis import check_record
+    from batchcalls.v1 import batch_service_pb2 as pb
+    from batchcalls.v1 import resources_pb2 as res
+
+    from bench.proc_cpu import CpuMeter, delta, format_per_call, postgres_pid, redis_pid
     from launcher.devstack import _read_ready
     from server.domain.auth import Principal, Role
     from server.service import catalog
+    from simcarrier import spawn
+    from simcarrier.analysis import check_record
     from tests.support.api import stub
+    from bench.proc_cpu import CpuMeter, delta, format_per_call, postgres_pid, redis_pid
 
     # 1 simulated second = 1 ms: a 200 s mean call lasts 200 ms.
     scale = args.mean_ms / 200.0 / 1000.0
@@ -155,7 +173,13 @@ def main() -> int:
                 for i in range(n_dialers)
             ]
             time.sleep(1.5)  # dialers connected and idle
-            with stack.channel() as ch:
+            roots = {"server": server.pid, **{f"dialer{i + 1}": d.pid for i, d in enumerate(dialers)},
+                     "carrier": carrier.process.pid, "postgres": postgres_pid(stack.services),
+                     "redis": redis_pid(stack.services), "bench": os.getpid()}
+            meter = CpuMeter({k: v for k, v in roots.items() if v}, self_only={"bench"})
+            cpu_before = meter.snapshot()
+            api = stack.channel() if args.api == "inprocess" else stack._open(f"127.0.0.1:{port}")
+            with api as ch:
                 batch = stub(ch).CreateBatch(pb.CreateBatchRequest(
                     request_id=str(uuid.uuid4()), display_name=f"dispatch x{n_dialers}", agent=org.agent_name,
                     from_phone_number=f"phoneNumbers/{number.id}", csv_content=csv, filename="d.csv",
@@ -166,6 +190,7 @@ def main() -> int:
                     if b.status == res.BATCH_STATUS_COMPLETED:
                         break
                     time.sleep(0.25)  # completion is read from the batch, not from this poll
+            cpu = delta(cpu_before, meter.snapshot())
             completion = (b.complete_time.ToDatetime() - b.start_time.ToDatetime()).total_seconds()
             calls = get_json(f"{carrier.url}/calls?batch_id={batch.batch_id}")
             check = check_record(calls)
@@ -190,6 +215,12 @@ def main() -> int:
             print(f"grant_to_dial p50={grant_to_dial[0] * 1000:.1f} ms p99={grant_to_dial[1] * 1000:.1f} ms "
                   f"(attempt granted in Postgres -> call received by the carrier); "
                   f"mean live calls={busy / completion:.1f} of {args.concurrency}")
+            print(format_per_call(cpu, len(calls), exclude=("bench",))
+                  + (" [bench = this process: its in-process server took CreateBatch and the GetBatch polls]"
+                     if args.api == "inprocess" else ""), flush=True)
+            if results is not None:
+                results.append({"dialers": n_dialers, "calls": len(calls), "completion": completion,
+                                "ideal": ideal, "cpu_seconds": cpu, "api": args.api})
             for d in dialers:
                 d.terminate()
                 d.wait(timeout=30)

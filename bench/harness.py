@@ -4,12 +4,18 @@ tests' ``Stack``, for its helpers: orgs, channels, spawning processes)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def _fernet_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 @contextmanager
@@ -28,8 +34,14 @@ def embedded_stack(prefix: str, *, env: dict[str, str] | None = None,
         migrate(services.database_url)
         stack = Stack(database_url=services.database_url, redis_url=services.redis_url,
                       service_token=secrets.token_urlsafe(32))  # `batchcalls server` wants 32+ chars
+        stack.services = services  # bench/proc_cpu.py reads the Postgres and Redis pids from it
         stack.env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
-                     "BATCHCALLS_SERVICE_TOKEN": stack.service_token, **(env or {})}
+                     "BATCHCALLS_SERVICE_TOKEN": stack.service_token,
+                     # `batchcalls server` refuses to start without one (server/adapters/secrets.py)
+                     "BATCHCALLS_SECRETS_KEY": os.environ.get("BATCHCALLS_SECRETS_KEY") or _fernet_key(),
+                     # Benchmarks measure the server, not the per-key rate limit (README).
+                     "BATCHCALLS_RATE_LIMIT_RPS": "0",
+                     **(env or {})}
         stack.start_server(server_settings)
         yield stack
     finally:
