@@ -128,6 +128,13 @@ async def pacing_env(redis_url: str, tmp_path: Path, *, cps: float, limit: int, 
     return env, carrier
 
 
+#: The carrier here runs in the dialers' own event loop on a shared 2-core
+#: machine, so a start reaches it up to tens of ms late; pacing 10 % under
+#: the rate absorbs that (production: 1.5 %, for a carrier across a network
+#: of steady latency). A dialer that ignores the rate still shows at once.
+HEADROOM = 0.10
+
+
 def simulated(carrier: CarrierApp) -> ProviderRegistry:
     return ProviderRegistry.of({"simulated": SimulatedProvider(carrier.url)})
 
@@ -144,15 +151,15 @@ def test_trunk_cps_holds_at_the_carrier_with_two_dialers(redis_url, tmp_path):
         env, carrier = await pacing_env(redis_url, tmp_path, cps=8.0, limit=20)
         try:
             await env.batch("P", 48, limit=20)
-            env.dialer(providers=simulated(carrier))
-            env.dialer(providers=simulated(carrier))
+            env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
+            env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
             await wait_until(lambda: all_done(env), timeout=40, what="every contact called")
             calls = [r for r in carrier.records() if not r.get("refused")]
             starts = [r["start"] for r in calls]
             assert len(calls) == 48 and len({r["contact_id"] for r in calls}) == 48
             assert max_in_any_second(starts) <= 8, max_in_any_second(starts)
             rate = (len(starts) - 1) / (max(starts) - min(starts))
-            assert rate >= 0.85 * 8, rate  # paced at 8 x 0.985, loaded test machines allowed for
+            assert rate >= 0.8 * 8, rate  # paced at 8 x 0.9, loaded test machines allowed for
             # Both dialers dialed: the rate is shared, not per dialer.
             assert all(c["attempts"] == 1 for c in env.service.contacts.values())
         finally:
@@ -171,7 +178,7 @@ def test_org_cps_caps_trunks_together(redis_url, tmp_path):
         env.service.org_cps = 4.0
         try:
             await env.batch("O", 16, limit=20)
-            env.dialer(providers=simulated(carrier))
+            env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
             await wait_until(lambda: all_done(env), timeout=30, what="every contact called")
             starts = [r["start"] for r in carrier.records() if not r.get("refused")]
             assert len(starts) == 16
@@ -192,8 +199,8 @@ def test_carrier_503_retry_after_pauses_the_trunk_and_spends_no_attempt(redis_ur
         env, carrier = await pacing_env(redis_url, tmp_path, cps=5.0, limit=10)
         try:
             await env.batch("R", 24, limit=10)
-            env.dialer(providers=simulated(carrier))
-            env.dialer(providers=simulated(carrier))
+            env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
+            env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
             await wait_until(lambda: sum(not r.get("refused") for r in carrier.records()) >= 4, timeout=10,
                              what="first calls")
             carrier.carrier.set_pushback(1.5, retry_after=2.0)
@@ -229,7 +236,7 @@ def test_carrier_limit_below_the_configured_rate_lowers_it(redis_url, tmp_path):
                                         pushback_retry_after=0.5)
         try:
             await env.batch("L", 18, limit=10)
-            d = env.dialer(providers=simulated(carrier))
+            d = env.dialer(providers=simulated(carrier), cps_headroom=HEADROOM)
             await wait_until(lambda: all_done(env), timeout=40, what="every contact called")
             records = carrier.records()
             refused = [r for r in records if r.get("refused")]

@@ -355,20 +355,20 @@ def test_500_concurrent_calls(carrier: SimCarrierProcess) -> None:
     async def main() -> float:
         provider = SimulatedProvider(carrier.url)
         try:
-            trunk = TrunkSettings(kind="simulated", simulation={"completed": 1, "ring_seconds": 0, "mean_call_seconds": 50, "talk_sigma": 0})
-            reqs = [request(f"load-{i}", number_with_outcome("random", i), batch="load", trunk=trunk) for i in range(500)]
-            t0 = time.monotonic()
+            # 600 simulated seconds = 3 s of talk: long enough that all 500
+            # calls overlap even on a busy machine, so the carrier's peak of
+            # live calls proves they ran at once (speed is bench/'s business).
+            trunk = TrunkSettings(kind="simulated", simulation={"completed": 1, "ring_seconds": 0, "mean_call_seconds": 600, "talk_sigma": 0})
+            reqs = [request(f"load-{i}", number_with_outcome("random", i), batch="load", trunk=trunk, max_duration=1200)
+                    for i in range(500)]
             results = await asyncio.gather(*(provider.place_call(r, Answers()) for r in reqs))
-            elapsed = time.monotonic() - t0
-            assert all(r.outcome is Outcome.COMPLETED and r.duration_seconds == 50 for r in results)
+            assert all(r.outcome is Outcome.COMPLETED and r.duration_seconds == 600 for r in results)
             stats = await provider.stats()
             assert stats["max_live_by_batch"]["load"] == 500
-            return elapsed
         finally:
             await provider.close()
 
-    elapsed = asyncio.run(main())
-    assert elapsed < 50 * SCALE + 2.0  # 0.25 s of talk, plus connection setup for 500 sockets
+    asyncio.run(main())
 
 
 def test_cli_prints_one_ready_line_and_stops_on_sigterm(tmp_path: Path) -> None:
