@@ -2,7 +2,8 @@
 
 | variable                           | default                 |
 |------------------------------------|-------------------------|
-| BATCHCALLS_SERVER_ADDR             | 127.0.0.1:50052 (the server's internal listener) |
+| BATCHCALLS_SERVER_ADDR             | 127.0.0.1:50052 (the server's internal listener); several servers: a comma-separated list
+|                                    | of IP:port, or dns:///name:port (round-robin, failover: contract/channels.py) |
 | BATCHCALLS_SERVICE_TOKEN           | "" (required by server) |
 | REDIS_URL                          | redis://127.0.0.1:6379/0 (redis:// or unix://) |
 | REDIS_CLUSTER_URL                  | "" (seed nodes, comma-separated; wins over REDIS_URL: docs/redis.md) |
@@ -21,6 +22,7 @@
 | BATCHCALLS_RPC_TIMEOUT_SECONDS     | 5                       |
 | BATCHCALLS_PREFETCH_SECONDS        | 0.1 (grant ahead: call-end rate x this; 0 = off) |
 | BATCHCALLS_DIALER_MAX_PREFETCH     | 32 (reservations per org per dialer) |
+| BATCHCALLS_CPS_HEADROOM            | 0.015 (pace this fraction under a trunk's CPS; at most 0.5) |
 | BATCHCALLS_LOG_LEVEL               | INFO                    |
 | BATCHCALLS_SIMULATED_AGENT_REPORTS | 1 (the simulated agent reports each completed call through ResultsService; 0 = off) |
 """
@@ -107,6 +109,11 @@ class DialerSettings:
     prefetch_seconds: float = 0.1
     #: At most this many reservations per organization per dialer.
     max_prefetch: int = 32
+    #: Calls-per-second pacing runs this fraction under the configured rate,
+    #: so that the few ms a start takes to reach the carrier (more on a busy
+    #: machine) never put CPS + 1 starts in one second at the carrier
+    #: (dialer.cps_gate).
+    cps_headroom: float = 0.015
     #: The simulated trunk's built-in agent reports each completed call
     #: through ResultsService (dialer.agent_results), as a real agent would.
     simulated_agent_reports: bool = True
@@ -151,5 +158,6 @@ class DialerSettings:
             log_level=env.get("BATCHCALLS_LOG_LEVEL", "").strip().upper() or "INFO",
             prefetch_seconds=_float(env, "BATCHCALLS_PREFETCH_SECONDS", 0.1),
             max_prefetch=_int(env, "BATCHCALLS_DIALER_MAX_PREFETCH", 32),
+            cps_headroom=min(_float(env, "BATCHCALLS_CPS_HEADROOM", 0.015), 0.5),
             simulated_agent_reports=_bool(env, "BATCHCALLS_SIMULATED_AGENT_REPORTS", True),
         )

@@ -95,7 +95,7 @@ class Dialer:
         self.gate = CpsGate(Pacer(redis, self.leases.scripts), self.metrics,
                             now_ms=pace_now_ms or (lambda: int(time.time() * 1000)),
                             monotonic=monotonic, stopping=self.pacing.stopping,
-                            dial_grace_seconds=settings.dial_grace_seconds)
+                            dial_grace_seconds=settings.dial_grace_seconds, headroom=settings.cps_headroom)
         self.calls = CallSteps(settings, self.leases, server, providers, self.metrics, self.pacing, self.book,
                                self.grant_ahead, clock=self.clock, monotonic=monotonic, gate=self.gate)
         self.rounds = ClaimRounds(settings, self.leases, self.metrics, self.pacing, self.book, self.grant_ahead,
