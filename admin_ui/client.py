@@ -459,9 +459,9 @@ def make_channel(address: str) -> grpc.Channel:
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                # Reconnect quickly once a down server comes back.
-                ("grpc.initial_reconnect_backoff_ms", 500),
-                ("grpc.max_reconnect_backoff_ms", 3000),
+                # Reconnect back-off (at most 1 s) and several servers
+                # (BATCHCALLS_GRPC_ADDR a list or dns:///name:port, balanced
+                # round-robin): contract/channels.py.
             ],
         )
         _CHANNELS[address] = ch

@@ -171,6 +171,10 @@ def main() -> int:
             "BATCHCALLS_SERVICE_TOKEN": stack.service_token,
             "BATCHCALLS_DIAL_GRACE_SECONDS": "1.0",
             "BATCHCALLS_SCHEDULER_INTERVAL_SECONDS": "0.5",
+            # WATCHERS streams of one key: above the default stream caps.
+            "BATCHCALLS_WATCH_MAX_PER_KEY": str(max(10, args.watchers)),
+            "BATCHCALLS_WATCH_MAX_PER_ORG": str(max(50, args.watchers)),
+            "BATCHCALLS_RATE_LIMIT_RPS": "0",
         }
         stack.start_server()
         org = stack.new_org(credits_usd=100_000, concurrency_limit=50)

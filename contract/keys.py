@@ -18,7 +18,9 @@ ACTIVE_ORGS = f"{PREFIX}:active-orgs"
 STATE_MARKER = f"{PREFIX}:state-marker"
 #: SET NX lock so one server replica at a time rebuilds Redis.
 REBUILD_LOCK = f"{PREFIX}:rebuild-lock"
-#: Lock that elects the replica running the scheduler tick.
+#: Leader lease (holder id, TTL, renewed) electing the one server replica
+#: that runs the background duties: scheduler and reconciler
+#: (server/service/leader.py).
 SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
 #: SET of organization ids that may hold leases (live or expired) or
 #: reservations. A superset of ACTIVE_ORGS' lease holders: a paused or
@@ -41,6 +43,17 @@ def _org(org_id: str) -> str:
 def org_config(org_id: str) -> str:
     """HASH: ``limit`` (org-wide live-call limit)."""
     return f"{_org(org_id)}:config"
+
+
+def org_marker(org_id: str) -> str:
+    """STRING ``<epoch>:<replid>``: the organization's state marker (Redis
+    Cluster). Written LAST by the server's rebuild of the organization, with
+    the organization's ``redis_epoch`` from Postgres and the replication id
+    of the node holding the slot; claim.lua / activate.lua refuse while it
+    is missing or names another node (a promoted replica that may have
+    missed the last writes). See contract/lua/lib_marker.lua and
+    docs/recovery.md, "Failover without loss"."""
+    return f"{_org(org_id)}:marker"
 
 
 def org_leases(org_id: str) -> str:
@@ -145,3 +158,10 @@ def org_pace(org_id: str) -> str:
     shared by all dialers and all the organization's trunks; expires when
     idle. See docs/pacing.md."""
     return f"{_org(org_id)}:pace"
+
+
+def rate_limit(org_id: str, key_hash: str) -> str:
+    """STRING: the GCRA theoretical arrival time (µs) of one API key's
+    requests (rate_limit.lua, server/api/rate_limit.py). ``key_hash``:
+    sha256 of the key id, never the secret."""
+    return f"{_org(org_id)}:rl:{key_hash}"

@@ -27,6 +27,7 @@ SCRIPT_NAMES = (
     "renew",
     "release",
     "restore_lease",
+    "org_marker",
     "fence_floor",
     "ring_add",
     "deactivate",
@@ -36,6 +37,7 @@ SCRIPT_NAMES = (
     "pace",
     "pushback",
     "pace_ok",
+    "rate_limit",
 )
 
 
@@ -85,6 +87,7 @@ class Scripts:
     renew: Any
     release: Any
     restore_lease: Any
+    org_marker: Any
     fence_floor: Any
     ring_add: Any
     deactivate: Any
@@ -94,6 +97,7 @@ class Scripts:
     pace: Any
     pushback: Any
     pace_ok: Any
+    rate_limit: Any
 
     async def load_all(self) -> None:
         """SCRIPT LOAD every script now (optional; EVALSHA loads lazily)."""

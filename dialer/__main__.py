@@ -15,7 +15,7 @@ import signal
 import sys
 
 from dialer.logging import configure_logging, log_event
-from contract.channels import ChannelConfigError, ClientTLS
+from contract.channels import ChannelConfigError, ClientTLS, resolve_target
 from dialer.settings import DialerSettings, SettingsError
 
 log = logging.getLogger("dialer")
@@ -60,14 +60,14 @@ async def _amain(settings: DialerSettings) -> int:
         except OSError as exc:
             log_event(log, "metrics.port_unavailable", logging.WARNING, port=settings.metrics_port, error=repr(exc))
     redis = make_redis(settings.redis_url, settings.redis_cluster_url)
-    # TLS when BATCHCALLS_TLS_CA_FILE etc. are set: contract/channels.py.
+    # TLS when BATCHCALLS_TLS_CA_FILE etc. are set; several servers
+    # (a list of addresses, dns:///name:port) balanced round-robin with a
+    # reconnect back-off of at most 1 s: contract/channels.py.
     channel = open_aio_channel(
         settings.server_addr,
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", 2_000),
         ],
     )
     providers = ProviderRegistry(settings)
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if changes:
             settings = settings.with_(**changes)
         ClientTLS.from_env().credentials()  # TLS files set and readable, or plaintext
+        resolve_target(settings.server_addr, "BATCHCALLS_SERVER_ADDR")  # a usable address (list)
     except (SettingsError, ChannelConfigError) as exc:
         print(f"batchcalls dialer: {exc}", file=sys.stderr)
         return 2

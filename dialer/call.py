@@ -57,7 +57,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -522,7 +522,9 @@ class CallSteps:
         hit = self._trunks.get(key)
         if hit is None:
             trunk = trunk_from_proto(proto)
-            hit = (trunk, trunk_to_json(trunk))
+            # The lease json (Redis) leaves the password out: a reaper's
+            # status query needs no SIP credentials (docs/design.md §7).
+            hit = (trunk, trunk_to_json(replace(trunk, password="")))
             if len(self._trunks) >= TRUNK_CACHE_SIZE:
                 self._trunks.clear()
             self._trunks[key] = hit

@@ -119,7 +119,7 @@ class GrantAhead:
                 want -= len(got.claims)
                 if got.stop is ClaimStop.OK:
                     next_pass.append(batch_id)
-                elif got.stop in (ClaimStop.ORG_FULL, ClaimStop.ORG_UNCONFIGURED):
+                elif got.stop in (ClaimStop.ORG_FULL, ClaimStop.ORG_UNCONFIGURED, ClaimStop.NO_MARKER):
                     return claimed
             remaining = next_pass
         return claimed

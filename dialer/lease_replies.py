@@ -21,6 +21,10 @@ class ClaimStop(enum.StrEnum):
     OK = "ok"
     #: No org limit: the state is not built, or being rebuilt.
     ORG_UNCONFIGURED = "org_unconfigured"
+    #: Redis Cluster: the org's state marker is missing or was written on
+    #: another node (a failover promoted a replica that may have missed the
+    #: last writes): claim nothing in this org until the server rebuilt it.
+    NO_MARKER = "no_marker"
     #: No batch meta: the batch is not active.
     INACTIVE = "inactive"
     #: The org's leases (reserve mode: its reservations) reached its limit.

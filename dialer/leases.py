@@ -111,10 +111,16 @@ class LeaseClient:
         lease_ttl_ms: int,
         clock: Callable[[], float] = time.time,
         info_ttl_ms: int = LEASE_INFO_TTL_MS,
+        org_markers: bool | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = Scripts(redis)
         self.batcher = ScriptBatcher(redis)
+        #: Check the per-org state marker inside claim.lua / activate.lua /
+        #: end_call.lua (its key rides along; no extra round trip). On by
+        #: default on a Redis Cluster (failover without loss,
+        #: docs/recovery.md); a single Redis relies on the global marker.
+        self.org_markers = self.batcher.cluster if org_markers is None else bool(org_markers)
         self.dialer_id = dialer_id
         self.lease_ttl_ms = int(lease_ttl_ms)
         self.info_ttl_ms = int(info_ttl_ms)
@@ -284,6 +290,7 @@ class LeaseClient:
                 keys.fence_counter(org_id),
                 keys.org_reserved(org_id),
                 *(keys.lease_info(org_id, lease_id) for lease_id in lease_ids),
+                *([keys.org_marker(org_id)] if self.org_markers else []),
             ],
             [now, self.lease_ttl_ms, batch_id, self.dialer_id, self.info_ttl_ms, n,
              "reserve" if reserve else "slot", *lease_ids, *provider_call_ids],
@@ -337,6 +344,7 @@ class LeaseClient:
                 keys.org_reserved(org_id),
                 keys.lease_info(org_id, lease_id),
                 keys.org_running(org_id),
+                *([keys.org_marker(org_id)] if self.org_markers else []),
             ],
             [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms(), batch_id],
         )
@@ -371,6 +379,7 @@ class LeaseClient:
                         keys.batch_leases(org_id, then_activate[1]),
                         keys.org_reserved(org_id),
                         keys.lease_info(org_id, then_activate[0]),
+                        *([keys.org_marker(org_id)] if self.org_markers else []),
                     ]
                     if then_activate
                     else []

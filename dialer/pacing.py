@@ -67,9 +67,11 @@ class ClaimPacing:
 
     def start_failed(self) -> float:
         """A StartAttempt failed (the server is probably restarting): pause
-        claiming with an exponential backoff. Returns the pause (s)."""
+        claiming with an exponential backoff of at most 1 s, so claiming
+        resumes within a second of a server answering again (issue 17).
+        Returns the pause (s)."""
         self._start_failures += 1
-        backoff = min(0.1 * 2 ** min(self._start_failures, 6), 5.0)
+        backoff = min(0.1 * 2 ** min(self._start_failures, 6), 1.0)
         self.pause_until = max(self.pause_until, self.monotonic() + backoff)
         return backoff
 

@@ -219,7 +219,10 @@ class ClaimRounds:
                     next_pass.append(batch_id)  # it may have more
                     continue
                 self.metrics.claims.labels(got.stop).inc()
-                if got.stop is ClaimStop.ORG_UNCONFIGURED:
+                if got.stop in (ClaimStop.ORG_UNCONFIGURED, ClaimStop.NO_MARKER):
+                    # NO_MARKER: a failover may have lost this org's last
+                    # writes; nothing is claimed in it until the server's
+                    # reconciler rebuilt it (next rounds retry).
                     return claimed
                 if got.stop in (ClaimStop.ORG_FULL, ClaimStop.BATCH_FULL):
                     saturated = True

@@ -67,6 +67,7 @@ _OUTCOME_TO_PROTO = {
     Outcome.BLOCKED: resources_pb2.CALL_OUTCOME_BLOCKED,
     Outcome.CARRIER_ERROR: resources_pb2.CALL_OUTCOME_CARRIER_ERROR,
     Outcome.AGENT_ERROR: resources_pb2.CALL_OUTCOME_AGENT_ERROR,
+    Outcome.VOICEMAIL: resources_pb2.CALL_OUTCOME_VOICEMAIL,
 }
 
 _KIND = {resources_pb2.TRUNK_KIND_SIMULATED: "simulated", resources_pb2.TRUNK_KIND_SIP: "sip"}
@@ -85,6 +86,7 @@ _SIM_WEIGHTS = {
     "blocked": "weight_blocked",
     "carrier_error": "weight_carrier_error",
     "agent_error": "weight_agent_error",
+    "voicemail": "weight_voicemail",
 }
 
 
@@ -321,8 +323,13 @@ class ServerClient:
         self._metadata = (("authorization", f"Bearer {service_token}"),)
         self._timeout = rpc_timeout
         self._monotonic = monotonic
+        # StartAttempt waits for a server (wait_for_ready, up to the RPC
+        # timeout) instead of failing at once while none is connected: when
+        # one answers again (the channel reconnects within ~1 s,
+        # contract/channels.py) the waiting grants go out at once.
         send_starts = self._sender(self.stub.StartAttempt, self.stub.BatchStartAttempts,
-                                   dialer_service_pb2.BatchStartAttemptsRequest, lambda r: list(r.responses))
+                                   dialer_service_pb2.BatchStartAttemptsRequest, lambda r: list(r.responses),
+                                   wait_for_ready=True)
         send_answers = self._sender(self.stub.MarkAnswered, self.stub.BatchMarkAnswered,
                                     dialer_service_pb2.BatchMarkAnsweredRequest,
                                     lambda r: [ItemRejected(e) if e.code else None for e in r.results])
@@ -352,21 +359,24 @@ class ServerClient:
         self._lingering: dict[str, asyncio.Task] = {}
 
     def _sender(
-        self, single: Any, batch: Any, batch_request: Any, unpack: Callable[[Any], list[Any]]
+        self, single: Any, batch: Any, batch_request: Any, unpack: Callable[[Any], list[Any]],
+        *, wait_for_ready: bool | None = None,
     ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
         """A Coalescer's ``send``: one request goes as the single RPC, more
         as the batch RPC (``unpack`` turns its reply into one result per
         request, an ``ItemRejected`` for a refused item); on UNIMPLEMENTED
         or INTERNAL from the batch RPC each request goes on its own."""
+        ready = {} if wait_for_ready is None else {"wait_for_ready": wait_for_ready}
 
         async def call(request: Any) -> Any:
-            return await single(request, metadata=self._metadata, timeout=self._timeout)
+            return await single(request, metadata=self._metadata, timeout=self._timeout, **ready)
 
         async def send(requests: list[Any]) -> list[Any]:
             if len(requests) == 1:
                 return [await call(requests[0])]
             try:
-                reply = await batch(batch_request(requests=requests), metadata=self._metadata, timeout=self._timeout)
+                reply = await batch(batch_request(requests=requests), metadata=self._metadata, timeout=self._timeout,
+                                    **ready)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _ONE_BY_ONE_CODES:
                     raise

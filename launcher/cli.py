@@ -73,6 +73,11 @@ def server_config_problem(settings: "object") -> str | None:
     problem = service_token_problem(settings.service_token)  # type: ignore[attr-defined]
     if problem:
         return problem
+    from server.adapters.secrets import secrets_key_problem
+
+    problem = secrets_key_problem(getattr(settings, "secrets_key", ""))
+    if problem:
+        return problem
     try:
         server_credentials(settings, internal=False)
         server_credentials(settings, internal=True)

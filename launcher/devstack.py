@@ -34,6 +34,21 @@ def ensure_service_token(data_dir: Path) -> str:
     return token
 
 
+def ensure_secrets_key(data_dir: Path) -> str:
+    """The Fernet key encrypting trunk and agent passwords at rest, kept in
+    the data dir (like the service token): `batchcalls up` restarts read
+    what earlier runs stored. docs/design.md §7."""
+    from server.adapters.secrets import generate_key
+
+    path = data_dir / "secrets-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = generate_key()
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
 def dial_address(listen: str) -> str:
     """Where a local client reaches a listener reported as host:port: a
     wildcard host (0.0.0.0, ::) is reached on loopback."""
@@ -117,6 +132,10 @@ def run_up(args: argparse.Namespace) -> int:
             DATABASE_URL=services.database_url,
             REDIS_URL=services.redis_url,
             BATCHCALLS_SERVICE_TOKEN=token,
+            BATCHCALLS_SECRETS_KEY=os.environ.get("BATCHCALLS_SECRETS_KEY", "").strip() or ensure_secrets_key(data_dir),
+            # The embedded stack dials 127.0.0.1 (simulated carrier, local
+            # SIP tests): private trunk/agent hosts allowed (docs/design.md §7).
+            BATCHCALLS_ALLOW_PRIVATE_HOSTS=os.environ.get("BATCHCALLS_ALLOW_PRIVATE_HOSTS", "").strip() or "true",
             BATCHCALLS_GRPC_PORT=str(args.grpc_port),
             # The internal listener (DialerService) on loopback; the dialer
             # is pointed at the port the server reports (INTERNAL_READY).

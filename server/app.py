@@ -141,11 +141,17 @@ def create_server(ctx: ServiceContext, host: str = "127.0.0.1", port: int = 0, *
     """Build the server: public listener on host:port, internal one on
     ``internal_addr`` (the CLI passes settings.internal_addr); port 0 binds a
     free port (tests). TLS from ctx.settings (tls_cert_file, …)."""
+    from server.log_masking import install as install_log_masking
+
+    install_log_masking()  # numbers masked in every log line (docs/design.md §7)
     opts = [
         ("grpc.max_receive_message_length", ctx.settings.max_message_bytes),
         ("grpc.max_send_message_length", ctx.settings.max_message_bytes),
     ]
-    server = grpc.aio.server(options=opts)
+    from server.api.rate_limit import RateLimitInterceptor
+
+    # Per-key rate limit (Redis, across replicas): the public listener only.
+    server = grpc.aio.server(options=opts, interceptors=[RateLimitInterceptor(ctx)])
     batch_service_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(ctx), server)
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(ctx), server)
     phone_number_service_pb2_grpc.add_PhoneNumberServiceServicer_to_server(PhoneNumberServicer(ctx), server)

@@ -85,6 +85,9 @@ class Call:
             "behaviour": self.plan.behaviour,
             "hung_up_by_caller": self.hung_up_by_caller,
             "duplicate_posts": self.duplicate_posts,
+            # Who answered (answering-machine detection): "human",
+            # "machine", or "" while unanswered.
+            "answered_by": ("machine" if self.plan.outcome == "voicemail" else "human") if self.answer is not None else "",
         }
 
     def status(self) -> dict[str, Any]:

@@ -215,7 +215,7 @@ class Carrier:
         for handle in call.timers:
             handle.cancel()
         call.timers.clear()
-        if call.answer is None and call.plan.answer_after is not None and outcome in ("completed", "agent_error"):
+        if call.answer is None and call.plan.answer_after is not None and outcome in ("completed", "agent_error", "voicemail"):
             # The answer timer fires before the end timer, so this is a guard:
             # a talk is never reported without an answer instant.
             self._answer(call)
@@ -243,7 +243,8 @@ class Carrier:
             self._finish(call, "no_answer", "cancelled by caller", 487, 0.0)
         else:
             talk = (asyncio.get_running_loop().time() - call.answer_mono) / self.time_scale
-            self._finish(call, "completed", "hung up by caller", 200, min(talk, call.max_duration))
+            outcome = "voicemail" if call.plan.outcome == "voicemail" else "completed"
+            self._finish(call, outcome, "hung up by caller", 200, min(talk, call.max_duration))
 
     def forget_before_placed(self, call_id: str) -> None:
         """A hang-up for a call id never placed: a POST of that id arriving later places nothing."""

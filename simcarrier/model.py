@@ -41,7 +41,8 @@ Sent with each call (from ``TrunkSettings.simulation``), all keys optional:
 
 - one weight per outcome word (``completed``, ``no_answer``, ``busy``,
   ``timeout``, ``invalid_number``, ``blocked``, ``carrier_error``,
-  ``agent_error``); missing words weigh 0; all zero (or none given) means the
+  ``agent_error``, ``voicemail``: answered by a machine, reported with
+  ``answered_by: "machine"``); missing words weigh 0; all zero (or none given) means the
   default mix;
 - ``mean_call_seconds`` — mean talk time of an answered call (default 180);
 - ``ring_seconds`` — mean time before answer (default 6; 0 = answer at once);
@@ -70,6 +71,7 @@ OUTCOMES: tuple[str, ...] = (
     "blocked",
     "carrier_error",
     "agent_error",
+    "voicemail",
 )
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -118,6 +120,7 @@ SIP_CODES: dict[str, int] = {
     "blocked": 603,
     "carrier_error": 503,
     "agent_error": 200,
+    "voicemail": 200,
 }
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -308,6 +311,13 @@ def plan_call(
         talk = talk_seconds(profile.mean_call_seconds, profile.talk_sigma, max_call_duration, rng)
         detail = "reached max call duration" if talk >= max_call_duration else ""
         return CallPlan("completed", answer + talk, answer, 200, detail, behaviour)
+    if outcome == "voicemail":
+        # Answering machine: answered after the ring, a greeting and the
+        # beep (or the agent's message), then the call ends; reported as
+        # answered by a machine.
+        answer = ring_time(profile, ring_timeout, rng)
+        talk = min(rng.uniform(3.0, 8.0), max_call_duration)
+        return CallPlan("voicemail", answer + talk, answer, 200, "answered by a machine", behaviour)
     if outcome == "agent_error":
         answer = ring_time(profile, ring_timeout, rng)
         talk = min(rng.uniform(1.0, 3.0), max_call_duration)

@@ -28,6 +28,10 @@ def render(ctx: Ctx) -> None:
                 st.session_state.pop(K_NEW_SECRET, None)
                 st.rerun()
 
+    if not ctx.can_write:
+        # The API lists keys to owners and admins only.
+        st.info("Only owners and admins can see this organization's API keys.")
+        return
     keys = []
     token = ""
     for _ in range(20):

@@ -185,10 +185,23 @@ def render_create(ctx: Ctx) -> None:
             value=3,
             step=1,
             key=_k("attempts"),
-            help="Default 3. No answer, busy and timeout are retried (after 5 min, then 30 min).",
+            help="Default 3. No answer, busy and timeout are retried (after 5 min, then 30 min); "
+            "voicemail after 60 min unless it counts as done.",
             disabled=disabled,
         )
     )
+    with st.expander("Retries by outcome and voicemail"):
+        form.voicemail_done = st.checkbox(
+            "A voicemail counts as done (the agent leaves a message); otherwise it is retried later",
+            key=_k("vm_done"), disabled=disabled,
+        )
+        r = st.columns(4)
+        for i, (word, label, hint) in enumerate((("busy", "Busy", "5, 30"), ("no_answer", "No answer", "5, 30"),
+                                                  ("timeout", "Timeout", "5, 30"), ("voicemail", "Voicemail", "60"))):
+            form.retry_minutes[word] = r[i].text_input(
+                f"{label}: minutes before attempt 2, 3, …", placeholder=hint, key=_k(f"retry_{word}"),
+                help="Empty = the default shown. Up to 10 delays, each at most 7 days.", disabled=disabled,
+            )
 
     st.markdown("**Schedule** (optional)")
     form.schedule_enabled = st.checkbox(

@@ -19,7 +19,9 @@ def render(ctx: Ctx) -> None:
     c[0].metric("Organization", org.display_name)
     c[1].metric("Your role", vm.role_label(ctx.role))
     c[2].metric("Credit balance", vm.format_money(org.credit_balance_micros))
-    c[3].metric("Concurrency limit", f"{org.concurrency_limit} calls")
+    c[3].metric("Concurrency limit", f"{org.concurrency_limit} calls",
+                help=f"{org.reserved_concurrency} reserved: batches use at most "
+                     f"{org.concurrency_limit - org.reserved_concurrency}")
     window = org.default_calling_window if org.HasField("default_calling_window") else None
     st.markdown(
         "\n".join(
@@ -28,6 +30,8 @@ def render(ctx: Ctx) -> None:
                 f"- **Default calling window:** "
                 + ("call at any time (owner's choice; federal and state calling rules still apply)"
                    if org.calling_any_time else vm.calling_window_text(window)),
+                (f"- **Reserved capacity:** {org.reserved_concurrency} of {org.concurrency_limit} slots kept "
+                 f"free of batch calls (batches use at most {org.concurrency_limit - org.reserved_concurrency})"),
                 f"- **Consent required in uploads:** {'yes' if org.require_consent else 'no'}",
                 f"- **Frequency cap:** {org.frequency_cap_per_24h or 'none'} calls per number per 24 h",
                 f"- **Circuit breaker:** pause when more than {org.circuit_breaker_threshold * 100:.0f}% of the "
@@ -47,6 +51,8 @@ def render(ctx: Ctx) -> None:
         name = st.text_input("Name", value=org.display_name, max_chars=200)
         limit = st.number_input("Concurrency limit (live calls across all batches)", min_value=1, max_value=500,
                                 value=max(1, min(500, org.concurrency_limit or 1)))
+        reserve = st.number_input("Reserved capacity (slots kept free of batch calls; below the limit)",
+                                  min_value=0, max_value=499, value=max(0, org.reserved_concurrency))
         cap = st.number_input("Frequency cap (calls to one number per 24 h, 0 = none)", min_value=0, max_value=1000,
                               value=org.frequency_cap_per_24h)
         any_time = st.checkbox(
@@ -71,7 +77,7 @@ def render(ctx: Ctx) -> None:
                 name=org.name, display_name=name.strip(), concurrency_limit=int(limit),
                 frequency_cap_per_24h=int(cap), circuit_breaker_window=int(cbw),
                 circuit_breaker_threshold=float(cbt), credits_enforced=enforced,
-                calling_any_time=any_time, require_consent=consent,
+                calling_any_time=any_time, require_consent=consent, reserved_concurrency=int(reserve),
             )
             if not any_time:
                 s, e = vm.hhmm(start), vm.hhmm(end)
@@ -87,7 +93,7 @@ def render(ctx: Ctx) -> None:
                     upd,
                     ["display_name", "concurrency_limit", "frequency_cap_per_24h", "default_calling_window",
                      "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced",
-                     "calling_any_time", "require_consent"],
+                     "calling_any_time", "require_consent", "reserved_concurrency"],
                 )
             except ApiError as err:
                 show_api_error(err, what="Settings not saved")

@@ -92,7 +92,7 @@ def _create_form(ctx: Ctx) -> None:
                 w = {}
                 wc = st.columns(4)
                 for i, f in enumerate(["completed", "no_answer", "busy", "timeout", "invalid_number", "blocked",
-                                       "carrier_error", "agent_error"]):
+                                       "carrier_error", "agent_error", "voicemail"]):
                     w[f] = wc[i % 4].number_input(f.replace("_", " "), min_value=0.0, value=0.0, key=f"pn_w_{f}")
             trunk = resources_pb2.OutboundTrunk(
                 kind=resources_pb2.TRUNK_KIND_SIMULATED,

@@ -16,7 +16,7 @@ from admin_ui.view_models.formatting import (
 )
 from admin_ui.view_models.schedule import calling_window_mode_text
 from admin_ui.view_models.statuses import BS, batch_status_label
-from batchcalls.v1 import batch_pb2
+from batchcalls.v1 import batch_pb2, resources_pb2
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,15 @@ def overview_cards(stats: batch_pb2.BatchStats) -> list[Card]:
         Card("Failed Calls", f"{failed:,}", f"{format_rate(ratio(failed, total))} failure rate", "❌"),
         Card("Processing", f"{processing:,}", f"{waiting:,} pending + {in_progress:,} in progress", "🕒"),
     ]
+
+
+def retry_delays_text(policy: batch_pb2.RetryPolicy) -> str:
+    """"busy 5/30 min · voicemail 60 min" from the delays in force."""
+    parts = []
+    for r in policy.outcome_retries:
+        word = resources_pb2.CallOutcome.Name(r.outcome).removeprefix("CALL_OUTCOME_").lower().replace("_", " ")
+        parts.append(f"{word} " + "/".join(f"{d / 60:g}" for d in r.delay_seconds) + " min")
+    return " · ".join(parts) or "—"
 
 
 def batch_details_rows(batch: batch_pb2.Batch) -> list[tuple[str, str]]:
@@ -66,6 +75,10 @@ def batch_details_rows(batch: batch_pb2.Batch) -> list[tuple[str, str]]:
         ("Average Duration", format_duration(s.average_duration_seconds)),
         ("Attempts Made", f"{s.attempts_total:,}"),
         ("Retries Pending", f"{s.retries_pending:,}"),
+        ("Pickup Rate (humans)", f"{format_rate(s.pickup_rate)} · {s.machine_answers:,} voicemail"),
+        ("Voicemail", "counts as done" if batch.voicemail_action == batch_pb2.VOICEMAIL_ACTION_DONE
+         else "retried later"),
+        ("Retry Delays", retry_delays_text(batch.retry_policy)),
         ("Waiting For Calling Window", f"{s.waiting_for_window:,}"),
     ]
     if batch.custom_columns:

@@ -40,6 +40,38 @@ class CreateFormState:
     window_start: str = "09:00"
     window_end: str = "18:00"
     window_days: list[str] = field(default_factory=list)
+    #: A machine answer completes the contact (the agent left a message)
+    #: instead of retrying it later.
+    voicemail_done: bool = False
+    #: Own retry delays per outcome word, minutes as typed ("5, 30");
+    #: empty = the default.
+    retry_minutes: dict[str, str] = field(default_factory=dict)
+
+
+#: Outcome word -> CallOutcome, for the per-outcome retry delays.
+RETRY_OUTCOMES: dict[str, int] = {
+    "busy": resources_pb2.CALL_OUTCOME_BUSY,
+    "no_answer": resources_pb2.CALL_OUTCOME_NO_ANSWER,
+    "timeout": resources_pb2.CALL_OUTCOME_TIMEOUT,
+    "voicemail": resources_pb2.CALL_OUTCOME_VOICEMAIL,
+}
+
+
+def parse_minutes(text: str) -> list[int] | None:
+    """"5, 30" -> [300, 1800] seconds; "" -> []; None when malformed."""
+    out: list[int] = []
+    for part in (text or "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            minutes = float(part)
+        except ValueError:
+            return None
+        if minutes < 0:
+            return None
+        out.append(round(minutes * 60))
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +140,9 @@ def review_checklist(s: CreateFormState, now: dt.datetime | None = None) -> list
                 f"{scheduled_local_time(s.schedule_date, s.schedule_time)} {s.timezone}",
             )
         )
+    bad = [w for w, text in s.retry_minutes.items() if parse_minutes(text) is None]
+    if bad:
+        items.append(CheckItem(False, "Retry delays valid", f"minutes separated by commas ({', '.join(bad)})"))
     if s.window_mode == "custom":
         ok = bool(hhmm(s.window_start)) and bool(hhmm(s.window_end))
         items.append(
@@ -144,6 +179,12 @@ def build_create_request(
         default_region=default_region.strip().upper(),
         max_call_duration_seconds=int(max_call_duration_seconds or 0),
     )
+    req.voicemail_action = (batch_pb2.VOICEMAIL_ACTION_DONE if s.voicemail_done
+                            else batch_pb2.VOICEMAIL_ACTION_RETRY_LATER)
+    for word, outcome in RETRY_OUTCOMES.items():
+        delays = parse_minutes(s.retry_minutes.get(word, ""))
+        if delays:
+            req.retry_policy.outcome_retries.add(outcome=outcome, delay_seconds=delays)
     if s.schedule_enabled and s.schedule_date and s.schedule_time:
         req.scheduled_local_time = scheduled_local_time(s.schedule_date, s.schedule_time)
     if s.window_mode == "none":

@@ -71,6 +71,7 @@ OUTCOME_LABELS: dict[int, str] = {
     resources_pb2.CALL_OUTCOME_AGENT_ERROR: "Agent Error",
     resources_pb2.CALL_OUTCOME_DIALER_LOST: "Dialer Lost",
     resources_pb2.CALL_OUTCOME_NOT_DIALED: "Not Dialed",
+    resources_pb2.CALL_OUTCOME_VOICEMAIL: "Voicemail",
 }
 
 BATCH_STATUS_FILTER_ORDER = [

@@ -22,6 +22,9 @@
 -- KEYS[7]     org reserved zset     bc:{org}:reserved          (lease id -> expiry ms)
 -- KEYS[7+i]   lease info hash of the i-th lease id, i = 1..N
 --                                   bc:{org}:lease:{lease id}
+-- KEYS[8+N]   optional: org marker  bc:{org}:marker (Redis Cluster). When
+--             given, nothing is claimed unless it names this node's
+--             replication id (lib_marker.lua; docs/recovery.md).
 -- ARGV[1]     now (epoch ms)
 -- ARGV[2]     lease ttl (ms)
 -- ARGV[3]     batch id
@@ -42,6 +45,9 @@
 -- slots left after these claims; status says why the claiming stopped:
 --   "ok"                N contacts claimed (the batch may have more)
 --   "org_unconfigured"  no org limit (state not built / being rebuilt)
+--   "no_marker"         the org marker (KEYS[8+N]) is missing or was
+--                       written on another node (a failover): the org's
+--                       state awaits its rebuild from Postgres
 --   "inactive"          no batch meta (batch not active)
 --   "org_full"          org leases reached the org limit (reserve mode:
 --                       the org's reservations reached it)
@@ -50,9 +56,14 @@
 --   "not_due"           the next contact is not due; next_due_ms = its due
 -- next_due_ms is "" unless status is "not_due".
 
+-- #include lib_marker.lua
+
 local org_limit = tonumber(redis.call('HGET', KEYS[1], 'limit'))
 if not org_limit then
   return {'org_unconfigured', '', 0}
+end
+if #KEYS > 7 + tonumber(ARGV[6]) and not org_marker_ok(KEYS[8 + tonumber(ARGV[6])]) then
+  return {'no_marker', '', 0}
 end
 local batch_limit = tonumber(redis.call('HGET', KEYS[3], 'limit'))
 if not batch_limit then

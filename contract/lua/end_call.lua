@@ -27,7 +27,8 @@
 -- Optionally, to hand the freed slot straight to a waiting reservation
 -- (grant ahead, see activate.lua) in the same round trip:
 -- KEYS[7] its batch meta hash, KEYS[8] its batch leases zset,
--- KEYS[9] org reserved zset, KEYS[10] its lease info hash
+-- KEYS[9] org reserved zset, KEYS[10] its lease info hash, and optionally
+-- KEYS[11] the org marker bc:{org}:marker (Redis Cluster, see activate.lua)
 -- ARGV[1] lease id
 -- ARGV[2] now (epoch ms): the call's end, written as ended_ms
 -- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua)
@@ -43,6 +44,7 @@
 -- activating the reservation answered (activate.lua's words; "" when none
 -- was given) and the org's rotated ring of running batches.
 
+-- #include lib_marker.lua
 -- #include lib_activate.lua
 
 -- activate.lua's rule, for the reservation of ARGV[5] (if any).
@@ -51,7 +53,7 @@ local function activate()
     return ''
   end
   return activate_reservation(KEYS[6], KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[5],
-                              ARGV[5], ARGV[6], ARGV[3], ARGV[4], ARGV[2])
+                              ARGV[5], ARGV[6], ARGV[3], ARGV[4], ARGV[2], KEYS[11])
 end
 
 local function round()

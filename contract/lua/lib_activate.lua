@@ -4,11 +4,15 @@
 --
 -- activate_reservation(org config hash, org leases zset, batch meta hash,
 --   batch leases zset, org reserved zset, lease info hash, org ring list,
---   lease id, batch id, slot expiry ms, info ttl ms, now ms) ->
+--   lease id, batch id, slot expiry ms, info ttl ms, now ms, org marker key
+--   or nil) ->
 --   "ok" | "lost" | "org_unconfigured" | "inactive" | "org_full" | "batch_full"
--- (see activate.lua for what each answer means).
+-- (see activate.lua for what each answer means). With an org marker key
+-- (Redis Cluster), a marker that is missing or names another node's
+-- replication id answers "org_unconfigured" (lib_marker.lua, which the
+-- including script must include first).
 local function activate_reservation(config, org_leases, meta, batch_leases, reserved, info, ring,
-                                    lease, batch, expiry, ttl, now)
+                                    lease, batch, expiry, ttl, now, marker)
   if redis.call('ZSCORE', org_leases, lease) then
     return 'ok'
   end
@@ -17,6 +21,9 @@ local function activate_reservation(config, org_leases, meta, batch_leases, rese
   end
   local org_limit = tonumber(redis.call('HGET', config, 'limit'))
   if not org_limit then
+    return 'org_unconfigured'
+  end
+  if marker and not org_marker_ok(marker) then
     return 'org_unconfigured'
   end
   local batch_limit = tonumber(redis.call('HGET', meta, 'limit'))

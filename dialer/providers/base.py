@@ -6,7 +6,8 @@ simulated carrier's call id) and hands it to the server in StartAttempt, so
 that recovery can later ask the provider about a call whose dialer died.
 
 Outcome words are the product's: completed, no_answer, busy, timeout,
-invalid_number, blocked, carrier_error, agent_error.
+invalid_number, blocked, carrier_error, agent_error, voicemail (answered by
+a machine).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Outcome(str, enum.Enum):
     BLOCKED = "blocked"
     CARRIER_ERROR = "carrier_error"
     AGENT_ERROR = "agent_error"
+    #: Answered by a machine (answering machine / voicemail).
+    VOICEMAIL = "voicemail"
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,8 @@ def result_from_json(call: dict[str, Any]) -> CallResult:
         outcome = Outcome(call.get("outcome") or "carrier_error")
     except ValueError:
         outcome = Outcome.CARRIER_ERROR
+    if call.get("answered_by") == "machine" and call.get("answer") is not None and outcome is not Outcome.AGENT_ERROR:
+        outcome = Outcome.VOICEMAIL  # answering-machine detection: not a pickup
     start = _dt(call.get("start")) or datetime.now(UTC)
     return CallResult(
         outcome=outcome,

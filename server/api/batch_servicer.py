@@ -22,6 +22,12 @@ from server.service.context import ServiceContext
 FILENAME_MAX = 255
 
 
+def page_bytes_budget(max_message_bytes: int) -> int:
+    """Serialized bytes of the items of one list page: half the message limit
+    leaves room for the rest of the response and any one oversized item."""
+    return max(64 * 1024, max_message_bytes // 2)
+
+
 def _ref(name: str, collection: str, field: str, v: Violations) -> str | None:
     try:
         return parse_name(name, collection, field)
@@ -56,7 +62,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         from server.service.analytics import live_figures
 
         figures = await live_figures(self.ctx, row)
-        return convert.batch_msg(row, **figures)
+        return convert.batch_msg(row, retry_default=self.ctx.retry_policy, **figures)
 
     def _cost(self, report: Any, suppressed: set[int], estimate: int) -> batch_pb2.CostEstimate:
         return convert.cost_msg(report.valid_rows - len(suppressed), estimate, self.ctx.prices.per_minute_micros)
@@ -88,6 +94,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         if request.HasField("calling_window"):
             w = request.calling_window
             window = WindowInput(w.start_local_time, w.end_local_time, tuple(w.weekdays))
+        own_delays, problems = convert.retry_delays_input(request.retry_policy)
+        for where, problem in problems:
+            v.add(where, problem)
+        if request.voicemail_action and convert.enum_word(
+            batch_pb2.VoicemailAction, "VOICEMAIL_ACTION", request.voicemail_action
+        ) is None:
+            v.add("voicemail_action", "RETRY_LATER or DONE")
         v.raise_if_any()
         inp = CreateBatchInput(
             request_id=request.request_id,
@@ -106,6 +119,9 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             window_mode=_window_mode(request.calling_window_mode),
             window=window,
             max_call_seconds=request.max_call_duration_seconds or rules.MAX_CALL_SECONDS_DEFAULT,
+            retry_delays=own_delays,
+            voicemail_action=convert.enum_word(batch_pb2.VoicemailAction, "VOICEMAIL_ACTION",
+                                               request.voicemail_action) or "retry_later",
         )
         batch_id, report, suppressed, estimate = await batches.create_batch(self.ctx, p, inp)
         return pb.CreateBatchResponse(
@@ -124,7 +140,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         p = await principal(self.ctx, context)
         statuses = _statuses(request.statuses, res.BatchStatus, "BATCH_STATUS", "statuses")
         rows, nxt, total = await batches.list_batches(self.ctx, p, request.page_size, request.page_token, statuses, request.search)
-        return pb.ListBatchesResponse(batches=[convert.batch_msg(r) for r in rows], next_page_token=nxt, total_size=total)
+        return pb.ListBatchesResponse(batches=[convert.batch_msg(r, retry_default=self.ctx.retry_policy) for r in rows], next_page_token=nxt, total_size=total)
 
     @handles_errors
     async def ListContacts(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -139,7 +155,17 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             search=request.search,
         )
         rows, nxt, total = await batches.list_contacts(self.ctx, p, batch_id, request.page_size, request.page_token, f)
-        return pb.ListContactsResponse(contacts=[convert.contact_msg(r) for r in rows], next_page_token=nxt, total_size=total)
+        # However long the transcripts, a page stays under the message limit:
+        # it ends early (at least one contact) and next_page_token resumes there.
+        budget, used, msgs = page_bytes_budget(self.ctx.settings.max_message_bytes), 0, []
+        for i, r in enumerate(rows):
+            m = convert.contact_msg(r)
+            used += m.ByteSize() + 8
+            if msgs and used > budget:
+                nxt = batches.contacts_token_after(self.ctx, batch_id, f, rows[i - 1].id)
+                break
+            msgs.append(m)
+        return pb.ListContactsResponse(contacts=msgs, next_page_token=nxt, total_size=total)
 
     @handles_errors
     async def GetContact(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -200,7 +226,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
 
         p = await principal(self.ctx, context)
         batch_id = parse_name(request.name, "batches")
-        async for msg in watch_batch(self, p, batch_id):
+        async for msg in watch_batch(self, p, batch_id, context):
             yield msg
 
     @handles_stream_errors

@@ -32,7 +32,7 @@ AGENT_MASK_PATHS = AGENT_FIELDS + tuple(f"sip_connection.{part}" for part in SIP
 ORG_FIELDS = (
     "display_name", "concurrency_limit", "default_calling_window", "frequency_cap_per_24h",
     "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced",
-    "calling_any_time", "require_consent", "calls_per_second",
+    "calling_any_time", "require_consent", "calls_per_second", "reserved_concurrency",
 )
 
 
@@ -116,6 +116,16 @@ class AgentServicer(agent_grpc.AgentServiceServicer):
         return agent_pb2.UpdateAgentResponse(agent=convert.agent_msg(row))
 
 
+PHONE_NUMBER_MASK_PATHS = ("display_name", "outbound_trunk") + tuple(f"outbound_trunk.{part}" for part in catalog.TRUNK_PARTS)
+
+
+def _sent_trunk_parts(t: res.OutboundTrunk) -> list[str]:
+    """AIP-134, an empty mask: the trunk parts sent (non-default values; a
+    stored password is kept unless a new one is sent)."""
+    return [part for part in catalog.TRUNK_PARTS
+            if (t.HasField(part) if part == "simulation" else bool(getattr(t, part)))]
+
+
 class PhoneNumberServicer(pn_grpc.PhoneNumberServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -162,6 +172,26 @@ class PhoneNumberServicer(pn_grpc.PhoneNumberServiceServicer):
         return msgs
 
     @handles_errors
+    async def UpdatePhoneNumber(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        p = await principal(self.ctx, context)
+        pn = request.phone_number
+        pn_id = parse_name(pn.name, "phoneNumbers", "phone_number.name")
+        paths = _mask_paths(request.update_mask if request.HasField("update_mask") else None,
+                            PHONE_NUMBER_MASK_PATHS, "update_mask")
+        if not request.HasField("update_mask") or not request.update_mask.paths:
+            paths = ["display_name"] if pn.display_name else []
+            if pn.HasField("outbound_trunk"):
+                paths += [f"outbound_trunk.{part}" for part in _sent_trunk_parts(pn.outbound_trunk)]
+        parts: list[str] | None = [q.partition(".")[2] for q in paths if q.startswith("outbound_trunk.")]
+        if "outbound_trunk" in paths:
+            parts = None  # the whole trunk, replaced
+        row = await catalog.update_phone_number(
+            self.ctx, p, pn_id, pn.display_name if "display_name" in paths else None,
+            convert.trunk_input(pn), parts,
+        )
+        return pn_pb2.UpdatePhoneNumberResponse(phone_number=(await self._with_pacing(p.org_id, [row]))[0])
+
+    @handles_errors
     async def DeletePhoneNumber(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
         await catalog.delete_phone_number(self.ctx, p, parse_name(request.name, "phoneNumbers"))
@@ -183,6 +213,11 @@ def _org_changes(o: org_pb2.Organization, paths: list[str]) -> dict[str, Any]:
     return changes
 
 
+def _sent_org_paths(o: org_pb2.Organization) -> list[str]:
+    """AIP-134, an empty mask: the fields sent (non-default values)."""
+    return [f for f in ORG_FIELDS if (o.HasField(f) if f == "default_calling_window" else bool(getattr(o, f)))]
+
+
 class OrganizationServicer(org_grpc.OrganizationServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -201,6 +236,8 @@ class OrganizationServicer(org_grpc.OrganizationServiceServicer):
     async def UpdateOrganization(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
         paths = _mask_paths(request.update_mask if request.HasField("update_mask") else None, ORG_FIELDS, "update_mask")
+        if not request.HasField("update_mask") or not request.update_mask.paths:
+            paths = _sent_org_paths(request.organization)
         row = await organizations.update_organization(self.ctx, p, _org_changes(request.organization, paths))
         return org_pb2.UpdateOrganizationResponse(organization=convert.organization_msg(row))
 
@@ -208,7 +245,10 @@ class OrganizationServicer(org_grpc.OrganizationServiceServicer):
     async def CreateApiKey(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
         word = convert.enum_word(res.Role, "ROLE", request.role)
-        row, secret = await organizations.create_api_key(self.ctx, p, request.display_name, Role(word) if word else None)
+        row, secret = await organizations.create_api_key(
+            self.ctx, p, request.display_name, Role(word) if word else None,
+            expire_at=convert.from_ts(request.expire_time, request.HasField("expire_time")),
+        )
         return org_pb2.CreateApiKeyResponse(api_key=convert.api_key_msg(row), secret=secret)
 
     @handles_errors
@@ -226,7 +266,7 @@ class OrganizationServicer(org_grpc.OrganizationServiceServicer):
     @handles_errors
     async def TopUpCredits(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         p = await principal(self.ctx, context)
-        row = await organizations.top_up(self.ctx, p, request.amount_micros)
+        row = await organizations.top_up(self.ctx, p, request.amount_micros, request.request_id)
         return org_pb2.TopUpCreditsResponse(organization=convert.organization_msg(row))
 
     @handles_errors

@@ -13,7 +13,9 @@ from server.domain.agent_connection import parse_sip_uri
 from server.domain.batch_rules import BatchStatus, allowed_actions
 from server.domain.call_results import CallReport, ExtractedValue
 from server.domain.contact_rules import FINAL_FAILURES, IN_CALL, WAITING, counter_column
+from server.domain.errors import FieldViolation, InvalidArgument
 from server.domain.ids import batch_name, contact_name
+from server.domain.retry import DELAYED_OUTCOMES, VOICEMAIL_RETRY_LATER, RetryPolicy
 
 
 def enum_value(enum: Any, prefix: str, word: str) -> int:
@@ -43,10 +45,15 @@ def ts(dt: datetime | None) -> Timestamp | None:
     return t
 
 
-def from_ts(t: Timestamp, present: bool) -> datetime | None:
+def from_ts(t: Timestamp, present: bool, field: str = "time") -> datetime | None:
+    """A request's Timestamp as an aware datetime. server/api/bounds.py has
+    already refused one out of range; this never lets one through as INTERNAL."""
     if not present:
         return None
-    return t.ToDatetime(tzinfo=timezone.utc)
+    try:
+        return t.ToDatetime(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):
+        raise InvalidArgument(FieldViolation(field, "a time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z")) from None
 
 
 def batch_status(word: str) -> int:
@@ -230,6 +237,7 @@ def organization_msg(r: Any) -> org_pb2.Organization:
         calling_any_time=bool(getattr(r, "calling_any_time", False)),
         require_consent=bool(getattr(r, "require_consent", False)),
         calls_per_second=float(getattr(r, "calls_per_second", 0.0) or 0.0),
+        reserved_concurrency=int(getattr(r, "reserved_concurrency", 0) or 0),
     )
 
 
@@ -252,6 +260,7 @@ def api_key_msg(r: Any) -> org_pb2.ApiKey:
         prefix=r.prefix,
         create_time=ts(r.created_at),
         last_used_time=ts(r.last_used_at),
+        expire_time=ts(getattr(r, "expire_at", None)),
     )
 
 
@@ -266,7 +275,13 @@ def stats_msg(r: Any, eta: datetime | None = None, waiting_for_window: int = 0, 
         outcomes.append(
             batch_pb2.OutcomeByAttempt(attempt_number=int(number), outcome=call_outcome(outcome), count=count)
         )
+    closed = sum(int(c) for c in (r.outcomes_by_attempt or {}).values())
+    machine = sum(int(c) for k, c in (r.outcomes_by_attempt or {}).items() if k.partition(":")[2] == "voicemail")
+    humans = max(0, int(r.connected_calls) - machine)
     return batch_pb2.BatchStats(
+        human_answers=humans,
+        machine_answers=machine,
+        pickup_rate=(humans / closed) if closed else 0.0,
         total_contacts=r.total_contacts,
         pending=r.n_pending,
         queued=r.n_queued,
@@ -298,7 +313,34 @@ def stats_msg(r: Any, eta: datetime | None = None, waiting_for_window: int = 0, 
     )
 
 
-def batch_msg(r: Any, eta: datetime | None = None, **extra: int) -> batch_pb2.Batch:
+def retry_policy_msg(policy: RetryPolicy) -> batch_pb2.RetryPolicy:
+    """Every delayed outcome with the delays in force for it."""
+    return batch_pb2.RetryPolicy(outcome_retries=[
+        batch_pb2.OutcomeRetry(outcome=call_outcome(o), delay_seconds=[round(d) for d in policy.delays_for(o)])
+        for o in DELAYED_OUTCOMES
+    ])
+
+
+def retry_delays_input(msg: batch_pb2.RetryPolicy, field: str = "retry_policy") -> tuple[dict[str, list[float]], list[tuple[str, str]]]:
+    """A request's RetryPolicy as {outcome word: delays}, and (field, problem)
+    for entries that name no outcome or name one twice (the delay bounds are
+    the service's)."""
+    own: dict[str, list[float]] = {}
+    problems: list[tuple[str, str]] = []
+    for i, item in enumerate(msg.outcome_retries):
+        word = enum_word(res.CallOutcome, "CALL_OUTCOME", item.outcome)
+        where = f"{field}.outcome_retries[{i}]"
+        if word is None:
+            problems.append((f"{where}.outcome", "required: BUSY, NO_ANSWER, TIMEOUT or VOICEMAIL"))
+        elif word in own:
+            problems.append((f"{where}.outcome", f"{word} is given twice"))
+        else:
+            own[word] = [float(d) for d in item.delay_seconds]
+    return own, problems
+
+
+def batch_msg(r: Any, eta: datetime | None = None, *, retry_default: RetryPolicy | None = None,
+              **extra: int) -> batch_pb2.Batch:
     mode = {"none": "NONE", "custom": "CUSTOM"}.get(r.window_mode, "UNSPECIFIED")
     if r.window_mode == "custom":
         window = window_msg(r.window_start, r.window_end, r.window_weekdays)
@@ -334,6 +376,12 @@ def batch_msg(r: Any, eta: datetime | None = None, **extra: int) -> batch_pb2.Ba
         custom_columns=list(r.custom_columns or []),
         max_call_duration_seconds=r.max_call_seconds,
         allowed_actions=allowed_action_values(r.status),
+        retry_policy=retry_policy_msg(
+            (retry_default or RetryPolicy()).for_batch(getattr(r, "retry_delays", None), None)
+        ),
+        voicemail_action=batch_pb2.VoicemailAction.Value(
+            f"VOICEMAIL_ACTION_{(getattr(r, 'voicemail_action', None) or VOICEMAIL_RETRY_LATER).upper()}"
+        ),
     )
 
 

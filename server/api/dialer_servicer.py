@@ -8,6 +8,7 @@ import grpc
 
 from batchcalls.v1 import dialer_service_pb2 as pb, dialer_service_pb2_grpc as pb_grpc, resources_pb2 as res
 from server.api import convert
+from server.adapters.secrets import SecretBox, box_for
 from server.api.auth import require_service
 from server.api.errors import handles_errors, to_grpc_status
 from server.domain.errors import DomainError, FieldViolation, InvalidArgument
@@ -23,9 +24,9 @@ DECISIONS = {
 }
 
 
-def _trunk(number: Any) -> res.OutboundTrunk:
+def _trunk(number: Any, box: SecretBox) -> res.OutboundTrunk:
     t = convert.phone_number_msg(number).outbound_trunk
-    t.password = number.trunk_password  # internal API only
+    t.password = box.open(number.trunk_password)  # internal API only: decrypted here and nowhere else
     return t
 
 
@@ -34,7 +35,7 @@ MAX_BATCH_ITEMS = 500
 
 def start_input(request: Any) -> dialing.StartInput | None:
     """None for a contact id that cannot exist (the claim is stale)."""
-    if not request.contact_id.isdigit() or len(request.contact_id) > 18:
+    if not (request.contact_id.isascii() and request.contact_id.isdigit()) or len(request.contact_id) > 18:
         return None
     return dialing.StartInput(
         org_id=request.organization_id,
@@ -47,8 +48,11 @@ def start_input(request: Any) -> dialing.StartInput | None:
     )
 
 
-def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] | None = None) -> pb.StartAttemptResponse:
-    """``trunks`` caches the trunk message per caller number over one batch call."""
+def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] | None = None,
+                   box: SecretBox | None = None) -> pb.StartAttemptResponse:
+    """``trunks`` caches the trunk message per caller number over one batch
+    call; ``box`` decrypts the stored passwords (docs/design.md §7)."""
+    box = box or box_for("")
     resp = pb.StartAttemptResponse(decision=DECISIONS[r.decision], reason=r.reason,
                                    next_attempt_time=convert.ts(r.next_attempt_at))
     if r.decision is dialing.Decision.GRANTED:
@@ -59,7 +63,7 @@ def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] 
         resp.from_phone_number = r.number.e164
         trunk = trunks.get(r.number.id) if trunks is not None else None
         if trunk is None:
-            trunk = _trunk(r.number)
+            trunk = _trunk(r.number, box)
             if trunks is not None:
                 trunks[r.number.id] = trunk
         resp.outbound_trunk.CopyFrom(trunk)
@@ -72,6 +76,7 @@ def start_response(r: dialing.StartResult, trunks: dict[str, res.OutboundTrunk] 
         resp.transcript_enabled = r.agent.transcript_enabled
         connection = convert.sip_connection_msg(r.agent, with_password=True)  # internal API only
         if connection is not None:
+            connection.password = box.open(connection.password)
             resp.agent_sip_connection.CopyFrom(connection)
         resp.dial_deadline_time.CopyFrom(convert.ts(r.dial_deadline))
         resp.start_time.CopyFrom(convert.ts(r.started_at))
@@ -138,7 +143,8 @@ class DialerServicer(pb_grpc.DialerServiceServicer):
         item = start_input(request)
         if item is None:
             return STALE_CONTACT
-        return start_response((await dialing.start_attempts(self.ctx, [item]))[0])
+        return start_response((await dialing.start_attempts(self.ctx, [item]))[0],
+                              box=box_for(self.ctx.settings.secrets_key))
 
     @handles_errors
     async def BatchStartAttempts(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -147,8 +153,9 @@ class DialerServicer(pb_grpc.DialerServiceServicer):
         items = [start_input(r) for r in request.requests]
         results = iter(await dialing.start_attempts(self.ctx, [i for i in items if i is not None]))
         trunks: dict[str, res.OutboundTrunk] = {}
+        box = box_for(self.ctx.settings.secrets_key)
         return pb.BatchStartAttemptsResponse(
-            responses=[STALE_CONTACT if i is None else start_response(next(results), trunks) for i in items]
+            responses=[STALE_CONTACT if i is None else start_response(next(results), trunks, box) for i in items]
         )
 
     @handles_errors

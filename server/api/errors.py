@@ -13,6 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.api.bounds import check_request
 from server.domain import errors as e
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,18 @@ def to_grpc_status(exc: Exception) -> grpc.Status:
     if isinstance(exc, e.Unauthenticated):
         return _status(code_pb2.UNAUTHENTICATED, exc.message)
     if isinstance(exc, e.ResourceExhausted):
-        return _status(code_pb2.RESOURCE_EXHAUSTED, exc.message)
+        # Stream caps, rate limit (server/api/streams.py, rate_limit.py):
+        # an ErrorInfo reason and, when known, a RetryInfo delay.
+        extra: list[Any] = []
+        if getattr(exc, "reason", ""):
+            extra.append(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN,
+                                                     metadata=getattr(exc, "metadata", None) or {}))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            ri = error_details_pb2.RetryInfo()
+            ri.retry_delay.FromMilliseconds(max(1, round(retry_after * 1000)))
+            extra.append(ri)
+        return _status(code_pb2.RESOURCE_EXHAUSTED, exc.message, *extra)
     return _status(code_pb2.INTERNAL, "internal error; the server logged the details")
 
 
@@ -77,6 +89,7 @@ def handles_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            check_request(request)  # every input bounded, before any work (server/api/bounds.py)
             return await fn(self, request, context)
         except grpc.aio.AbortError:
             raise
@@ -90,6 +103,7 @@ def handles_stream_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            check_request(request)
             async for item in fn(self, request, context):
                 yield item
         except grpc.aio.AbortError:

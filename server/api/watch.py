@@ -26,7 +26,13 @@ Events are best effort (``server.service.events``): when the channel is
 quiet for ``IDLE_REFRESH`` the batch is re-read anyway, so a lost event
 delays a watcher, never strands it. A client that reconnects gets a fresh
 snapshot. When the client goes away, grpc cancels this generator and the
-``finally`` closes the subscription.
+``finally`` leaves the batch's channel.
+
+The subscription is shared: the streams of one batch in this process hold
+one Redis subscription (``server.api.streams``, the hub), each with its own
+bounded queue. Streams are capped per key and per organization, live at
+most ``watch_max_seconds`` and end when their key is revoked or expired
+(docs/design.md §7).
 """
 
 from __future__ import annotations
@@ -36,12 +42,12 @@ import json
 import logging
 import secrets
 import time
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
 from batchcalls.v1 import batch_service_pb2 as pb
 from server.api import convert
+from server.api.streams import QUEUE_MAX, Listener, StreamLimitExceeded, hub_for
 from server.domain.ids import contact_name
 
 log = logging.getLogger(__name__)
@@ -53,68 +59,55 @@ DRAIN_QUIET = 0.15  # final status seen: forward events until this long quiet �
 DRAIN_MAX = 2.0  # … but no longer than this
 SYNC_TIMEOUT = 3.0
 SYNC_RETRY = 0.05
-QUEUE_MAX = 10_000
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _FINAL_ENUMS = frozenset(convert.batch_status(s) for s in FINAL_STATUSES)
 
 
 class _Subscription:
-    """Reads the batch channel into a deque on a task of its own (no
-    ``wait_for`` on a queue: a timeout can never swallow an event)."""
+    """This stream's listener on the batch channel, shared through the
+    process's hub (server.api.streams): one Redis subscription per watched
+    batch, not per stream. The hub's reader task fills our bounded deque
+    (no ``wait_for`` on a queue: a timeout can never swallow an event)."""
 
     def __init__(self, redis_state: Any, org_id: str, batch_id: str) -> None:
         self.redis_state = redis_state
         self.org_id = org_id
         self.batch_id = batch_id
-        self.items: deque[bytes] = deque()
-        self.arrived = asyncio.Event()
         self.token = secrets.token_hex(8)
-        self.synced = asyncio.Event()
-        self.closed = False
-        self.error: BaseException | None = None
-        self.dropped = 0
         self.idle_refresh = IDLE_REFRESH
-        self._task: asyncio.Task[None] | None = None
+        self._hub = hub_for(redis_state)
+        self._listener: Listener | None = None
 
-    def _is_own_sync(self, data: bytes) -> bool:
-        if self.synced.is_set() or self.token.encode() not in data:
-            return False
-        try:
-            event = json.loads(data)
-        except ValueError:
-            return False
-        return event.get("type") == "watch_sync" and event.get("token") == self.token
+    @property
+    def items(self) -> Any:
+        return self._listener.items if self._listener is not None else ()
 
-    async def _run(self) -> None:
-        sub = self.redis_state.subscribe(self.org_id, self.batch_id)
-        try:
-            async for data in sub:
-                if self._is_own_sync(data):
-                    self.synced.set()
-                    continue
-                if len(self.items) >= QUEUE_MAX:
-                    # A client that cannot keep up loses contact events; the
-                    # progress stays right (it is re-read from Postgres).
-                    self.items.popleft()
-                    self.dropped += 1
-                self.items.append(data)
-                self.arrived.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported to the stream loop
-            self.error = exc
-        finally:
-            self.closed = True
-            self.arrived.set()
-            await sub.aclose()
+    @property
+    def closed(self) -> bool:
+        return self._listener is None or self._listener.closed
+
+    @property
+    def overflowed(self) -> bool:
+        return self._listener is not None and self._listener.overflowed
+
+    @property
+    def synced(self) -> asyncio.Event:
+        if self._listener is None:
+            ev = asyncio.Event()
+            return ev
+        return self._listener.synced
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._listener.error if self._listener is not None else None
 
     async def start(self) -> None:
-        """Subscribes and returns once the subscription is live (our sync
-        token came back), or after SYNC_TIMEOUT (then we still try)."""
-        self._task = asyncio.create_task(self._run(), name=f"watch-{self.batch_id}")
+        """Joins the channel and returns once the subscription is live (our
+        sync token came back), or after SYNC_TIMEOUT (then we still try)."""
+        self._listener = listener = self._hub.join(self.org_id, self.batch_id, self.token, QUEUE_MAX)
         sync = json.dumps({"type": "watch_sync", "token": self.token}).encode()
         deadline = time.monotonic() + SYNC_TIMEOUT
-        while not self.synced.is_set() and not self.closed:
+        while not listener.synced.is_set() and not listener.closed:
             try:
                 await self.redis_state.publish(self.org_id, self.batch_id, sync)
             except Exception as exc:  # noqa: BLE001 - Redis down: watch by polling
@@ -125,30 +118,27 @@ class _Subscription:
                 log.warning("watch of %s: subscription not confirmed within %.1fs", self.batch_id, SYNC_TIMEOUT)
                 return
             try:
-                await asyncio.wait_for(self.synced.wait(), min(SYNC_RETRY, remaining))
+                await asyncio.wait_for(listener.synced.wait(), min(SYNC_RETRY, remaining))
             except asyncio.TimeoutError:
                 pass
 
     async def next(self, timeout: float) -> bytes | None:
         """The next event, waiting at most ``timeout`` seconds; None if none."""
-        if not self.items and timeout > 0 and not self.closed:
-            self.arrived.clear()
+        listener = self._listener
+        if listener is None:
+            return None
+        if not listener.items and timeout > 0 and not listener.closed:
+            listener.arrived.clear()
             try:
-                await asyncio.wait_for(self.arrived.wait(), timeout)
+                await asyncio.wait_for(listener.arrived.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
-        return self.items.popleft() if self.items else None
+        return listener.items.popleft() if listener.items else None
 
     async def close(self) -> None:
-        task = self._task
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await self._hub.leave(listener)
 
 
 class _SharedReads:
@@ -214,8 +204,42 @@ def _comparable(batch: Any) -> bytes:
     return batch.SerializeToString(deterministic=True)
 
 
-async def watch_batch(servicer: Any, principal: Any, batch_id: str) -> AsyncIterator[pb.WatchBatchResponse]:
+def _setting(ctx: Any, name: str, default: float) -> float:
+    return float(getattr(ctx.settings, name, default))
+
+
+async def _key_still_valid(ctx: Any, context: Any) -> None:
+    """Re-authenticates the stream's API key (revoked or expired: raises
+    Unauthenticated/PermissionDenied, which ends the stream)."""
+    from server.api.auth import principal as authenticate
+    from server.domain.errors import DomainError
+
+    try:
+        await authenticate(ctx, context)
+    except DomainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Postgres hiccup: check again next time
+        log.warning("watch: cannot re-check the API key (%s)", exc)
+
+
+async def watch_batch(servicer: Any, principal: Any, batch_id: str,
+                      context: Any = None) -> AsyncIterator[pb.WatchBatchResponse]:
+    """The stream. Bounds (docs/design.md §7): at most ``watch_max_per_key``
+    / ``watch_max_per_org`` open streams in this process (RESOURCE_EXHAUSTED
+    beyond), each lasts at most ``watch_max_seconds`` (then it ends OK with
+    trailing metadata ``batchcalls-stream-end: max-lifetime``; reconnect
+    for a fresh snapshot), and with ``context`` its key is re-checked every
+    ``watch_key_check_seconds`` (revoked or expired: UNAUTHENTICATED)."""
     ctx = servicer.ctx
+    hub = hub_for(ctx.redis_state)
+    key_id = getattr(principal, "key_id", "") or ""
+    hub.admit(principal.org_id, key_id,
+              int(_setting(ctx, "watch_max_per_key", 10)), int(_setting(ctx, "watch_max_per_org", 50)))
+    started = time.monotonic()
+    max_seconds = _setting(ctx, "watch_max_seconds", 3600.0)
+    ends_at = started + max_seconds if max_seconds > 0 else float("inf")
+    check_every = _setting(ctx, "watch_key_check_seconds", 30.0)
+    next_check = started + check_every if (check_every > 0 and context is not None) else float("inf")
     sub = _Subscription(ctx.redis_state, principal.org_id, batch_id)
     try:
         await sub.start()
@@ -240,7 +264,21 @@ async def watch_batch(servicer: Any, principal: Any, batch_id: str) -> AsyncIter
                 wake = last_time + PROGRESS_INTERVAL
             else:
                 wake = last_time + sub.idle_refresh
+            wake = min(wake, ends_at, next_check)
             data = await sub.next(wake - now)
+            if sub.overflowed:
+                raise StreamLimitExceeded(
+                    "WATCH_STREAM_TOO_SLOW",
+                    f"the stream fell more than {QUEUE_MAX} events behind; reconnect for a fresh snapshot")
+            now = time.monotonic()
+            if now >= next_check:
+                await _key_still_valid(ctx, context)
+                next_check = time.monotonic() + check_every
+            if now >= ends_at:
+                if context is not None:
+                    context.set_trailing_metadata((("batchcalls-stream-end", "max-lifetime"),))
+                log.info("watch of %s: maximum stream lifetime (%.0fs) reached", batch_id, max_seconds)
+                return
             if sub.closed and not sub.items and not polling:
                 # Events lost (Redis down): poll the batch instead.
                 polling = True
@@ -285,4 +323,7 @@ async def watch_batch(servicer: Any, principal: Any, batch_id: str) -> AsyncIter
                 closing_at = last_time + DRAIN_QUIET
                 closing_limit = last_time + DRAIN_MAX
     finally:
-        await sub.close()
+        try:
+            await sub.close()
+        finally:
+            hub.release(principal.org_id, key_id)

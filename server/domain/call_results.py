@@ -9,8 +9,9 @@ compliance check (calling windows, frequency cap) and the retry policy are
 the existing rules; this module only decides which of them applies.
 
 * completed, transferred: the call's outcome decides, as without a report.
-* voicemail: a retryable result; the retry policy decides
-  (:func:`server.domain.retry.judge_retry`), whatever the call's outcome.
+* voicemail: as the call outcome ``voicemail``: the batch's voicemail
+  action and voicemail delays decide (:func:`server.domain.retry.judge_retry`
+  with outcome ``voicemail``), whatever the call's outcome.
 * opt_out: the number goes on the organization's do-not-call list (the
   service does that); the contact stops: the call's final status when it has
   one (usually COMPLETED), else SUPPRESSED.
@@ -177,7 +178,9 @@ def contact_after_result(
     if disposition in ("", Disposition.COMPLETED.value, Disposition.TRANSFERRED.value):
         return keep
     if disposition == Disposition.VOICEMAIL.value:
-        retry = judge_retry(attempt_number, max_attempts, now, policy)
+        # The same rule as the carrier's voicemail outcome: the batch's
+        # voicemail action and voicemail delays.
+        retry = judge_retry(attempt_number, max_attempts, now, policy, "voicemail")
         return ResultEffect(retry.contact_status, retry.failure_reason, retry.next_attempt_at, max_attempts)
     if disposition == Disposition.OPT_OUT.value:
         if verdict.is_final:

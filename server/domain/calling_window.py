@@ -59,7 +59,7 @@ __all__ = [
 END_OF_DAY = time.max
 
 _ALL_WEEKDAYS: frozenset[int] = frozenset(range(1, 8))
-_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$", re.ASCII)  # ASCII digits only
 _UNKNOWN_ZONE = pn_timezone.UNKNOWN_TIMEZONE  # "Etc/Unknown"
 # Numbers whose digits name a service, not a place (see module docstring).
 _NON_GEOGRAPHIC_TYPES = frozenset(

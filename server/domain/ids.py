@@ -33,7 +33,7 @@ def parse_contact_name(name: str, field: str = "name") -> tuple[str, int]:
     if len(parts) != 4 or parts[0] != "batches" or parts[2] != "contacts":
         raise InvalidArgument(FieldViolation(field, "must look like batches/<id>/contacts/<id>"))
     batch_id = parse_name(f"batches/{parts[1]}", "batches", field)
-    if not parts[3].isdigit() or len(parts[3]) > 18:
+    if not (parts[3].isascii() and parts[3].isdigit()) or len(parts[3]) > 18:  # "²".isdigit() but int() refuses it
         raise NotFound(f"{name} not found")
     return batch_id, int(parts[3])
 

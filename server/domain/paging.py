@@ -1,13 +1,27 @@
-"""Opaque page tokens (AIP-158), bound to the filters they were issued for."""
+"""Opaque page tokens (AIP-158), bound to the filters they were issued for.
+
+A token is ``base64url(mac || json)`` where ``mac`` is the first 16 bytes of
+HMAC-SHA256 over the JSON under a server key: clients cannot read positions
+out of it (opaque in practice: it is meant to be passed back untouched) nor
+forge or alter one (tamper-evident). The key is a parameter, so this module
+stays pure; the service derives it from the settings
+(server/service/page_keys.py: BATCHCALLS_PAGE_TOKEN_KEY, else the service
+token, so every replica accepts the tokens of the others).
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from typing import Any
 
 from server.domain.errors import FieldViolation, InvalidArgument
+
+TOKEN_MAX_CHARS = 512
+_MAC_BYTES = 16
+NOT_OURS = "not a token this API issued"
 
 
 def filter_fingerprint(**filters: Any) -> str:
@@ -15,24 +29,33 @@ def filter_fingerprint(**filters: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def encode_token(position: dict[str, Any], fingerprint: str) -> str:
+def _mac(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def encode_token(position: dict[str, Any], fingerprint: str, key: bytes) -> str:
     raw = json.dumps({"p": position, "f": fingerprint}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(_mac(key, raw) + raw).decode().rstrip("=")
 
 
-def decode_token(token: str, fingerprint: str) -> dict[str, Any] | None:
+def decode_token(token: str, fingerprint: str, key: bytes) -> dict[str, Any] | None:
     if not token:
         return None
-    if len(token) > 512:
-        raise InvalidArgument(FieldViolation("page_token", "too long"))
+    if len(token) > TOKEN_MAX_CHARS:
+        raise InvalidArgument(FieldViolation("page_token", NOT_OURS))
     try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not token.isascii():
+            raise ValueError
+        blob = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode())
+        mac, raw = blob[:_MAC_BYTES], blob[_MAC_BYTES:]
+        if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, raw)):
+            raise ValueError
+        data = json.loads(raw)
         position, fp = data["p"], data["f"]
         if not isinstance(position, dict):
             raise ValueError
     except Exception:
-        raise InvalidArgument(FieldViolation("page_token", "not a token this API issued")) from None
+        raise InvalidArgument(FieldViolation("page_token", NOT_OURS)) from None
     if fp != fingerprint:
         raise InvalidArgument(
             FieldViolation("page_token", "was issued for different filters; start again without it")

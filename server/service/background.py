@@ -2,8 +2,22 @@
 the instant; PENDING batches held for credits) and the reconciler (rebuilds
 Redis from Postgres after a data loss, repairs missing queue entries).
 
-Both are safe with several replicas: state changes happen under the batch
-row lock in Postgres, and the rebuild takes a Redis lock.
+With several server replicas these duties run on one of them at a time:
+the holder of the leader lease ``contract.keys.SCHEDULER_LOCK`` (a Redis key
+with a TTL, renewed every TTL/3: server/service/leader.py). Per duty:
+
+- scheduler tick: elected; also safe if two ran at once (``try_start``
+  moves a batch out of SCHEDULED / PENDING under its row lock in Postgres,
+  compare-and-set on the status: one RUNNING transition, one event);
+- reconciler rebuild (marker lost): elected, so one replica rebuilds, not
+  every replica that sees the marker missing;
+- reconciler repair (every reconcile interval): elected; its writes are
+  idempotent (ZADD NX, compare-and-set limits) should a lapsed leader
+  overlap the next one for one tick;
+- reapers: not here; the dialers run them, one per organization at a time
+  under ``reaper_lock`` (dialer/reaper.py).
+
+Everything else the server runs is per request (WatchBatch streams, exports).
 """
 
 from __future__ import annotations
@@ -56,7 +70,8 @@ def trunk_json(number: Any) -> str:
         port=number.trunk_port,
         transport=number.trunk_transport,
         username=number.trunk_username,
-        password=number.trunk_password,
+        # No password: this JSON goes into Redis (the lease's trunk field) for
+        # a reaper's status query, which needs no SIP credentials (docs/design.md §7).
         caller_id_format=number.caller_id_format,
         simulation=dict(number.simulation or {}),
         calls_per_second=float(getattr(number, "calls_per_second", None) or DEFAULT_TRUNK_CPS),
@@ -68,7 +83,11 @@ async def snapshot(ctx: ServiceContext) -> list[OrgSnapshot]:
     """Everything Redis should hold, read from Postgres."""
     now = ctx.clock.now()
     async with ctx.engine.connect() as conn:
-        orgs = (await conn.execute(select(organizations.c.id, organizations.c.concurrency_limit))).all()
+        # What batches may use: the limit minus the reserve (issue 13).
+        orgs = (await conn.execute(select(
+            organizations.c.id,
+            (organizations.c.concurrency_limit - organizations.c.reserved_concurrency).label("concurrency_limit"),
+        ))).all()
         running = (
             await conn.execute(select(batches).where(batches.c.status == BatchStatus.RUNNING.value))
         ).all()
@@ -175,8 +194,11 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
             return "ok"
         limits_before = await _limits_before_snapshot(ctx)
         orgs = await snapshot(ctx)
-        await state.rebuild(orgs, limits_before=limits_before)
+        epochs = await _org_epochs(ctx) if getattr(state, "cluster", False) else None
+        await state.rebuild(orgs, limits_before=limits_before, epochs=epochs)
         log.warning("redis state rebuilt from postgres (%d organizations)", len(orgs))
+        return "rebuilt"
+    if getattr(state, "cluster", False) and await rebuild_stale_orgs(ctx):
         return "rebuilt"
     repaired = await close_orphan_attempts(ctx)
     limits_before = await _limits_before_snapshot(ctx)
@@ -191,6 +213,41 @@ async def reconcile(ctx: ServiceContext, *, force: bool = False) -> str:
             missing = [(c, due) for c, due in b.ready if c not in leased]
             repaired += await state.enqueue_many(org.org_id, b.batch_id, missing, only_missing=True)
     return "repaired" if repaired else "ok"
+
+
+async def _org_epochs(ctx: ServiceContext) -> dict[str, int]:
+    async with ctx.engine.connect() as conn:
+        return {r.id: int(r.redis_epoch) for r in await conn.execute(
+            select(organizations.c.id, organizations.c.redis_epoch))}
+
+
+async def rebuild_stale_orgs(ctx: ServiceContext) -> list[str]:
+    """Redis Cluster, failover without loss (docs/recovery.md): every
+    organization whose marker (``bc:{org}:marker``) is missing or is not
+    ``<its Postgres redis_epoch>:<replication id of its slot's node>`` (a
+    promoted replica, which may have missed the last writes, or an org never
+    built) gets its epoch bumped in Postgres and its queues and leases
+    rebuilt from a Postgres snapshot taken after the bump, the new marker
+    written last. Claims in it are refused until then (claim.lua)."""
+    state = ctx.redis_state
+    epochs = await _org_epochs(ctx)
+    markers = await state.org_markers(epochs)
+    stale = [o for o, e in epochs.items() if markers[o][0] != f"{e}:{markers[o][1]}"]
+    if not stale:
+        return []
+    bumped: dict[str, int] = {}
+    async with ctx.engine.begin() as conn:
+        for org_id in stale:
+            bumped[org_id] = int((await conn.execute(
+                organizations.update().where(organizations.c.id == org_id)
+                .values(redis_epoch=organizations.c.redis_epoch + 1).returning(organizations.c.redis_epoch)
+            )).scalar_one())
+    limits_before = await _limits_before_snapshot(ctx)
+    orgs = [o for o in await snapshot(ctx) if o.org_id in bumped]
+    await state.rebuild_orgs(orgs, bumped, limits_before=limits_before)
+    log.warning("redis state of %d organization(s) rebuilt from postgres (marker missing or stale): %s",
+                len(orgs), ", ".join(sorted(bumped)))
+    return sorted(bumped)
 
 
 async def _limits_before_snapshot(ctx: ServiceContext) -> dict[str, str]:
@@ -249,16 +306,38 @@ async def close_orphan_attempts(ctx: ServiceContext) -> int:
 
 
 async def run_forever(ctx: ServiceContext, stop: asyncio.Event) -> None:
-    """The loop every replica runs; each duty is idempotent."""
+    """The loop every replica runs; only the holder of the leader lease does
+    the duties (the module docstring)."""
+    from contract import keys
+    from server.service.leader import LeaderLease
+
+    lease = LeaderLease(ctx.redis_state.redis, keys.SCHEDULER_LOCK,
+                        getattr(ctx.settings, "leader_ttl_seconds", 5.0))
+    keeper = asyncio.create_task(lease.keep(stop), name="leader-lease")
+    try:
+        await _duties(ctx, stop, lease)
+    finally:
+        stop.set()
+        await keeper
+
+
+async def _duties(ctx: ServiceContext, stop: asyncio.Event, lease: Any) -> None:
     last_reconcile = 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
-            if not await ctx.redis_state.state_present():
+            # Checked in Redis every tick, not only by the keeper: after a
+            # data loss (FLUSHALL takes the lease key too) at most one
+            # replica passes this check before it rebuilds.
+            if not await lease.try_hold():
+                # Not the leader: the first tick after taking the lease reconciles.
+                last_reconcile = 0.0
+            elif not await ctx.redis_state.state_present():
                 await reconcile(ctx)
                 last_reconcile = loop.time()
-            await scheduler_tick(ctx)
-            if loop.time() - last_reconcile >= ctx.settings.reconcile_interval_seconds:
+            if lease.held:
+                await scheduler_tick(ctx)
+            if lease.held and loop.time() - last_reconcile >= ctx.settings.reconcile_interval_seconds:
                 await reconcile(ctx)
                 last_reconcile = loop.time()
         except Exception:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,9 @@ from server.domain.cost import estimate_cost_micros
 from server.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
+from server.service.page_keys import page_key
 from server.domain.schedule import resolve_schedule
+from server.domain.retry import VOICEMAIL_DONE, VOICEMAIL_RETRY_LATER, check_outcome_delays
 from server.service import lifecycle
 from server.service.context import ServiceContext
 from server.service.organizations import dnc_members
@@ -59,6 +61,9 @@ class CreateBatchInput:
     window_mode: str  # "org" | "none" | "custom"
     window: WindowInput | None
     max_call_seconds: int
+    #: Own delays per retryable outcome (word -> seconds); {} = defaults.
+    retry_delays: dict[str, list[float]] = field(default_factory=dict)
+    voicemail_action: str = "retry_later"  # "retry_later" | "done"
 
 
 def _check_region(region: str, field: str = "default_region") -> str | None:
@@ -123,6 +128,10 @@ def _check_config(inp: CreateBatchInput, v: Violations) -> None:
             "max_call_duration_seconds",
             f"must be between {rules.MAX_CALL_SECONDS_MIN} and {rules.MAX_CALL_SECONDS_MAX}",
         )
+    for outcome, problem in check_outcome_delays(inp.retry_delays):
+        v.add(f"retry_policy.outcome_retries[{outcome}]", problem)
+    if inp.voicemail_action not in (VOICEMAIL_RETRY_LATER, VOICEMAIL_DONE):
+        v.add("voicemail_action", "RETRY_LATER or DONE")
 
 
 async def _check_references(conn: Any, p: Principal, inp: CreateBatchInput, v: Violations) -> None:
@@ -230,6 +239,8 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
                     concurrency_limit=inp.concurrency_limit,
                     max_attempts=inp.max_attempts,
                     max_call_seconds=inp.max_call_seconds,
+                    retry_delays={k: [float(d) for d in v] for k, v in inp.retry_delays.items()},
+                    voicemail_action=inp.voicemail_action,
                     scheduled_at=scheduled_at,
                     timezone=tz,
                     default_region=region or "",
@@ -306,7 +317,7 @@ BATCH_VIEW = (
         TOTALS,
         agents.c.display_name.label("agent_display_name"),
         phone_numbers.c.e164.label("from_e164"),
-        organizations.c.concurrency_limit.label("org_limit"),
+        (organizations.c.concurrency_limit - organizations.c.reserved_concurrency).label("org_limit"),
         organizations.c.window_start.label("org_window_start"),
         organizations.c.window_end.label("org_window_end"),
         organizations.c.window_weekdays.label("org_window_weekdays"),
@@ -334,7 +345,7 @@ async def list_batches(ctx: ServiceContext, p: Principal, size: int, token: str,
     if len(search) > SEARCH_MAX:
         raise InvalidArgument(FieldViolation("search", f"at most {SEARCH_MAX} characters"))
     fp = filter_fingerprint(kind="batches", statuses=sorted(statuses), search=search)
-    pos = decode_token(token, fp)
+    pos = decode_token(token, fp, page_key(ctx))
     cond = [batches.c.org_id == p.org_id]
     if statuses:
         cond.append(batches.c.status.in_(statuses))
@@ -354,7 +365,7 @@ async def list_batches(ctx: ServiceContext, p: Principal, size: int, token: str,
     nxt = ""
     if len(rows) > size:
         last = rows[size - 1]
-        nxt = encode_token({"c": last.created_at.isoformat(), "i": last.id}, fp)
+        nxt = encode_token({"c": last.created_at.isoformat(), "i": last.id}, fp, page_key(ctx))
     return rows[:size], nxt, total
 
 
@@ -423,7 +434,7 @@ async def list_contacts(ctx: ServiceContext, p: Principal, batch_id: str, size: 
         v.add("last_attempt_from", "must be before last_attempt_to")
     v.raise_if_any()
     fp = filter_fingerprint(kind="contacts", batch=batch_id, f=f.__dict__)
-    pos = decode_token(token, fp)
+    pos = decode_token(token, fp, page_key(ctx))
     async with ctx.engine.connect() as conn:
         batch = (
             await conn.execute(BATCH_VIEW.where(batches.c.id == batch_id, batches.c.org_id == p.org_id))
@@ -438,8 +449,15 @@ async def list_contacts(ctx: ServiceContext, p: Principal, batch_id: str, size: 
         total = _total_from_counters(batch, f)
         if total is None:
             total = (await conn.execute(select(func.count()).select_from(contacts).where(*cond))).scalar_one()
-    nxt = encode_token({"a": rows[size - 1].id}, fp) if len(rows) > size else ""
+    nxt = encode_token({"a": rows[size - 1].id}, fp, page_key(ctx)) if len(rows) > size else ""
     return rows[:size], nxt, total
+
+
+def contacts_token_after(ctx: ServiceContext, batch_id: str, f: ContactFilter, contact_id: int) -> str:
+    """The next_page_token of a ListContacts page that ends at ``contact_id``
+    (the servicer ends a page early when its messages near the size limit)."""
+    fp = filter_fingerprint(kind="contacts", batch=batch_id, f=f.__dict__)
+    return encode_token({"a": contact_id}, fp, page_key(ctx))
 
 
 async def get_contact(ctx: ServiceContext, p: Principal, batch_id: str, contact_id: int) -> tuple[Any, list[Any]]:

@@ -15,12 +15,15 @@ from sqlalchemy import func, insert, select, update
 from contract.trunk import DEFAULT_TRUNK_CPS, TRUNK_CPS_MAX, TRUNK_CPS_MIN
 from server.adapters.db.schema import agents, batches, phone_numbers
 from server.domain import batch_rules
-from server.domain.agent_connection import check_connection
+from server.adapters.secrets import box_for
+from server.domain.agent_connection import check_connection, parse_sip_uri
+from server.domain.hosts import private_host_reason
 from server.domain.auth import Principal
 from server.domain.batch_readiness import VOICE_ARCHITECTURES, Blocker, agent_blocker
 from server.domain.errors import AlreadyExists, NotFound, Violations
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
+from server.service.page_keys import page_key
 from server.domain.phone import normalize_phone
 from server.service.context import ServiceContext
 from server.service.lifecycle import fail_batches_using
@@ -31,7 +34,7 @@ TRANSPORTS = ("udp", "tcp")
 CALLER_ID_FORMATS = ("e164", "e164_no_plus", "national")
 
 
-def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool) -> None:
+def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool, allow_private: bool = False) -> None:
     if "display_name" in values or creating:
         name = (values.get("display_name") or "").strip()
         if not name or len(name) > batch_rules.NAME_MAX:
@@ -43,13 +46,32 @@ def _check_agent_fields(values: dict[str, Any], v: Violations, creating: bool) -
     if creating and "sip_uri" in values and not (values.get("sip_uri") or "").strip():
         v.add("agent.sip_connection.uri", "required when sip_connection is set")
     check_connection(values, v)
+    if values.get("sip_uri") and not allow_private:
+        uri, _ = parse_sip_uri(str(values["sip_uri"]))
+        why = private_host_reason(uri.host) if uri is not None else None
+        if why:
+            v.add("agent.sip_connection.uri", f"host refused: {why} (BATCHCALLS_ALLOW_PRIVATE_HOSTS)")
+
+
+def _seal(ctx: ServiceContext, plaintext: str) -> str:
+    """A password as stored: ``enc:v1:<token>`` (server/adapters/secrets.py)."""
+    return box_for(ctx.settings.secrets_key).seal(plaintext)
+
+
+def _resealed(ctx: ServiceContext, stored: str) -> str | None:
+    """A legacy plaintext value encrypted, or one under an older key
+    re-encrypted with the first (lazily, on the row's next write); None
+    when ``stored`` needs no change."""
+    return box_for(ctx.settings.secrets_key).reseal(stored)
 
 
 async def create_agent(ctx: ServiceContext, p: Principal, values: dict[str, Any]) -> Any:
     p.require_write()
     v = Violations()
-    _check_agent_fields(values, v, creating=True)
+    _check_agent_fields(values, v, creating=True, allow_private=ctx.settings.allow_private_hosts)
     v.raise_if_any()
+    if "sip_password" in values:
+        values["sip_password"] = _seal(ctx, str(values["sip_password"] or ""))
     async with ctx.engine.begin() as conn:
         return (
             await conn.execute(
@@ -71,7 +93,7 @@ async def get_agent(ctx: ServiceContext, p: Principal, agent_id: str) -> Any:
 async def list_agents(ctx: ServiceContext, p: Principal, size: int, token: str, voice_only: bool) -> tuple[list[Any], str, int]:
     size = page_size(size)
     fp = filter_fingerprint(kind="agents", voice_only=voice_only)
-    offset = int((decode_token(token, fp) or {}).get("o", 0))
+    offset = int((decode_token(token, fp, page_key(ctx)) or {}).get("o", 0))
     cond = [agents.c.org_id == p.org_id]
     if voice_only:
         cond += [agents.c.active.is_(True), agents.c.architecture.in_(sorted(VOICE_ARCHITECTURES))]
@@ -82,18 +104,22 @@ async def list_agents(ctx: ServiceContext, p: Principal, size: int, token: str, 
             )
         ).all()
         total = (await conn.execute(select(func.count()).select_from(agents).where(*cond))).scalar_one()
-    nxt = encode_token({"o": offset + size}, fp) if len(rows) > size else ""
+    nxt = encode_token({"o": offset + size}, fp, page_key(ctx)) if len(rows) > size else ""
     return rows[:size], nxt, total
 
 
 async def update_agent(ctx: ServiceContext, p: Principal, agent_id: str, values: dict[str, Any]) -> Any:
     p.require_write()
     v = Violations()
-    _check_agent_fields(values, v, creating=False)
+    _check_agent_fields(values, v, creating=False, allow_private=ctx.settings.allow_private_hosts)
     v.raise_if_any()
     current = await get_agent(ctx, p, agent_id)
     if not values:  # an empty mask and nothing sent: nothing changes
         return current
+    if "sip_password" in values:
+        values["sip_password"] = _seal(ctx, str(values["sip_password"] or ""))
+    elif (resealed := _resealed(ctx, current.sip_password)) is not None:
+        values["sip_password"] = resealed
     async with ctx.engine.begin() as conn:
         row = (
             await conn.execute(
@@ -112,7 +138,7 @@ async def update_agent(ctx: ServiceContext, p: Principal, agent_id: str, values:
 # --- caller numbers --------------------------------------------------------
 
 
-def _trunk_values(trunk: dict[str, Any] | None, v: Violations) -> dict[str, Any]:
+def _trunk_values(trunk: dict[str, Any] | None, v: Violations, allow_private: bool = False) -> dict[str, Any]:
     if trunk is None:
         return {"trunk_kind": None}
     kind = trunk.get("kind")
@@ -124,6 +150,8 @@ def _trunk_values(trunk: dict[str, Any] | None, v: Violations) -> dict[str, Any]
         host = (trunk.get("host") or "").strip()
         if not host or len(host) > 255 or any(c in host for c in " /@;"):
             v.add("phone_number.outbound_trunk.host", "required: a host name or address")
+        elif not allow_private and (why := private_host_reason(host)):
+            v.add("phone_number.outbound_trunk.host", f"host refused: {why} (BATCHCALLS_ALLOW_PRIVATE_HOSTS)")
         port = trunk.get("port") or 5060
         if not 1 <= port <= 65535:
             v.add("phone_number.outbound_trunk.port", "must be between 1 and 65535")
@@ -164,8 +192,10 @@ async def create_phone_number(ctx: ServiceContext, p: Principal, number: str, di
         v.add("phone_number.phone_number", result.reason or "must be E.164, e.g. +12025550100")
     if len(display_name) > batch_rules.NAME_MAX:
         v.add("phone_number.display_name", f"at most {batch_rules.NAME_MAX} characters")
-    values = _trunk_values(trunk, v)
+    values = _trunk_values(trunk, v, ctx.settings.allow_private_hosts)
     v.raise_if_any()
+    if values.get("trunk_password"):
+        values["trunk_password"] = _seal(ctx, values["trunk_password"])
     async with ctx.engine.begin() as conn:
         exists = (
             await conn.execute(
@@ -206,7 +236,7 @@ async def get_phone_number(ctx: ServiceContext, p: Principal, pn_id: str) -> Any
 async def list_phone_numbers(ctx: ServiceContext, p: Principal, size: int, token: str, trunk_only: bool) -> tuple[list[Any], str, int]:
     size = page_size(size)
     fp = filter_fingerprint(kind="numbers", trunk_only=trunk_only)
-    offset = int((decode_token(token, fp) or {}).get("o", 0))
+    offset = int((decode_token(token, fp, page_key(ctx)) or {}).get("o", 0))
     cond = [phone_numbers.c.org_id == p.org_id, phone_numbers.c.deleted_at.is_(None)]
     if trunk_only:
         cond.append(phone_numbers.c.trunk_kind.is_not(None))
@@ -221,7 +251,7 @@ async def list_phone_numbers(ctx: ServiceContext, p: Principal, size: int, token
             )
         ).all()
         total = (await conn.execute(select(func.count()).select_from(phone_numbers).where(*cond))).scalar_one()
-    nxt = encode_token({"o": offset + size}, fp) if len(rows) > size else ""
+    nxt = encode_token({"o": offset + size}, fp, page_key(ctx)) if len(rows) > size else ""
     return rows[:size], nxt, total
 
 
@@ -233,3 +263,68 @@ async def delete_phone_number(ctx: ServiceContext, p: Principal, pn_id: str) -> 
             update(phone_numbers).where(phone_numbers.c.id == pn_id).values(deleted_at=ctx.clock.now())
         )
     await fail_batches_using(ctx, p.org_id, batches.c.from_number_id == pn_id, Blocker.NUMBER_REMOVED)
+
+
+#: Parts of an outbound trunk UpdatePhoneNumber can change one by one.
+TRUNK_PARTS = ("kind", "host", "port", "transport", "username", "password", "caller_id_format",
+               "simulation", "calls_per_second")
+
+
+async def update_phone_number(
+    ctx: ServiceContext, p: Principal, pn_id: str, display_name: str | None,
+    trunk: dict[str, Any] | None, trunk_parts: list[str] | None,
+) -> Any:
+    """Changes the display name and/or the outbound trunk in place (AIP-134).
+
+    ``trunk_parts``: the parts of ``trunk`` to take (None = the whole trunk,
+    replaced; [] = the trunk unchanged). A stored password is kept unless
+    the password is among them (then the new one replaces it, "" clears it);
+    a legacy plaintext one is encrypted on this write. The trunk cannot be
+    removed here."""
+    p.require_write()
+    current = await get_phone_number(ctx, p, pn_id)
+    v = Violations()
+    values: dict[str, Any] = {}
+    if display_name is not None:
+        if len(display_name) > batch_rules.NAME_MAX:
+            v.add("phone_number.display_name", f"at most {batch_rules.NAME_MAX} characters")
+        values["display_name"] = display_name
+    if trunk_parts is None or trunk_parts:
+        if trunk_parts is None:
+            merged = dict(trunk or {})
+            new_password = trunk is not None
+        else:
+            merged = {
+                "kind": current.trunk_kind, "host": current.trunk_host, "port": current.trunk_port,
+                "transport": current.trunk_transport, "username": current.trunk_username, "password": "",
+                "caller_id_format": current.caller_id_format, "simulation": dict(current.simulation or {}),
+                "calls_per_second": current.calls_per_second,
+            }
+            merged.update({k: (trunk or {}).get(k) for k in trunk_parts})
+            new_password = "password" in trunk_parts
+        if trunk is None or not merged.get("kind"):
+            v.add("phone_number.outbound_trunk", "a number's trunk can be changed here, not removed "
+                  "(delete the number instead)")
+        else:
+            values.update(_trunk_values(merged, v, ctx.settings.allow_private_hosts))
+            if values.get("trunk_kind") != "sip":
+                values.update(trunk_host="", trunk_port=0, trunk_transport="udp", trunk_username="", trunk_password="")
+            elif new_password:
+                values["trunk_password"] = _seal(ctx, values.get("trunk_password") or "")
+            else:
+                values.pop("trunk_password", None)
+    v.raise_if_any()
+    if "trunk_password" not in values and (resealed := _resealed(ctx, current.trunk_password)) is not None:
+        values["trunk_password"] = resealed
+    if not values:
+        return current
+    async with ctx.engine.begin() as conn:
+        return (
+            await conn.execute(
+                update(phone_numbers)
+                .where(phone_numbers.c.id == pn_id, phone_numbers.c.org_id == p.org_id,
+                       phone_numbers.c.deleted_at.is_(None))
+                .values(**values)
+                .returning(phone_numbers)
+            )
+        ).one()

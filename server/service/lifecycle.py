@@ -354,10 +354,31 @@ async def fail_batches_using(ctx: ServiceContext, org_id: str, condition: Any, b
 
 
 async def delete_batch(ctx: ServiceContext, p: Principal, batch_id: str) -> None:
+    """Deletes the batch and its contacts; its attempts (the call records
+    billing and the frequency cap read) stay (no foreign key since
+    migration 0008). Refused while a call of it is live: a contact DIALING
+    or CONNECTED, or a lease of the batch in Redis (claimed, in a call, or
+    ended with its outcome not yet recorded)."""
     p.require_write()
+    leased = await ctx.redis_state.leased_contacts(p.org_id, batch_id)
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, p.org_id, batch_id)
         check_action(Action.DELETE, row)
+        in_call = (
+            await conn.execute(
+                select(func.count()).select_from(contacts).where(
+                    contacts.c.batch_id == batch_id,
+                    contacts.c.status.in_((ContactStatus.DIALING.value, ContactStatus.CONNECTED.value)),
+                )
+            )
+        ).scalar_one()
+        if in_call or leased:
+            raise FailedPrecondition(
+                "BATCH_HAS_LIVE_CALLS",
+                f"batches/{batch_id} has live calls ({in_call} contacts dialing or connected, "
+                f"{len(leased)} under a dialer's lease): cancel it and delete it when they have ended",
+                {"live_contacts": str(max(in_call, len(leased)))},
+            )
         await conn.execute(delete(contacts).where(contacts.c.batch_id == batch_id))
         await conn.execute(delete(batches).where(batches.c.id == batch_id))
     await deactivate_in_redis(ctx, p.org_id, batch_id, discard_queue=True)

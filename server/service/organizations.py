@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from typing import Any, Iterable
@@ -10,18 +11,21 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contract.trunk import ORG_CPS_MAX
-from server.adapters.db.schema import api_keys, do_not_call, organizations
+from server.adapters.db.schema import api_keys, credit_top_ups, do_not_call, organizations
 from server.domain import batch_rules
 from server.domain.auth import Principal, Role, hash_secret, new_secret, secret_prefix
 from server.domain.errors import (
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
     Violations,
 )
 from server.domain.ids import new_id
 from server.domain.paging import decode_token, encode_token, filter_fingerprint, page_size
+from server.service.page_keys import page_key
 from server.domain.phone import normalize_phone
 from server.service.context import ServiceContext
 
@@ -81,13 +85,16 @@ async def authenticate(ctx: ServiceContext, secret: str) -> Principal:
     async with ctx.engine.connect() as conn:
         row = (
             await conn.execute(
-                select(api_keys.c.id, api_keys.c.org_id, api_keys.c.role, api_keys.c.last_used_at)
+                select(api_keys.c.id, api_keys.c.org_id, api_keys.c.role, api_keys.c.last_used_at,
+                       api_keys.c.expire_at)
                 .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
             )
         ).first()
         if row is None:
             raise Unauthenticated("invalid or revoked API key")
         now = ctx.clock.now()
+        if row.expire_at is not None and row.expire_at <= now:
+            raise Unauthenticated("expired API key")
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))
             await conn.commit()
@@ -163,6 +170,17 @@ async def update_organization(ctx: ServiceContext, p: Principal, changes: dict[s
         values["calls_per_second"] = cps
     if "require_consent" in changes:
         values["require_consent"] = bool(changes["require_consent"])
+    if "reserved_concurrency" in changes:
+        values["reserved_concurrency"] = int(changes["reserved_concurrency"])
+    if "reserved_concurrency" in values or "concurrency_limit" in values:
+        # Checked against the limit in force after this update.
+        current = await get_organization(ctx, p)
+        reserve = values.get("reserved_concurrency", current.reserved_concurrency)
+        limit = values.get("concurrency_limit", current.concurrency_limit)
+        if not 0 <= reserve < limit:
+            field = "reserved_concurrency" if "reserved_concurrency" in values else "concurrency_limit"
+            v.add(f"organization.{field}",
+                  f"reserved_concurrency must be at least 0 and below concurrency_limit ({limit}); it is {reserve}")
     # "Call at any time" is an explicit choice that clears the window; a
     # window clears it; cleared without the choice = the safe default window.
     any_time = bool(changes.get("calling_any_time"))
@@ -176,16 +194,53 @@ async def update_organization(ctx: ServiceContext, p: Principal, changes: dict[s
     if values:
         async with ctx.engine.begin() as conn:
             await conn.execute(update(organizations).where(organizations.c.id == p.org_id).values(**values))
-        if "concurrency_limit" in values:
-            await ctx.redis_state.set_org_limit(p.org_id, values["concurrency_limit"])
+        if "concurrency_limit" in values or "reserved_concurrency" in values:
+            # Batches get the limit minus the reserve (read back: the row
+            # as committed); claim.lua sees it on the next claim.
+            row = await get_organization(ctx, p)
+            await ctx.redis_state.set_org_limit(p.org_id, row.concurrency_limit - row.reserved_concurrency)
+            return row
     return await get_organization(ctx, p)
 
 
-async def top_up(ctx: ServiceContext, p: Principal, amount_micros: int) -> Any:
+REQUEST_ID_MAX = 128
+
+
+async def top_up(ctx: ServiceContext, p: Principal, amount_micros: int, request_id: str = "") -> Any:
+    """Adds credit; a ``request_id`` the organization already used adds
+    nothing (the same amount: the organization is returned; another
+    amount: FAILED_PRECONDITION). The ids are kept in credit_top_ups."""
     p.require_owner()
+    v = Violations()
     if amount_micros <= 0 or amount_micros > 10**13:
-        raise InvalidArgument(FieldViolation("amount_micros", "must be positive and at most 10,000,000 USD"))
+        v.add("amount_micros", "must be positive and at most 10,000,000 USD")
+    if len(request_id) > REQUEST_ID_MAX or (request_id and not request_id.isprintable()):
+        v.add("request_id", f"at most {REQUEST_ID_MAX} printable characters")
+    v.raise_if_any()
     async with ctx.engine.begin() as conn:
+        if request_id:
+            fresh = (
+                await conn.execute(
+                    pg_insert(credit_top_ups)
+                    .values(org_id=p.org_id, request_id=request_id, amount_micros=amount_micros)
+                    .on_conflict_do_nothing()
+                    .returning(credit_top_ups.c.request_id)
+                )
+            ).first()
+            if fresh is None:
+                earlier = (
+                    await conn.execute(
+                        select(credit_top_ups.c.amount_micros).where(
+                            credit_top_ups.c.org_id == p.org_id, credit_top_ups.c.request_id == request_id)
+                    )
+                ).scalar_one()
+                if earlier != amount_micros:
+                    raise FailedPrecondition(
+                        "REQUEST_ID_REUSED",
+                        f"request_id {request_id!r} was already used for a top-up of {earlier} micros",
+                        {"request_id": request_id},
+                    )
+                return await get_organization(ctx, p)
         await conn.execute(
             update(organizations)
             .where(organizations.c.id == p.org_id)
@@ -198,9 +253,13 @@ async def top_up(ctx: ServiceContext, p: Principal, amount_micros: int) -> Any:
 # --- API keys -----------------------------------------------------------
 
 
-async def create_api_key(ctx: ServiceContext, p: Principal, display_name: str, role: Role | None) -> tuple[Any, str]:
+async def create_api_key(
+    ctx: ServiceContext, p: Principal, display_name: str, role: Role | None, expire_at: Any = None
+) -> tuple[Any, str]:
     p.require_owner()
     v = Violations()
+    if expire_at is not None and expire_at <= ctx.clock.now():
+        v.add("expire_time", "must be in the future (unset = the key never expires)")
     if role is None:
         v.add("role", "required: ROLE_OWNER, ROLE_ADMIN, ROLE_MEMBER or ROLE_REPORTER")
     if len(display_name) > batch_rules.NAME_MAX:
@@ -220,6 +279,7 @@ async def create_api_key(ctx: ServiceContext, p: Principal, display_name: str, r
                     role=role.value,
                     prefix=secret_prefix(secret),
                     key_hash=hash_secret(secret),
+                    expire_at=expire_at,
                 )
                 .returning(api_keys)
             )
@@ -228,9 +288,11 @@ async def create_api_key(ctx: ServiceContext, p: Principal, display_name: str, r
 
 
 async def list_api_keys(ctx: ServiceContext, p: Principal, size: int, token: str) -> tuple[list[Any], str, int]:
+    if p.role not in (Role.OWNER, Role.ADMIN):
+        raise PermissionDenied("only owners and admins can list API keys")
     size = page_size(size)
     fp = filter_fingerprint(kind="keys")
-    pos = decode_token(token, fp) or {"o": 0}
+    pos = decode_token(token, fp, page_key(ctx)) or {"o": 0}
     offset = int(pos.get("o", 0))
     base = and_(api_keys.c.org_id == p.org_id, api_keys.c.revoked_at.is_(None))
     async with ctx.engine.connect() as conn:
@@ -240,13 +302,34 @@ async def list_api_keys(ctx: ServiceContext, p: Principal, size: int, token: str
             )
         ).all()
         total = (await conn.execute(select(func.count()).select_from(api_keys).where(base))).scalar_one()
-    nxt = encode_token({"o": offset + size}, fp) if len(rows) > size else ""
+    nxt = encode_token({"o": offset + size}, fp, page_key(ctx)) if len(rows) > size else ""
     return rows[:size], nxt, total
 
 
 async def delete_api_key(ctx: ServiceContext, p: Principal, key_id: str) -> None:
     p.require_owner()
+    now = ctx.clock.now()
+    live = and_(api_keys.c.org_id == p.org_id, api_keys.c.revoked_at.is_(None))
     async with ctx.engine.begin() as conn:
+        # The organization row lock serializes revocations: two owners
+        # revoking each other's key at once cannot both succeed.
+        await conn.execute(select(organizations.c.id).where(organizations.c.id == p.org_id).with_for_update())
+        target = (await conn.execute(select(api_keys.c.role).where(live, api_keys.c.id == key_id))).first()
+        if target is not None and target.role == Role.OWNER.value:
+            other_owners = (
+                await conn.execute(
+                    select(func.count()).select_from(api_keys).where(
+                        live, api_keys.c.id != key_id, api_keys.c.role == Role.OWNER.value,
+                        (api_keys.c.expire_at.is_(None)) | (api_keys.c.expire_at > now),
+                    )
+                )
+            ).scalar_one()
+            if not other_owners:
+                raise FailedPrecondition(
+                    "LAST_OWNER_KEY",
+                    "this is the organization's last owner key: create another owner key before revoking it",
+                    {"api_key": f"apiKeys/{key_id}"},
+                )
         res = await conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.org_id == p.org_id, api_keys.c.revoked_at.is_(None))
@@ -280,7 +363,8 @@ async def add_dnc(ctx: ServiceContext, p: Principal, numbers: list[str], reason:
         raise InvalidArgument(FieldViolation("phone_numbers", f"at most {DNC_BULK_MAX} numbers per call"))
     if len(reason) > 500:
         raise InvalidArgument(FieldViolation("reason", "at most 500 characters"))
-    normalized = sorted(set(_normalize_many(numbers, "phone_numbers")))
+    # Phone parsing is CPU work (10,000 numbers): off the event loop.
+    normalized = sorted(set(await asyncio.to_thread(_normalize_many, list(numbers), "phone_numbers")))
     return await _insert_dnc(ctx, p.org_id, normalized, reason)
 
 
@@ -309,7 +393,7 @@ async def remove_dnc(ctx: ServiceContext, p: Principal, numbers: list[str]) -> i
     p.require_write()
     if not numbers or len(numbers) > DNC_BULK_MAX:
         raise InvalidArgument(FieldViolation("phone_numbers", f"between 1 and {DNC_BULK_MAX} numbers"))
-    normalized = _normalize_many(numbers, "phone_numbers")
+    normalized = await asyncio.to_thread(_normalize_many, list(numbers), "phone_numbers")
     async with ctx.engine.begin() as conn:
         res = await conn.execute(
             delete(do_not_call).where(do_not_call.c.org_id == p.org_id, do_not_call.c.phone.in_(normalized))
@@ -322,7 +406,7 @@ async def list_dnc(ctx: ServiceContext, p: Principal, size: int, token: str, sea
     if len(search) > 32:
         raise InvalidArgument(FieldViolation("search", "at most 32 characters"))
     fp = filter_fingerprint(kind="dnc", search=search)
-    pos = decode_token(token, fp) or {}
+    pos = decode_token(token, fp, page_key(ctx)) or {}
     cond = [do_not_call.c.org_id == p.org_id]
     if search:
         cond.append(do_not_call.c.phone.contains(search, autoescape=True))
@@ -333,7 +417,7 @@ async def list_dnc(ctx: ServiceContext, p: Principal, size: int, token: str, sea
             q = q.where(do_not_call.c.phone > after)
         rows = (await conn.execute(q.order_by(do_not_call.c.phone).limit(size + 1))).all()
         total = (await conn.execute(select(func.count()).select_from(do_not_call).where(*cond))).scalar_one()
-    nxt = encode_token({"a": rows[size - 1].phone}, fp) if len(rows) > size else ""
+    nxt = encode_token({"a": rows[size - 1].phone}, fp, page_key(ctx)) if len(rows) > size else ""
     return rows[:size], nxt, total
 
 

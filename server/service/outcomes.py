@@ -111,7 +111,8 @@ def _ids(name: str, type_: Any = String) -> Any:
 
 _OF_ATTEMPTS = select(attempts.c.batch_id).where(attempts.c.id == _ids("p_ids"))
 _LOCK_BATCHES = (
-    select(batches.c.id, batches.c.org_id, batches.c.status, batches.c.breaker_reset_at)
+    select(batches.c.id, batches.c.org_id, batches.c.status, batches.c.breaker_reset_at,
+           batches.c.retry_delays, batches.c.voicemail_action)
     .where(batches.c.id.in_(_OF_ATTEMPTS.scalar_subquery()))
     .order_by(batches.c.id)
     .with_for_update(read=True)
@@ -275,7 +276,8 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
            att: dict[str, Any], contact: dict[str, Any]) -> FinishResult:
     in_call = contact["current_attempt_id"] == att["id"] and contact["status"] in ("dialing", "connected")
     stopped = batch.status in (BatchStatus.CANCELLED.value, BatchStatus.FAILED.value)
-    verdict = judge_attempt(inp.outcome, att["attempt_number"], contact["max_attempts"], now, ctx.retry_policy)
+    policy = ctx.retry_policy.for_batch(batch.retry_delays, batch.voicemail_action)
+    verdict = judge_attempt(inp.outcome, att["attempt_number"], contact["max_attempts"], now, policy)
     answered_at = inp.answer_time or att["answered_at"]
     connected = answered_at is not None
     duration = max(0.0, inp.duration_seconds) if connected else 0.0
@@ -283,7 +285,7 @@ def _close(ctx: ServiceContext, f: _Flush, now: datetime, inp: FinishInput, batc
     # The agent's result, when it reported before the call closed.
     effect = contact_after_result(
         att["disposition"], att["callback_at"], verdict, attempt_number=att["attempt_number"],
-        max_attempts=contact["max_attempts"], now=now, policy=ctx.retry_policy,
+        max_attempts=contact["max_attempts"], now=now, policy=policy,
     )
     new_status, reason, next_at = effect.contact_status, effect.failure_reason, effect.next_attempt_at
     if new_status == ContactStatus.QUEUED.value and stopped:

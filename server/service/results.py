@@ -77,7 +77,12 @@ def _same_report(att: Any, values: dict[str, Any]) -> bool:
 async def _find_attempt(ctx: ServiceContext, org_id: str, provider_call_id: str, attempt_id: str) -> Any:
     """The attempt of the organization, by id or provider call id (the
     latest one if a provider reused an id). NOT_FOUND across organizations."""
-    q = select(attempts.c.id, attempts.c.batch_id, attempts.c.contact_id).where(attempts.c.org_id == org_id)
+    q = select(attempts.c.id, attempts.c.batch_id, attempts.c.contact_id).where(
+        attempts.c.org_id == org_id,
+        # Attempts of a deleted batch stay as call records (billing, the
+        # frequency cap) but take no more reports.
+        select(contacts.c.id).where(contacts.c.id == attempts.c.contact_id).exists(),
+    )
     if attempt_id:
         q = q.where(attempts.c.id == attempt_id)
     else:
@@ -132,7 +137,8 @@ async def report_call_result(
     finalized = False
     async with ctx.engine.begin() as conn:
         batch = (
-            await conn.execute(select(batches.c.id, batches.c.status).where(batches.c.id == found.batch_id)
+            await conn.execute(select(batches.c.id, batches.c.status, batches.c.retry_delays,
+                                      batches.c.voicemail_action).where(batches.c.id == found.batch_id)
                                .with_for_update(read=True))
         ).one()
         contact = (
@@ -171,7 +177,8 @@ async def report_call_result(
             before = AttemptVerdict(contact.status, contact.failure_reason, contact.next_attempt_at)
             effect = contact_after_result(
                 report.disposition, report.callback_at, before, attempt_number=att.attempt_number,
-                max_attempts=contact.max_attempts, now=now, policy=ctx.retry_policy,
+                max_attempts=contact.max_attempts, now=now,
+                policy=ctx.retry_policy.for_batch(batch.retry_delays, batch.voicemail_action),
             )
             reopens = effect.contact_status in _WAITING_VALUES and contact.status in _FINAL_VALUES
             if effect.waits and batch.status not in _REQUEUE_BATCH_STATUSES:

@@ -8,12 +8,17 @@ cache is per replica and keyed by the file's sha256 and the options.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
 from typing import Any
 
 from server.domain.csv_ingest import CsvLimits
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 class CachingValidator:
@@ -28,7 +33,9 @@ class CachingValidator:
     async def validate_async(
         self, content: bytes, filename: str, default_region: str | None, *, require_valid: bool = True
     ) -> Any:
-        key = (hashlib.sha256(content).hexdigest(), filename.lower().rsplit(".", 1)[-1], default_region or "", require_valid)
+        # Hashing a big upload is CPU work too: off the event loop.
+        digest = (await asyncio.to_thread(_sha256, content)) if len(content) > 1 << 20 else _sha256(content)
+        key = (digest, filename.lower().rsplit(".", 1)[-1], default_region or "", require_valid)
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit and now - hit[0] < self._ttl:

@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from batchcalls.v1 import dialer_service_pb2 as dpb, dialer_service_pb2_grpc as dgrpc, resources_pb2 as res
 from tests.support.api import stub
 from tests.support.drive import create_batch, list_all_contacts, service_md
+from tests.support.stack import TEST_SECRETS_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 DIALER_SERVICE = "batchcalls.v1.DialerService"
@@ -102,7 +103,10 @@ def _server_env(embedded, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHCALLS_")}
     env.update(DATABASE_URL=embedded.database_url, REDIS_URL=embedded.redis_url,
                BATCHCALLS_AUTO_MIGRATE="0", BATCHCALLS_GRPC_PORT="0", BATCHCALLS_INTERNAL_ADDR="127.0.0.1:0",
-               BATCHCALLS_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+               BATCHCALLS_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
+               # A valid secrets key: these tests are about the token and TLS
+               # (tests/integration/test_secrets.py refuses a missing key).
+               BATCHCALLS_SECRETS_KEY=TEST_SECRETS_KEY)
     env.update(extra)
     return env
 

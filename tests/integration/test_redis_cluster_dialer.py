@@ -82,7 +82,13 @@ class ClusterEnv(Env):
             self.service.add(c)
         await self.state.activate_batch(org_id, batch_id, concurrency_limit=limit, max_call_seconds=60,
                                         ready=[(c, time.time() - 1) for c in ids])
+        await self.state.mark_org(org_id, 0)  # as the server's rebuild of the org does
         return ids
+
+    async def batch(self, batch_id: str, n: int, *, limit: int, due: float | None = None):
+        out = await super().batch(batch_id, n, limit=limit, due=due)
+        await self.state.mark_org(self.org_id, 0)  # as the server's rebuild of the org does
+        return out
 
     async def close(self):
         for d in self.dialers:
@@ -271,7 +277,7 @@ def test_batcher_recovers_noscript_and_a_stale_slot_map(redis_cluster):
                 await state.activate_batch(org_id, "A", concurrency_limit=10, max_call_seconds=60,
                                            ready=[(f"{org_id}-c{i}", clock() - 1) for i in range(10)])
             await state.mark_present()
-            leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=10_000, clock=clock)
+            leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=10_000, clock=clock, org_markers=False)
             assert leases.batcher.cluster
             for node in r.get_primaries():
                 await node.execute_command("SCRIPT", "FLUSH")
@@ -322,7 +328,7 @@ def test_reaper_drops_an_orphan_lease_scanning_only_its_orgs_master(redis_cluste
             await state.set_org_limit(org_id, 2)
             await state.activate_batch(org_id, "O", concurrency_limit=2, max_call_seconds=60,
                                        ready=[("o-1", clock() - 1)])
-            leases = LeaseClient(r, dialer_id="dead", lease_ttl_ms=1000, clock=clock)
+            leases = LeaseClient(r, dialer_id="dead", lease_ttl_ms=1000, clock=clock, org_markers=False)
             c = await leases.claim(org_id, "O")
             assert isinstance(c, Claim)
             await r.delete(keys.lease_info(org_id, c.lease_id))

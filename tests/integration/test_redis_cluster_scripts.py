@@ -126,7 +126,8 @@ class RecordingBatcher(ScriptBatcher):
 
 
 def lease_client(r: Any, clock: Clock, recorder: Recorder, *, ttl_ms: int = 10_000) -> LeaseClient:
-    leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=ttl_ms, clock=clock)
+    # The scripts' own replies compared with a single Redis: no org marker.
+    leases = LeaseClient(r, dialer_id="d1", lease_ttl_ms=ttl_ms, clock=clock, org_markers=False)
     recorder.wrap(leases.scripts)
     # The real transport, on both sides of a comparison.
     leases.batcher = RecordingBatcher(r, recorder)
@@ -192,6 +193,10 @@ async def scenario(r: Any, org_id: str, recorder: Recorder) -> list[Any]:
             lease_id="LR1", batch_id="B", contact_id="B-restored", attempt_id="at-r", fencing_token=41,
             dialer_id="d0", provider_call_id="pr", started_at=clock(), max_call_seconds=60, trunk_json="{}")])])
     await state.rebuild([snap], limits_before={org_id: "2"})  # set_if_unchanged.lua too
+    # org_marker.lua (failover without loss): "<epoch>:<this node's replid>".
+    marker = await state.mark_org(org_id, 3)
+    got, replid = (await state.org_markers([org_id]))[org_id]
+    out.append([marker.split(":")[0], got == marker == f"3:{replid}"])
     out.append(sorted(plain(await r.zrange(keys.org_leases(org_id), 0, -1))))
     out.append(plain(await r.get(keys.fence_counter(org_id))))
     # set_if_exists.lua (batch limit), set_if_unchanged.lua (repair).
@@ -209,6 +214,10 @@ async def scenario(r: Any, org_id: str, recorder: Recorder) -> list[Any]:
         out.append(plain(await pacer.acquire(org_id, "t1", 2, 3, T0 + 100 * i)))
     out.append(plain(await pacer.pushback(org_id, "t1", T0 + 500, 1.5, trunk_cps=2, started_ms=T0)))
     out.append(plain(await pacer.success(org_id, "t1", T0 + 3000, trunk_cps=2, started_ms=T0 + 2500)))
+    # rate_limit.lua (server/api/rate_limit.py, the server's clock in µs).
+    rl_key = keys.rate_limit(org_id, "k" * 64)
+    for i in range(3):
+        out.append(plain(await state.scripts.rate_limit(keys=[rl_key], args=[T0 * 1000 + i, 500_000, 2])))
     # deactivate.lua: pause B, cancel A.
     await state.deactivate_batch(org_id, "B", discard_queue=False)
     await state.deactivate_batch(org_id, "A", discard_queue=True)

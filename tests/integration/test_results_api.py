@@ -140,11 +140,11 @@ def batch_of(stack, org, batch_id: str) -> D.Batch:
         return bgrpc.BatchServiceStub(ch).GetBatch(bpb.GetBatchRequest(name=f"batches/{batch_id}"), metadata=org.md()).batch
 
 
-def new_batch(stack, org, n: int = 2, *, max_attempts: int = 3, extra: str = "") -> tuple[str, list[D.Contact]]:
+def new_batch(stack, org, n: int = 2, *, max_attempts: int = 3, extra: str = "", **fields) -> tuple[str, list[D.Contact]]:
     phones = _phones(n)
     head = "phone" + (",first_name" if extra else "")
     rows = "".join(f"{p}{',' + extra if extra else ''}\n" for p in phones)
-    b = create_batch(stack, org, f"{head}\n{rows}", max_attempts=max_attempts)
+    b = create_batch(stack, org, f"{head}\n{rows}", max_attempts=max_attempts, **fields)
     with stack.channel() as ch:
         cs = sorted(list_all_contacts(bgrpc.BatchServiceStub(ch), org, b.batch_id), key=lambda c: int(c.contact_id))
     return b.batch_id, cs
@@ -239,12 +239,16 @@ def test_callback_after_finish_requeues_the_contact(stack, org, rmd) -> None:
     assert contact(stack, org, batch_id, c.contact_id).attempts == 1
 
 
+#: The batch's own voicemail delay (the default is an hour, issue 13).
+VOICEMAIL_NOW = D.RetryPolicy(outcome_retries=[D.OutcomeRetry(outcome=res.CALL_OUTCOME_VOICEMAIL, delay_seconds=[0])])
+
+
 def test_voicemail_follows_the_retry_rules(stack, org, rmd) -> None:
-    batch_id, cs = new_batch(stack, org, 2, max_attempts=2)
+    batch_id, cs = new_batch(stack, org, 2, max_attempts=2, retry_policy=VOICEMAIL_NOW)
     c = call(stack, org, batch_id, cs[0].contact_id)
     report(stack, rmd, c=c, disposition=D.CALL_DISPOSITION_VOICEMAIL, answered_by=D.ANSWERED_BY_MACHINE)
     first = finish(stack, c, "completed")
-    assert first.contact_status == res.CONTACT_STATUS_QUEUED  # retried after the policy's delay (0.3 s in tests)
+    assert first.contact_status == res.CONTACT_STATUS_QUEUED  # retried after the batch's voicemail delay
     time.sleep(0.5)
     c2 = call(stack, org, batch_id, c.contact_id)
     assert c2.attempt_number == 2
@@ -255,6 +259,24 @@ def test_voicemail_follows_the_retry_rules(stack, org, rmd) -> None:
     got = contact(stack, org, batch_id, c.contact_id)
     assert got.failure_reason == "permanently_failed"
     assert [a.result.disposition for a in got.attempt_details] == [D.CALL_DISPOSITION_VOICEMAIL] * 2
+
+
+def test_voicemail_report_follows_the_batchs_voicemail_action(stack, org, rmd) -> None:
+    # RETRY_LATER (default) without a delay of the batch's own: the voicemail default, an hour.
+    batch_id, cs = new_batch(stack, org, 1, max_attempts=2)
+    c = call(stack, org, batch_id, cs[0].contact_id)
+    report(stack, rmd, c=c, disposition=D.CALL_DISPOSITION_VOICEMAIL, answered_by=D.ANSWERED_BY_MACHINE)
+    out = finish(stack, c, "completed")
+    assert out.contact_status == res.CONTACT_STATUS_QUEUED
+    wait = out.next_attempt_time.ToDatetime(tzinfo=timezone.utc) - datetime.now(timezone.utc)
+    assert timedelta(minutes=59) < wait <= timedelta(minutes=60)
+    # DONE: the agent left a message, the contact is completed with reason voicemail.
+    batch_id, cs = new_batch(stack, org, 1, max_attempts=3, voicemail_action=D.VOICEMAIL_ACTION_DONE)
+    c = call(stack, org, batch_id, cs[0].contact_id)
+    report(stack, rmd, c=c, disposition=D.CALL_DISPOSITION_VOICEMAIL, answered_by=D.ANSWERED_BY_MACHINE)
+    assert finish(stack, c, "completed").contact_status == res.CONTACT_STATUS_COMPLETED
+    got = contact(stack, org, batch_id, c.contact_id)
+    assert (got.status, got.failure_reason, got.attempts) == (res.CONTACT_STATUS_COMPLETED, "voicemail", 1)
 
 
 def test_reports_are_idempotent_per_call(stack, org, rmd) -> None:

@@ -147,7 +147,8 @@ class RedisCluster:
         return f"redis://127.0.0.1:{self.nodes[0].port}/0"
 
     @classmethod
-    def start(cls, binary: str, cli: str, *, masters: int = 3, replicas: int = 1) -> RedisCluster:
+    def start(cls, binary: str, cli: str, *, masters: int = 3, replicas: int = 1,
+              node_timeout_ms: int = 2000) -> RedisCluster:
         directory = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
         nodes: list[RedisServer] = []
         try:
@@ -157,7 +158,7 @@ class RedisCluster:
                     RedisServer.start(
                         binary, "--cluster-enabled", "yes",
                         "--cluster-config-file", str(node_dir / "nodes.conf"),
-                        "--cluster-node-timeout", "2000",
+                        "--cluster-node-timeout", str(node_timeout_ms),
                         directory=node_dir,
                     )
                 )

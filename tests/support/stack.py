@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, TypeVar
 
 import grpc
+from cryptography.fernet import Fernet
 
 from batchcalls.v1 import (
     agent_service_pb2 as agent_pb2,
@@ -30,6 +31,8 @@ from batchcalls.v1 import (
 )
 
 T = TypeVar("T")
+#: The Fernet key of every test stack's secrets (one per test session).
+TEST_SECRETS_KEY = Fernet.generate_key().decode()
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -79,6 +82,12 @@ class Stack:
         from server.bootstrap import build_context
         from server.settings import Settings
 
+        # Every test stack encrypts secrets and dials 127.0.0.1 (simulated
+        # carrier, sipp): a session key and private hosts allowed, unless
+        # the test's env says otherwise; in self.env, so a server replica
+        # it spawns reads the same (docs/design.md §7).
+        self.env.setdefault("BATCHCALLS_SECRETS_KEY", TEST_SECRETS_KEY)
+        self.env.setdefault("BATCHCALLS_ALLOW_PRIVATE_HOSTS", "true")
         base = Settings.from_env(self.env)
         values = {**base.__dict__, **(settings_overrides or {})}
         settings = Settings(**values)

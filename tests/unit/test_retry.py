@@ -106,7 +106,7 @@ def test_completed_is_success() -> None:
     assert judge_attempt("completed", 2, 3, NOW, DEFAULT) == AttemptVerdict("completed", "", None)
 
 
-@pytest.mark.parametrize("outcome", ["", "NO_ANSWER", "voicemail", "cancelled"])
+@pytest.mark.parametrize("outcome", ["", "NO_ANSWER", "VOICEMAIL", "cancelled"])
 def test_unknown_outcome_raises(outcome: str) -> None:
     with pytest.raises(ValueError, match="unknown call outcome"):
         judge_attempt(outcome, 1, 3, NOW, DEFAULT)

@@ -12,6 +12,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class VoicemailAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VOICEMAIL_ACTION_UNSPECIFIED: _ClassVar[VoicemailAction]
+    VOICEMAIL_ACTION_RETRY_LATER: _ClassVar[VoicemailAction]
+    VOICEMAIL_ACTION_DONE: _ClassVar[VoicemailAction]
+
 class BatchAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BATCH_ACTION_UNSPECIFIED: _ClassVar[BatchAction]
@@ -39,6 +45,9 @@ class AnsweredBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ANSWERED_BY_HUMAN: _ClassVar[AnsweredBy]
     ANSWERED_BY_MACHINE: _ClassVar[AnsweredBy]
     ANSWERED_BY_UNKNOWN: _ClassVar[AnsweredBy]
+VOICEMAIL_ACTION_UNSPECIFIED: VoicemailAction
+VOICEMAIL_ACTION_RETRY_LATER: VoicemailAction
+VOICEMAIL_ACTION_DONE: VoicemailAction
 BATCH_ACTION_UNSPECIFIED: BatchAction
 BATCH_ACTION_VIEW: BatchAction
 BATCH_ACTION_PAUSE: BatchAction
@@ -60,7 +69,7 @@ ANSWERED_BY_MACHINE: AnsweredBy
 ANSWERED_BY_UNKNOWN: AnsweredBy
 
 class Batch(_message.Message):
-    __slots__ = ("name", "batch_id", "display_name", "description", "status", "status_reason", "agent", "agent_display_name", "from_phone_number", "from_phone_number_e164", "concurrency_limit", "max_attempts", "scheduled_start_time", "timezone", "create_time", "start_time", "complete_time", "update_time", "stats", "calling_window_mode", "calling_window", "default_region", "custom_columns", "max_call_duration_seconds", "allowed_actions")
+    __slots__ = ("name", "batch_id", "display_name", "description", "status", "status_reason", "agent", "agent_display_name", "from_phone_number", "from_phone_number_e164", "concurrency_limit", "max_attempts", "scheduled_start_time", "timezone", "create_time", "start_time", "complete_time", "update_time", "stats", "calling_window_mode", "calling_window", "default_region", "custom_columns", "max_call_duration_seconds", "allowed_actions", "retry_policy", "voicemail_action")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +95,8 @@ class Batch(_message.Message):
     CUSTOM_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MAX_CALL_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    VOICEMAIL_ACTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     batch_id: str
     display_name: str
@@ -111,7 +122,23 @@ class Batch(_message.Message):
     custom_columns: _containers.RepeatedScalarFieldContainer[str]
     max_call_duration_seconds: int
     allowed_actions: _containers.RepeatedScalarFieldContainer[BatchAction]
-    def __init__(self, name: _Optional[str] = ..., batch_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_resources_pb2.BatchStatus, str]] = ..., status_reason: _Optional[str] = ..., agent: _Optional[str] = ..., agent_display_name: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., from_phone_number_e164: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[BatchStats, _Mapping]] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., default_region: _Optional[str] = ..., custom_columns: _Optional[_Iterable[str]] = ..., max_call_duration_seconds: _Optional[int] = ..., allowed_actions: _Optional[_Iterable[_Union[BatchAction, str]]] = ...) -> None: ...
+    retry_policy: RetryPolicy
+    voicemail_action: VoicemailAction
+    def __init__(self, name: _Optional[str] = ..., batch_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_resources_pb2.BatchStatus, str]] = ..., status_reason: _Optional[str] = ..., agent: _Optional[str] = ..., agent_display_name: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., from_phone_number_e164: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[BatchStats, _Mapping]] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., default_region: _Optional[str] = ..., custom_columns: _Optional[_Iterable[str]] = ..., max_call_duration_seconds: _Optional[int] = ..., allowed_actions: _Optional[_Iterable[_Union[BatchAction, str]]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., voicemail_action: _Optional[_Union[VoicemailAction, str]] = ...) -> None: ...
+
+class OutcomeRetry(_message.Message):
+    __slots__ = ("outcome", "delay_seconds")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    outcome: _resources_pb2.CallOutcome
+    delay_seconds: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., delay_seconds: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("outcome_retries",)
+    OUTCOME_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    outcome_retries: _containers.RepeatedCompositeFieldContainer[OutcomeRetry]
+    def __init__(self, outcome_retries: _Optional[_Iterable[_Union[OutcomeRetry, _Mapping]]] = ...) -> None: ...
 
 class AttemptCount(_message.Message):
     __slots__ = ("attempts", "contacts")
@@ -132,7 +159,7 @@ class OutcomeByAttempt(_message.Message):
     def __init__(self, attempt_number: _Optional[int] = ..., outcome: _Optional[_Union[_resources_pb2.CallOutcome, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class BatchStats(_message.Message):
-    __slots__ = ("total_contacts", "pending", "queued", "dialing", "connected", "completed", "failed", "invalid_number", "blocked", "carrier_error", "cancelled", "suppressed", "successful", "success_rate", "failed_total", "failure_rate", "processing", "attempts_total", "connected_calls", "total_duration_seconds", "average_duration_seconds", "estimated_completion_time", "estimated_cost_micros", "cost_micros", "attempts_histogram", "outcomes_by_attempt", "waiting_for_window", "retries_pending")
+    __slots__ = ("total_contacts", "pending", "queued", "dialing", "connected", "completed", "failed", "invalid_number", "blocked", "carrier_error", "cancelled", "suppressed", "successful", "success_rate", "failed_total", "failure_rate", "processing", "attempts_total", "connected_calls", "total_duration_seconds", "average_duration_seconds", "estimated_completion_time", "estimated_cost_micros", "cost_micros", "attempts_histogram", "outcomes_by_attempt", "waiting_for_window", "retries_pending", "human_answers", "pickup_rate", "machine_answers")
     TOTAL_CONTACTS_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +188,9 @@ class BatchStats(_message.Message):
     OUTCOMES_BY_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_WINDOW_FIELD_NUMBER: _ClassVar[int]
     RETRIES_PENDING_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    PICKUP_RATE_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_ANSWERS_FIELD_NUMBER: _ClassVar[int]
     total_contacts: int
     pending: int
     queued: int
@@ -189,7 +219,10 @@ class BatchStats(_message.Message):
     outcomes_by_attempt: _containers.RepeatedCompositeFieldContainer[OutcomeByAttempt]
     waiting_for_window: int
     retries_pending: int
-    def __init__(self, total_contacts: _Optional[int] = ..., pending: _Optional[int] = ..., queued: _Optional[int] = ..., dialing: _Optional[int] = ..., connected: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., invalid_number: _Optional[int] = ..., blocked: _Optional[int] = ..., carrier_error: _Optional[int] = ..., cancelled: _Optional[int] = ..., suppressed: _Optional[int] = ..., successful: _Optional[int] = ..., success_rate: _Optional[float] = ..., failed_total: _Optional[int] = ..., failure_rate: _Optional[float] = ..., processing: _Optional[int] = ..., attempts_total: _Optional[int] = ..., connected_calls: _Optional[int] = ..., total_duration_seconds: _Optional[float] = ..., average_duration_seconds: _Optional[float] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_cost_micros: _Optional[int] = ..., cost_micros: _Optional[int] = ..., attempts_histogram: _Optional[_Iterable[_Union[AttemptCount, _Mapping]]] = ..., outcomes_by_attempt: _Optional[_Iterable[_Union[OutcomeByAttempt, _Mapping]]] = ..., waiting_for_window: _Optional[int] = ..., retries_pending: _Optional[int] = ...) -> None: ...
+    human_answers: int
+    pickup_rate: float
+    machine_answers: int
+    def __init__(self, total_contacts: _Optional[int] = ..., pending: _Optional[int] = ..., queued: _Optional[int] = ..., dialing: _Optional[int] = ..., connected: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., invalid_number: _Optional[int] = ..., blocked: _Optional[int] = ..., carrier_error: _Optional[int] = ..., cancelled: _Optional[int] = ..., suppressed: _Optional[int] = ..., successful: _Optional[int] = ..., success_rate: _Optional[float] = ..., failed_total: _Optional[int] = ..., failure_rate: _Optional[float] = ..., processing: _Optional[int] = ..., attempts_total: _Optional[int] = ..., connected_calls: _Optional[int] = ..., total_duration_seconds: _Optional[float] = ..., average_duration_seconds: _Optional[float] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_cost_micros: _Optional[int] = ..., cost_micros: _Optional[int] = ..., attempts_histogram: _Optional[_Iterable[_Union[AttemptCount, _Mapping]]] = ..., outcomes_by_attempt: _Optional[_Iterable[_Union[OutcomeByAttempt, _Mapping]]] = ..., waiting_for_window: _Optional[int] = ..., retries_pending: _Optional[int] = ..., human_answers: _Optional[int] = ..., pickup_rate: _Optional[float] = ..., machine_answers: _Optional[int] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("attempt_number", "outcome", "start_time", "answer_time", "end_time", "duration_seconds", "provider_call_id", "recording_uri", "transcript", "sip_code", "dialer_id", "cost_micros", "attempt_id", "result", "agent_answer_delay_ms", "agent_sip_code")

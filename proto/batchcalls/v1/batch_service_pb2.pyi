@@ -51,7 +51,7 @@ class ValidateContactsResponse(_message.Message):
     def __init__(self, report: _Optional[_Union[_batch_pb2.ValidationReport, _Mapping]] = ..., cost_estimate: _Optional[_Union[_batch_pb2.CostEstimate, _Mapping]] = ...) -> None: ...
 
 class CreateBatchRequest(_message.Message):
-    __slots__ = ("request_id", "display_name", "description", "agent", "from_phone_number", "concurrency_limit", "max_attempts", "scheduled_start_time", "scheduled_local_time", "timezone", "csv_content", "filename", "default_region", "calling_window_mode", "calling_window", "max_call_duration_seconds")
+    __slots__ = ("request_id", "display_name", "description", "agent", "from_phone_number", "concurrency_limit", "max_attempts", "scheduled_start_time", "scheduled_local_time", "timezone", "csv_content", "filename", "default_region", "calling_window_mode", "calling_window", "max_call_duration_seconds", "retry_policy", "voicemail_action")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class CreateBatchRequest(_message.Message):
     CALLING_WINDOW_MODE_FIELD_NUMBER: _ClassVar[int]
     CALLING_WINDOW_FIELD_NUMBER: _ClassVar[int]
     MAX_CALL_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    VOICEMAIL_ACTION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     display_name: str
     description: str
@@ -84,7 +86,9 @@ class CreateBatchRequest(_message.Message):
     calling_window_mode: _resources_pb2.CallingWindowMode
     calling_window: _resources_pb2.CallingWindow
     max_call_duration_seconds: int
-    def __init__(self, request_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., agent: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_local_time: _Optional[str] = ..., timezone: _Optional[str] = ..., csv_content: _Optional[bytes] = ..., filename: _Optional[str] = ..., default_region: _Optional[str] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., max_call_duration_seconds: _Optional[int] = ...) -> None: ...
+    retry_policy: _batch_pb2.RetryPolicy
+    voicemail_action: _batch_pb2.VoicemailAction
+    def __init__(self, request_id: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., agent: _Optional[str] = ..., from_phone_number: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., max_attempts: _Optional[int] = ..., scheduled_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_local_time: _Optional[str] = ..., timezone: _Optional[str] = ..., csv_content: _Optional[bytes] = ..., filename: _Optional[str] = ..., default_region: _Optional[str] = ..., calling_window_mode: _Optional[_Union[_resources_pb2.CallingWindowMode, str]] = ..., calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., max_call_duration_seconds: _Optional[int] = ..., retry_policy: _Optional[_Union[_batch_pb2.RetryPolicy, _Mapping]] = ..., voicemail_action: _Optional[_Union[_batch_pb2.VoicemailAction, str]] = ...) -> None: ...
 
 class CreateBatchResponse(_message.Message):
     __slots__ = ("batch", "report", "cost_estimate")

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Organization(_message.Message):
-    __slots__ = ("name", "organization_id", "display_name", "concurrency_limit", "credit_balance_micros", "default_calling_window", "frequency_cap_per_24h", "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced", "create_time", "calling_any_time", "require_consent", "calls_per_second")
+    __slots__ = ("name", "organization_id", "display_name", "concurrency_limit", "credit_balance_micros", "default_calling_window", "frequency_cap_per_24h", "circuit_breaker_window", "circuit_breaker_threshold", "credits_enforced", "create_time", "calling_any_time", "require_consent", "calls_per_second", "reserved_concurrency")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Organization(_message.Message):
     CALLING_ANY_TIME_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_CONSENT_FIELD_NUMBER: _ClassVar[int]
     CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     name: str
     organization_id: str
     display_name: str
@@ -42,7 +43,8 @@ class Organization(_message.Message):
     calling_any_time: bool
     require_consent: bool
     calls_per_second: float
-    def __init__(self, name: _Optional[str] = ..., organization_id: _Optional[str] = ..., display_name: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., credit_balance_micros: _Optional[int] = ..., default_calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., frequency_cap_per_24h: _Optional[int] = ..., circuit_breaker_window: _Optional[int] = ..., circuit_breaker_threshold: _Optional[float] = ..., credits_enforced: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., calling_any_time: bool = ..., require_consent: bool = ..., calls_per_second: _Optional[float] = ...) -> None: ...
+    reserved_concurrency: int
+    def __init__(self, name: _Optional[str] = ..., organization_id: _Optional[str] = ..., display_name: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., credit_balance_micros: _Optional[int] = ..., default_calling_window: _Optional[_Union[_resources_pb2.CallingWindow, _Mapping]] = ..., frequency_cap_per_24h: _Optional[int] = ..., circuit_breaker_window: _Optional[int] = ..., circuit_breaker_threshold: _Optional[float] = ..., credits_enforced: bool = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., calling_any_time: bool = ..., require_consent: bool = ..., calls_per_second: _Optional[float] = ..., reserved_concurrency: _Optional[int] = ...) -> None: ...
 
 class GetOrganizationRequest(_message.Message):
     __slots__ = ()
@@ -73,7 +75,7 @@ class UpdateOrganizationResponse(_message.Message):
     def __init__(self, organization: _Optional[_Union[Organization, _Mapping]] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("name", "api_key_id", "display_name", "role", "prefix", "create_time", "last_used_time")
+    __slots__ = ("name", "api_key_id", "display_name", "role", "prefix", "create_time", "last_used_time", "expire_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +83,7 @@ class ApiKey(_message.Message):
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_USED_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     api_key_id: str
     display_name: str
@@ -88,15 +91,18 @@ class ApiKey(_message.Message):
     prefix: str
     create_time: _timestamp_pb2.Timestamp
     last_used_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., api_key_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_resources_pb2.Role, str]] = ..., prefix: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., api_key_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_resources_pb2.Role, str]] = ..., prefix: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("display_name", "role")
+    __slots__ = ("display_name", "role", "expire_time")
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     role: _resources_pb2.Role
-    def __init__(self, display_name: _Optional[str] = ..., role: _Optional[_Union[_resources_pb2.Role, str]] = ...) -> None: ...
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, display_name: _Optional[str] = ..., role: _Optional[_Union[_resources_pb2.Role, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("api_key", "secret")
@@ -135,10 +141,12 @@ class DeleteApiKeyResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class TopUpCreditsRequest(_message.Message):
-    __slots__ = ("amount_micros",)
+    __slots__ = ("amount_micros", "request_id")
     AMOUNT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     amount_micros: int
-    def __init__(self, amount_micros: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, amount_micros: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TopUpCreditsResponse(_message.Message):
     __slots__ = ("organization",)

@@ -23,31 +23,36 @@ _sym_db = _symbol_database.Default()
 
 
 from batchcalls.v1 import resources_pb2 as batchcalls_dot_v1_dot_resources__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(batchcalls/v1/phone_number_service.proto\x12\rbatchcalls.v1\x1a\x1d\x62\x61tchcalls/v1/resources.proto\"L\n\x18\x43reatePhoneNumberRequest\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"M\n\x19\x43reatePhoneNumberResponse\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"%\n\x15GetPhoneNumberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16GetPhoneNumberResponse\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"b\n\x17ListPhoneNumbersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12 \n\x18with_outbound_trunk_only\x18\x03 \x01(\x08\"z\n\x18ListPhoneNumbersResponse\x12\x31\n\rphone_numbers\x18\x01 \x03(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"(\n\x18\x44\x65letePhoneNumberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65letePhoneNumberResponse2\xa8\x03\n\x12PhoneNumberService\x12\x66\n\x11\x43reatePhoneNumber\x12\'.batchcalls.v1.CreatePhoneNumberRequest\x1a(.batchcalls.v1.CreatePhoneNumberResponse\x12]\n\x0eGetPhoneNumber\x12$.batchcalls.v1.GetPhoneNumberRequest\x1a%.batchcalls.v1.GetPhoneNumberResponse\x12\x63\n\x10ListPhoneNumbers\x12&.batchcalls.v1.ListPhoneNumbersRequest\x1a\'.batchcalls.v1.ListPhoneNumbersResponse\x12\x66\n\x11\x44\x65letePhoneNumber\x12\'.batchcalls.v1.DeletePhoneNumberRequest\x1a(.batchcalls.v1.DeletePhoneNumberResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(batchcalls/v1/phone_number_service.proto\x12\rbatchcalls.v1\x1a\x1d\x62\x61tchcalls/v1/resources.proto\x1a google/protobuf/field_mask.proto\"L\n\x18\x43reatePhoneNumberRequest\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"M\n\x19\x43reatePhoneNumberResponse\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"%\n\x15GetPhoneNumberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16GetPhoneNumberResponse\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\"b\n\x17ListPhoneNumbersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12 \n\x18with_outbound_trunk_only\x18\x03 \x01(\x08\"z\n\x18ListPhoneNumbersResponse\x12\x31\n\rphone_numbers\x18\x01 \x03(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"(\n\x18\x44\x65letePhoneNumberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65letePhoneNumberResponse\"}\n\x18UpdatePhoneNumberRequest\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"M\n\x19UpdatePhoneNumberResponse\x12\x30\n\x0cphone_number\x18\x01 \x01(\x0b\x32\x1a.batchcalls.v1.PhoneNumber2\x90\x04\n\x12PhoneNumberService\x12\x66\n\x11\x43reatePhoneNumber\x12\'.batchcalls.v1.CreatePhoneNumberRequest\x1a(.batchcalls.v1.CreatePhoneNumberResponse\x12]\n\x0eGetPhoneNumber\x12$.batchcalls.v1.GetPhoneNumberRequest\x1a%.batchcalls.v1.GetPhoneNumberResponse\x12\x63\n\x10ListPhoneNumbers\x12&.batchcalls.v1.ListPhoneNumbersRequest\x1a\'.batchcalls.v1.ListPhoneNumbersResponse\x12\x66\n\x11\x44\x65letePhoneNumber\x12\'.batchcalls.v1.DeletePhoneNumberRequest\x1a(.batchcalls.v1.DeletePhoneNumberResponse\x12\x66\n\x11UpdatePhoneNumber\x12\'.batchcalls.v1.UpdatePhoneNumberRequest\x1a(.batchcalls.v1.UpdatePhoneNumberResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchcalls.v1.phone_number_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEPHONENUMBERREQUEST']._serialized_start=90
-  _globals['_CREATEPHONENUMBERREQUEST']._serialized_end=166
-  _globals['_CREATEPHONENUMBERRESPONSE']._serialized_start=168
-  _globals['_CREATEPHONENUMBERRESPONSE']._serialized_end=245
-  _globals['_GETPHONENUMBERREQUEST']._serialized_start=247
-  _globals['_GETPHONENUMBERREQUEST']._serialized_end=284
-  _globals['_GETPHONENUMBERRESPONSE']._serialized_start=286
-  _globals['_GETPHONENUMBERRESPONSE']._serialized_end=360
-  _globals['_LISTPHONENUMBERSREQUEST']._serialized_start=362
-  _globals['_LISTPHONENUMBERSREQUEST']._serialized_end=460
-  _globals['_LISTPHONENUMBERSRESPONSE']._serialized_start=462
-  _globals['_LISTPHONENUMBERSRESPONSE']._serialized_end=584
-  _globals['_DELETEPHONENUMBERREQUEST']._serialized_start=586
-  _globals['_DELETEPHONENUMBERREQUEST']._serialized_end=626
-  _globals['_DELETEPHONENUMBERRESPONSE']._serialized_start=628
-  _globals['_DELETEPHONENUMBERRESPONSE']._serialized_end=655
-  _globals['_PHONENUMBERSERVICE']._serialized_start=658
-  _globals['_PHONENUMBERSERVICE']._serialized_end=1082
+  _globals['_CREATEPHONENUMBERREQUEST']._serialized_start=124
+  _globals['_CREATEPHONENUMBERREQUEST']._serialized_end=200
+  _globals['_CREATEPHONENUMBERRESPONSE']._serialized_start=202
+  _globals['_CREATEPHONENUMBERRESPONSE']._serialized_end=279
+  _globals['_GETPHONENUMBERREQUEST']._serialized_start=281
+  _globals['_GETPHONENUMBERREQUEST']._serialized_end=318
+  _globals['_GETPHONENUMBERRESPONSE']._serialized_start=320
+  _globals['_GETPHONENUMBERRESPONSE']._serialized_end=394
+  _globals['_LISTPHONENUMBERSREQUEST']._serialized_start=396
+  _globals['_LISTPHONENUMBERSREQUEST']._serialized_end=494
+  _globals['_LISTPHONENUMBERSRESPONSE']._serialized_start=496
+  _globals['_LISTPHONENUMBERSRESPONSE']._serialized_end=618
+  _globals['_DELETEPHONENUMBERREQUEST']._serialized_start=620
+  _globals['_DELETEPHONENUMBERREQUEST']._serialized_end=660
+  _globals['_DELETEPHONENUMBERRESPONSE']._serialized_start=662
+  _globals['_DELETEPHONENUMBERRESPONSE']._serialized_end=689
+  _globals['_UPDATEPHONENUMBERREQUEST']._serialized_start=691
+  _globals['_UPDATEPHONENUMBERREQUEST']._serialized_end=816
+  _globals['_UPDATEPHONENUMBERRESPONSE']._serialized_start=818
+  _globals['_UPDATEPHONENUMBERRESPONSE']._serialized_end=895
+  _globals['_PHONENUMBERSERVICE']._serialized_start=898
+  _globals['_PHONENUMBERSERVICE']._serialized_end=1426
 # @@protoc_insertion_point(module_scope)

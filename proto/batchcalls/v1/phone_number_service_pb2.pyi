@@ -1,4 +1,5 @@
 from batchcalls.v1 import resources_pb2 as _resources_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -60,3 +61,17 @@ class DeletePhoneNumberRequest(_message.Message):
 class DeletePhoneNumberResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class UpdatePhoneNumberRequest(_message.Message):
+    __slots__ = ("phone_number", "update_mask")
+    PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    phone_number: _resources_pb2.PhoneNumber
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, phone_number: _Optional[_Union[_resources_pb2.PhoneNumber, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdatePhoneNumberResponse(_message.Message):
+    __slots__ = ("phone_number",)
+    PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    phone_number: _resources_pb2.PhoneNumber
+    def __init__(self, phone_number: _Optional[_Union[_resources_pb2.PhoneNumber, _Mapping]] = ...) -> None: ...

@@ -55,6 +55,11 @@ class PhoneNumberServiceStub(object):
                 request_serializer=batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberRequest.SerializeToString,
                 response_deserializer=batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberResponse.FromString,
                 _registered_method=True)
+        self.UpdatePhoneNumber = channel.unary_unary(
+                '/batchcalls.v1.PhoneNumberService/UpdatePhoneNumber',
+                request_serializer=batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberRequest.SerializeToString,
+                response_deserializer=batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberResponse.FromString,
+                _registered_method=True)
 
 
 class PhoneNumberServiceServicer(object):
@@ -86,6 +91,14 @@ class PhoneNumberServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdatePhoneNumber(self, request, context):
+        """Changes the display name and the outbound trunk's settings, and rotates
+        its credentials, keeping the number (and the batches using it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PhoneNumberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +121,11 @@ def add_PhoneNumberServiceServicer_to_server(servicer, server):
                     servicer.DeletePhoneNumber,
                     request_deserializer=batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberRequest.FromString,
                     response_serializer=batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberResponse.SerializeToString,
+            ),
+            'UpdatePhoneNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePhoneNumber,
+                    request_deserializer=batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberRequest.FromString,
+                    response_serializer=batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +237,33 @@ class PhoneNumberService(object):
             '/batchcalls.v1.PhoneNumberService/DeletePhoneNumber',
             batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberRequest.SerializeToString,
             batchcalls_dot_v1_dot_phone__number__service__pb2.DeletePhoneNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePhoneNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/batchcalls.v1.PhoneNumberService/UpdatePhoneNumber',
+            batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberRequest.SerializeToString,
+            batchcalls_dot_v1_dot_phone__number__service__pb2.UpdatePhoneNumberResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,7 @@ class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_OUTCOME_AGENT_ERROR: _ClassVar[CallOutcome]
     CALL_OUTCOME_DIALER_LOST: _ClassVar[CallOutcome]
     CALL_OUTCOME_NOT_DIALED: _ClassVar[CallOutcome]
+    CALL_OUTCOME_VOICEMAIL: _ClassVar[CallOutcome]
 
 class AgentArchitecture(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -127,6 +128,7 @@ CALL_OUTCOME_CARRIER_ERROR: CallOutcome
 CALL_OUTCOME_AGENT_ERROR: CallOutcome
 CALL_OUTCOME_DIALER_LOST: CallOutcome
 CALL_OUTCOME_NOT_DIALED: CallOutcome
+CALL_OUTCOME_VOICEMAIL: CallOutcome
 AGENT_ARCHITECTURE_UNSPECIFIED: AgentArchitecture
 AGENT_ARCHITECTURE_PIPELINE: AgentArchitecture
 AGENT_ARCHITECTURE_REALTIME: AgentArchitecture
@@ -210,7 +212,7 @@ class AgentSipConnection(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., scheme: _Optional[str] = ..., user: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., transport: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: bool = ..., header_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SimulationProfile(_message.Message):
-    __slots__ = ("weight_completed", "weight_no_answer", "weight_busy", "weight_timeout", "weight_invalid_number", "weight_blocked", "weight_carrier_error", "weight_agent_error", "mean_call_seconds", "ring_seconds")
+    __slots__ = ("weight_completed", "weight_no_answer", "weight_busy", "weight_timeout", "weight_invalid_number", "weight_blocked", "weight_carrier_error", "weight_agent_error", "mean_call_seconds", "ring_seconds", "weight_voicemail")
     WEIGHT_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_BUSY_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +223,7 @@ class SimulationProfile(_message.Message):
     WEIGHT_AGENT_ERROR_FIELD_NUMBER: _ClassVar[int]
     MEAN_CALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_VOICEMAIL_FIELD_NUMBER: _ClassVar[int]
     weight_completed: float
     weight_no_answer: float
     weight_busy: float
@@ -231,7 +234,8 @@ class SimulationProfile(_message.Message):
     weight_agent_error: float
     mean_call_seconds: float
     ring_seconds: float
-    def __init__(self, weight_completed: _Optional[float] = ..., weight_no_answer: _Optional[float] = ..., weight_busy: _Optional[float] = ..., weight_timeout: _Optional[float] = ..., weight_invalid_number: _Optional[float] = ..., weight_blocked: _Optional[float] = ..., weight_carrier_error: _Optional[float] = ..., weight_agent_error: _Optional[float] = ..., mean_call_seconds: _Optional[float] = ..., ring_seconds: _Optional[float] = ...) -> None: ...
+    weight_voicemail: float
+    def __init__(self, weight_completed: _Optional[float] = ..., weight_no_answer: _Optional[float] = ..., weight_busy: _Optional[float] = ..., weight_timeout: _Optional[float] = ..., weight_invalid_number: _Optional[float] = ..., weight_blocked: _Optional[float] = ..., weight_carrier_error: _Optional[float] = ..., weight_agent_error: _Optional[float] = ..., mean_call_seconds: _Optional[float] = ..., ring_seconds: _Optional[float] = ..., weight_voicemail: _Optional[float] = ...) -> None: ...
 
 class OutboundTrunk(_message.Message):
     __slots__ = ("kind", "host", "port", "transport", "username", "password", "password_set", "caller_id_format", "simulation", "calls_per_second")

@@ -24,9 +24,23 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_async_engine(url: str, pool_size: int = 40) -> AsyncEngine:
+def make_async_engine(url: str, pool_size: int = 40, *, connect_timeout: float = 0,
+                      statement_timeout: float = 0) -> AsyncEngine:
+    """The server's runtime engine. ``connect_timeout`` (psycopg, seconds)
+    and ``statement_timeout`` (Postgres, seconds, set on every connection
+    of this engine only: ``migrate`` builds its own engine, so a long
+    migration is never cut); 0 = none."""
+    connect_args: dict[str, object] = {}
+    if connect_timeout > 0:
+        connect_args["connect_timeout"] = max(1, round(connect_timeout))
+    if statement_timeout > 0:
+        connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
     return create_async_engine(
-        normalize_url(url), pool_size=pool_size, max_overflow=20, pool_recycle=1800
+        normalize_url(url), pool_size=pool_size, max_overflow=20, pool_recycle=1800,
+        connect_args=connect_args,
+        # Statement parameters (passwords, numbers) never in logs or error
+        # messages (docs/design.md §7).
+        hide_parameters=True,
     )
 
 

@@ -61,6 +61,14 @@ organizations = Table(
     # need consent" (migration 0005, issue 16).
     Column("calling_any_time", Boolean, nullable=False, server_default=text("false")),
     Column("require_consent", Boolean, nullable=False, server_default=text("false")),
+    # Epoch of the organization's Redis state, bumped by each rebuild of it
+    # (migration 0009; docs/recovery.md, "Failover without loss").
+    Column("redis_epoch", BigInteger, nullable=False, server_default="0"),
+    # Slots kept free of batch calls (migration 0010, issue 13): Redis gets
+    # concurrency_limit - reserved_concurrency as the organization's limit.
+    Column("reserved_concurrency", Integer, nullable=False, server_default="0"),
+    CheckConstraint("reserved_concurrency >= 0 and reserved_concurrency < concurrency_limit",
+                    name="reserved_concurrency"),
 )
 
 api_keys = Table(
@@ -76,6 +84,8 @@ api_keys = Table(
     Column("created_at", TS, nullable=False, server_default=text("now()")),
     Column("last_used_at", TS),
     Column("revoked_at", TS),
+    # Optional expiry (migration 0008): UNAUTHENTICATED from this instant.
+    Column("expire_at", TS),
     # reporter: ResultsService only (migration 0003).
     CheckConstraint("role in ('owner','admin','member','reporter')", name="role"),
 )
@@ -98,7 +108,9 @@ agents = Table(
     # contact variables sent as X-BC-* headers.
     Column("sip_uri", String(512), nullable=False, server_default=""),
     Column("sip_username", String(128), nullable=False, server_default=""),
-    Column("sip_password", String(256), nullable=False, server_default=""),
+    # "enc:v1:<Fernet token>" (migration 0008; server/adapters/secrets.py);
+    # a value without the marker is legacy plaintext, encrypted on next write.
+    Column("sip_password", Text, nullable=False, server_default=""),
     Column("sip_header_fields", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     CheckConstraint("architecture in ('pipeline','realtime','text')", name="architecture"),
 )
@@ -117,8 +129,8 @@ phone_numbers = Table(
     Column("trunk_port", Integer, nullable=False, server_default="0"),
     Column("trunk_transport", String(4), nullable=False, server_default="udp"),
     Column("trunk_username", String(128), nullable=False, server_default=""),
-    # Never returned by the public API.
-    Column("trunk_password", String(256), nullable=False, server_default=""),
+    # Never returned by the public API; encrypted like agents.sip_password.
+    Column("trunk_password", Text, nullable=False, server_default=""),
     Column("caller_id_format", String(16), nullable=False, server_default="e164"),
     Column("simulation", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # The trunk's calls per second, 0.1-1000 (migration 0004; docs/pacing.md).
@@ -168,6 +180,12 @@ batches = Table(
     # The circuit breaker judges attempts that ended after this instant
     # (set on resume: the operator looked at the failures).
     Column("breaker_reset_at", TS),
+    # Own retry delays per outcome, {"busy": [300, 1800], ...}; an outcome
+    # not listed uses the server's default. What a voicemail means:
+    # "retry_later" | "done" (migration 0010, issue 13).
+    Column("retry_delays", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("voicemail_action", String(12), nullable=False, server_default="retry_later"),
+    CheckConstraint("voicemail_action in ('retry_later','done')", name="voicemail_action"),
     UniqueConstraint("org_id", "request_id", name="uq_batches_org_request"),
     CheckConstraint(
         "status in ('pending','scheduled','running','paused','completed','failed','cancelled')",
@@ -260,7 +278,9 @@ attempts = Table(
     "attempts",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("contact_id", BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    # No foreign key (migration 0008): deleting a batch deletes its contacts
+    # and keeps its attempts, the call records billing and the frequency cap read.
+    Column("contact_id", BigInteger, nullable=False),
     Column("batch_id", String(40), nullable=False),
     Column("org_id", String(40), nullable=False),
     Column("phone", String(20), nullable=False),
@@ -308,6 +328,16 @@ Index(
     attempts.c.org_id,
     attempts.c.provider_call_id,
     postgresql_where=attempts.c.provider_call_id != "",
+)
+
+#: Request ids of TopUpCredits (migration 0008): one top-up per id.
+credit_top_ups = Table(
+    "credit_top_ups",
+    metadata,
+    Column("org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
 )
 
 do_not_call = Table(

@@ -387,9 +387,75 @@ class RedisState:
     async def mark_present(self) -> None:
         await self.redis.set(keys.STATE_MARKER, repr(self._clock()))
 
-    async def rebuild(self, orgs: Iterable[OrgSnapshot], *, limits_before: dict[str, str] | None = None) -> None:
+    # -- per-organization markers (Redis Cluster: failover without loss) -------------------
+
+    async def org_markers(self, org_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """org id -> (its marker, "" if none; the replication id of the node
+        holding its slot now). The marker is current when it equals
+        ``f"{postgres epoch}:{replid}"`` (``keys.org_marker``)."""
+        org_ids = list(dict.fromkeys(org_ids))
+        out: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(org_ids), CLUSTER_SCRIPT_CONCURRENCY):
+            chunk = org_ids[i:i + CLUSTER_SCRIPT_CONCURRENCY]
+            replies = await asyncio.gather(*(
+                self.scripts.org_marker(keys=[keys.org_marker(o)], args=["get"]) for o in chunk
+            ))
+            for org_id, (marker, replid) in zip(chunk, replies):
+                out[org_id] = (_s(marker), _s(replid))
+        return out
+
+    async def mark_org(self, org_id: str, epoch: int) -> str:
+        """Write the org's marker: ``<epoch>:<replid of the slot's node>``.
+        Only after the org's state was (re)built from Postgres."""
+        return _s(await self.scripts.org_marker(keys=[keys.org_marker(org_id)], args=["set", int(epoch)]))
+
+    async def rebuild_orgs(
+        self, orgs: Iterable[OrgSnapshot], epochs: dict[str, int], *, limits_before: dict[str, str] | None = None
+    ) -> None:
+        """Rebuild these organizations from Postgres snapshots on a Redis
+        that may hold a stale copy of their state (a replica promoted by a
+        failover holds a prefix of the master's writes), then write each
+        org's marker with its new epoch LAST. Claims in these orgs are
+        refused meanwhile (their marker is missing or names another node).
+
+        On top of ``rebuild`` (leases of in-flight attempts restored, fence
+        floor raised, meta, ring, config): ready entries of contacts that
+        Postgres no longer counts as waiting (a claim whose ZREM was lost;
+        their attempt is open or they are final) are removed, and contacts
+        under a lease Redis still holds (claimed, StartAttempt pending) are
+        not re-queued: their holder's release does it."""
+        orgs = list(orgs)
+        pruned: list[OrgSnapshot] = []
+        for org in orgs:
+            batches: list[BatchSnapshot] = []
+            for b in org.running:
+                waiting = {c for c, _ in b.ready}
+                ready_key = keys.batch_ready(org.org_id, b.batch_id)
+                stale = [c for c in await self.ready_contacts(org.org_id, b.batch_id) if c not in waiting]
+                for i in range(0, len(stale), ZADD_CHUNK):
+                    await self.redis.zrem(ready_key, *stale[i:i + ZADD_CHUNK])
+                leased = await self.leased_contacts(org.org_id, b.batch_id)
+                batches.append(BatchSnapshot(
+                    batch_id=b.batch_id, concurrency_limit=b.concurrency_limit,
+                    max_call_seconds=b.max_call_seconds,
+                    ready=[(c, due) for c, due in b.ready if c not in leased], inflight=b.inflight,
+                ))
+            pruned.append(OrgSnapshot(org_id=org.org_id, concurrency_limit=org.concurrency_limit,
+                                      max_fencing_token=org.max_fencing_token, running=batches,
+                                      inflight_other=org.inflight_other))
+        await self.rebuild(pruned, limits_before=limits_before, epochs=epochs, global_marker=False)
+
+    async def rebuild(
+        self,
+        orgs: Iterable[OrgSnapshot],
+        *,
+        limits_before: dict[str, str] | None = None,
+        epochs: dict[str, int] | None = None,
+        global_marker: bool = True,
+    ) -> None:
         """Rebuild Redis from Postgres snapshots after a data loss, then set
-        the marker. Idempotent: leases are added with ZADD NX (never twice),
+        the marker (with ``epochs``, each org's marker after its state; the
+        global marker unless ``global_marker`` is False). Idempotent: leases are added with ZADD NX (never twice),
         the fence counter is only raised, ring adds skip present ids.
 
         Every attempt open in Postgres gets a slot-holding lease back, also
@@ -453,7 +519,11 @@ class RedisState:
                 await self.repair_org_limit(org_id, limits_before.get(org_id), org.concurrency_limit)
             if org.running:
                 await self.redis.sadd(keys.ACTIVE_ORGS, org_id)
-        await self.mark_present()
+            # 5. the org's marker (Redis Cluster), after everything else.
+            if epochs is not None and org_id in epochs:
+                await self.mark_org(org_id, epochs[org_id])
+        if global_marker:
+            await self.mark_present()
 
     @staticmethod
     def _lease_fields(lease: InflightLease) -> list[Any]:
