@@ -23,6 +23,8 @@ import collections
 import math
 from collections.abc import Callable
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from dialer.lease_book import LeaseBook
 from dialer.lease_replies import Activation, Claim, ClaimStop
 from dialer.leases import LeaseClient
@@ -155,11 +157,23 @@ class GrantAhead:
         None: activated, dial now. Else why not to dial."""
         deadline = t0 + self.settings.dial_grace_seconds * ACTIVATE_GRACE_SHARE
         woken = False
+        errors = 0
         try:
             while True:
                 if self.pacing.stopping.is_set():
                     return "dialer stopping"
-                status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id)
+                try:
+                    status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id)
+                except (RedisError, RedisClusterException, OSError) as exc:
+                    # The org's master may be failing over: try again after
+                    # a short pause while the dial grace lasts; after it the
+                    # attempt is finished as NOT_DIALED (never left open).
+                    errors += 1
+                    remaining = deadline - self.monotonic()
+                    if remaining <= 0:
+                        return f"activation failed: {exc!r}"
+                    await asyncio.sleep(min(remaining, 0.05 * 2 ** min(errors, 5)))
+                    continue
                 if status is Activation.OK:
                     return None
                 if not status.waits:

@@ -33,7 +33,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from dialer.aio import wait_event
 from dialer.grant_ahead import GrantAhead
@@ -108,9 +108,14 @@ class ClaimRounds:
                 else:
                     await self.express_round(hints)
                 errors = 0
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:  # a failover: slot map moving
                 errors += 1
                 log_event(log, "claim.redis_error", logging.WARNING, error=repr(exc))
+                await pacing.sleep(min(0.1 * 2**errors, 2.0))
+                continue
+            except Exception as exc:  # a bug must not end claiming for good
+                errors += 1
+                log_event(log, "claim.error", logging.ERROR, error=repr(exc), exc_info=True)
                 await pacing.sleep(min(0.1 * 2**errors, 2.0))
                 continue
             # A round is exhaustive (passes until every org is full or its

@@ -26,6 +26,7 @@ from redis.exceptions import (
     ClusterDownError,
     MovedError,
     NoScriptError,
+    RedisClusterException,
     ResponseError,
     TryAgainError,
 )
@@ -82,7 +83,13 @@ class ScriptBatcher:
     LOAD in the same pipeline to that master; MOVED, CLUSTERDOWN and a
     master's connection error refresh the slot map and resend; ASK resends
     to the named node after ASKING; TRYAGAIN resends after a short pause.
-    Up to ``CLUSTER_ATTEMPTS`` passes, then the error goes to the caller.
+    A connection error or CLUSTERDOWN also pauses before the resend
+    (``CLUSTER_DOWN_PAUSE_SECONDS``, doubled each pass: a dead master is
+    replaced after about the cluster's node timeout). Up to
+    ``CLUSTER_ATTEMPTS`` passes, then the error goes to the caller, always
+    as a ``RedisError`` (redis-py's ``RedisClusterException``s of a slot
+    map in flux, e.g. ``SlotNotCoveredError``, become ``ClusterDownError``)
+    so the callers' Redis error handling (retry with back-off) covers it.
     Commands of one organization go to one master in their queued order, so
     a claim round's LMOVE still precedes its LRANGE; nothing is ordered
     across masters (nothing needs it).
@@ -90,6 +97,9 @@ class ScriptBatcher:
 
     #: passes of a cluster round trip (first send + resends).
     CLUSTER_ATTEMPTS = 3
+    #: pause before the resend after a master's connection error or
+    #: CLUSTERDOWN, doubled on each pass.
+    CLUSTER_DOWN_PAUSE_SECONDS = 0.05
 
     def __init__(self, redis: Any, *, max_items: int = 512, linger_seconds: float = 0.02) -> None:
         self._redis = redis
@@ -259,6 +269,7 @@ class ScriptBatcher:
         try:
             await cluster.initialize()  # a no-op once the slot map is known
         except Exception as exc:
+            exc = _as_redis_error(exc)
             for item in group:
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -278,7 +289,7 @@ class ScriptBatcher:
                     node = ask if ask is not None else self._node_of(group[i].commands[j])
                 except Exception as exc:  # a slot no master serves (cluster down)
                     if last:
-                        replies[i][j] = exc
+                        replies[i][j] = _as_redis_error(exc)
                         continue
                     node = None
                 if node is None:
@@ -293,11 +304,12 @@ class ScriptBatcher:
             todo = list(unrouted)
             refresh = bool(unrouted)
             pause = False
+            down = bool(unrouted)  # a master unreachable: back off before resending
             for (node, refs), outcome in zip(by_node.values(), outcomes):
                 if isinstance(outcome, BaseException):
                     if isinstance(outcome, (RedisConnectionError, RedisTimeoutError, OSError)) and not last:
                         todo += [(i, j, None, False) for i, j, _, _ in refs]  # the node may be gone
-                        refresh = True
+                        refresh = down = True
                         continue
                     if not isinstance(outcome, Exception):
                         raise outcome  # cancelled
@@ -312,6 +324,7 @@ class ScriptBatcher:
                     elif isinstance(reply, (MovedError, ClusterDownError)):
                         todo.append((i, j, None, False))
                         refresh = True
+                        down = down or isinstance(reply, ClusterDownError)
                     elif isinstance(reply, AskError):
                         target = cluster.get_node(host=reply.host, port=reply.port)
                         todo.append((i, j, target, False))
@@ -323,6 +336,11 @@ class ScriptBatcher:
                         replies[i][j] = reply
             if not todo:
                 break
+            if down:
+                # A master is down and maybe not replaced yet (a failover
+                # takes about the node timeout): give it a moment, longer on
+                # each pass. The callers retry after that with back-off.
+                await asyncio.sleep(self.CLUSTER_DOWN_PAUSE_SECONDS * 2**attempt)
             if refresh:
                 try:
                     await cluster.nodes_manager.initialize()
@@ -380,3 +398,15 @@ class ScriptBatcher:
             raise
         node.release(conn)
         return [replies[k] for k in wanted]
+
+
+def _as_redis_error(exc: Exception) -> Exception:
+    """redis-py raises ``RedisClusterException`` (not a ``RedisError``) for
+    a slot no node serves or no reachable startup node, both passing states
+    of a failover: as a ``ClusterDownError`` the callers retry it like any
+    Redis error."""
+    if isinstance(exc, RedisClusterException):
+        err = ClusterDownError(f"{type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        return err
+    return exc

@@ -7,8 +7,11 @@
 - ``RedisCluster.start(binary, cli)``: six such servers with
   ``--cluster-enabled yes``, joined by ``redis-cli --cluster create …
   --cluster-replicas 1 --cluster-yes`` into three masters with one replica
-  each; ``start`` returns once every node reports ``cluster_state:ok`` and
-  knows all six nodes.
+  each; ``start`` returns once every node reports ``cluster_state:ok``,
+  knows all six nodes and every replica has synced with its master
+  (``--repl-diskless-sync-delay 0``: a replica that never synced is not
+  promoted when its master dies). ``wait_promoted(slot)`` waits after a
+  master's kill until a live master serves the slot on every live node.
 
 Nothing here imports pytest: the fixtures in ``tests/integration/conftest.py``
 decide whether a missing binary skips or (under CI) fails.
@@ -159,6 +162,10 @@ class RedisCluster:
                         binary, "--cluster-enabled", "yes",
                         "--cluster-config-file", str(node_dir / "nodes.conf"),
                         "--cluster-node-timeout", str(node_timeout_ms),
+                        # A replica's first sync starts at once (the default
+                        # waits 5 s for more replicas): a replica that never
+                        # synced cannot be promoted when its master dies.
+                        "--repl-diskless-sync-delay", "0",
                         directory=node_dir,
                     )
                 )
@@ -184,8 +191,8 @@ class RedisCluster:
 
     def wait_ok(self, timeout: float = CLUSTER_TIMEOUT) -> None:
         """Until every live node says ``cluster_state:ok`` and knows every
-        node (the gossip has converged), and the masters' replicas are
-        attached."""
+        node (the gossip has converged), and every live replica's link to
+        its master is up (it has synced: only then can it be promoted)."""
         deadline = time.monotonic() + timeout
         last: dict[str, str] = {}
         while time.monotonic() < deadline:
@@ -194,11 +201,53 @@ class RedisCluster:
             if infos and all(
                 i.get("cluster_state") == "ok" and int(i.get("cluster_known_nodes", 0)) == len(self.nodes)
                 for i in infos
-            ):
+            ) and all(self.replica_synced(n) for n in live):
                 return
             last = infos[0] if infos else {}
             time.sleep(0.1)
         raise RuntimeError(f"cluster not ok within {timeout}s: {last}")
+
+    def replica_synced(self, node: RedisServer) -> bool:
+        """A master, or a replica whose link to its master is up."""
+        out = _cli(self.cli, node.port, "info", "replication")
+        info = dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
+        return info.get("role") == "master" or (
+            info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == "0")
+
+    def slot_master(self, slot: int, via: RedisServer) -> int | None:
+        """The port of the master serving ``slot`` in ``via``'s CLUSTER
+        NODES (None: no master serves it, or it is flagged failing)."""
+        out = _cli(self.cli, via.port, "cluster", "nodes")
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) < 8:
+                continue
+            flags = parts[2].split(",")
+            if "master" not in flags or "fail" in flags or "fail?" in flags:
+                continue
+            for rng in parts[8:]:
+                if rng.startswith("["):  # a slot being migrated / imported
+                    continue
+                lo, _, hi = rng.partition("-")
+                if int(lo) <= slot <= int(hi or lo):
+                    return int(parts[1].split("@")[0].rsplit(":", 1)[1])
+        return None
+
+    def wait_promoted(self, slot: int, timeout: float = 30.0) -> RedisServer:
+        """After a master's kill: until every live node's CLUSTER NODES names
+        a live master (not failing) serving ``slot``, the same on all, and
+        ``cluster_state:ok`` everywhere; that master."""
+        deadline = time.monotonic() + timeout
+        seen: list[int | None] = []
+        while time.monotonic() < deadline:
+            live = {n.port: n for n in self.nodes if n.process.poll() is None}
+            seen = [self.slot_master(slot, n) for n in live.values()]
+            if seen and seen[0] in live and all(p == seen[0] for p in seen) and all(
+                self.info(n).get("cluster_state") == "ok" for n in live.values()
+            ):
+                return live[seen[0]]
+            time.sleep(0.1)
+        raise RuntimeError(f"slot {slot} not served by a live master within {timeout}s: {seen}")
 
     def masters(self) -> list[RedisServer]:
         out = _cli(self.cli, self.nodes[0].port, "cluster", "nodes")
