@@ -113,7 +113,7 @@ class ClaimRounds:
                 log_event(log, "claim.redis_error", logging.WARNING, error=repr(exc))
                 await pacing.sleep(min(0.1 * 2**errors, 2.0))
                 continue
-            except Exception as exc:  # a bug must not end claiming for good
+            except Exception as exc:  # noqa: BLE001 - a bug must not end claiming for good
                 errors += 1
                 log_event(log, "claim.error", logging.ERROR, error=repr(exc), exc_info=True)
                 await pacing.sleep(min(0.1 * 2**errors, 2.0))
