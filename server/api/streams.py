@@ -1,10 +1,13 @@
 """WatchBatch streams: shared Redis subscriptions, caps and per-stream bounds.
 
-One ``StreamHub`` per server process (per RedisState). The watchers of a
-batch share ONE subscription to its channel (``RedisState.subscribe``, so a
-cluster still goes through sharded pub/sub): the channel is subscribed when
-the first watcher of the batch arrives and unsubscribed when the last one
-leaves. A reader task fans every message out to the watchers' own bounded
+One ``StreamHub`` per server process (per RedisState). On a single Redis
+every watched batch of the process shares ONE pub/sub connection
+(``_Mux``): a batch's channel is subscribed on it when the first watcher of
+the batch arrives and unsubscribed when the last one leaves, and one reader
+task dispatches each message by channel. On a Redis Cluster the channels
+live on their organizations' shards (sharded pub/sub), so each watched
+batch keeps one subscription of its own (``RedisState.subscribe``); either
+way the watchers of one batch share it. A reader task fans every message out to the watchers' own bounded
 queues; a watcher whose queue is full (a client that does not read) is
 closed with ``overflowed`` set, and its stream ends RESOURCE_EXHAUSTED
 (reason ``WATCH_STREAM_TOO_SLOW``) instead of growing memory.
@@ -24,6 +27,7 @@ import weakref
 from collections import deque
 from typing import Any
 
+from contract import keys
 from server.domain.errors import ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -88,13 +92,34 @@ class Listener:
 
 
 class _Channel:
+    """One watched batch's channel and its listeners. On a single Redis it
+    rides the hub's shared connection (``mux``); on a cluster ``task`` reads
+    its own sharded subscription."""
+
     def __init__(self, hub: StreamHub, org_id: str, batch_id: str) -> None:
         self.hub = hub
         self.org_id = org_id
         self.batch_id = batch_id
+        self.name = keys.batch_events(org_id, batch_id)
         self.listeners: set[Listener] = set()
         self.task: asyncio.Task[None] | None = None
+        self.mux: _Mux | None = None
         self.dead = False  # the subscription ended: joiners need a new one
+
+    def live(self) -> bool:
+        if self.dead:
+            return False
+        if self.mux is not None:
+            return not self.mux.dead
+        return self.task is not None and not self.task.done()
+
+    def fail(self, error: BaseException | None) -> None:
+        """The subscription is gone: end every listener, forget the channel."""
+        self.dead = True
+        if self.hub._channels.get((self.org_id, self.batch_id)) is self:
+            del self.hub._channels[(self.org_id, self.batch_id)]
+        for listener in list(self.listeners):
+            listener._close(error)
 
     async def run(self) -> None:
         sub = self.hub.redis_state.subscribe(self.org_id, self.batch_id)
@@ -118,10 +143,79 @@ class _Channel:
             await sub.aclose()
 
 
+class _Mux:
+    """One pub/sub connection for every batch channel this process watches
+    (single Redis). Subscribing and unsubscribing go out on the same
+    connection the reader task reads from; a lock keeps those commands
+    apart from each other."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+        self.pubsub = hub.redis_state.redis.pubsub(ignore_subscribe_messages=True)
+        self.channels: dict[str, _Channel] = {}
+        self.lock = asyncio.Lock()
+        self.connected = asyncio.Event()
+        self.dead = False
+        self.task: asyncio.Task[None] = asyncio.create_task(self.run(), name="watch-mux")
+
+    async def add(self, channel: _Channel) -> None:
+        try:
+            async with self.lock:
+                await self.pubsub.subscribe(channel.name)
+            self.connected.set()
+        except Exception as exc:  # noqa: BLE001 - Redis down: the stream ends with it
+            self.channels.pop(channel.name, None)
+            channel.fail(exc)
+
+    async def remove(self, channel: _Channel) -> None:
+        if self.channels.get(channel.name) is channel:
+            del self.channels[channel.name]
+        try:
+            async with self.lock:
+                await self.pubsub.unsubscribe(channel.name)
+        except Exception:  # noqa: BLE001 - best effort: the connection may be gone
+            pass
+
+    async def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            await self.connected.wait()
+            while True:
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if not message or message.get("type") != "message":
+                    continue
+                name = message["channel"]
+                channel = self.channels.get(name.decode() if isinstance(name, bytes) else str(name))
+                if channel is None:
+                    continue
+                data = message["data"]
+                data = data if isinstance(data, bytes) else str(data).encode("utf-8")
+                for listener in list(channel.listeners):
+                    listener._push(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported to the streams
+            error = exc
+        finally:
+            # The connection is gone (Redis down, or the hub closed): every
+            # stream on it ends; a later watcher gets a new connection.
+            self.dead = True
+            if self.hub._mux is self:
+                self.hub._mux = None
+            for channel in list(self.channels.values()):
+                channel.fail(error)
+            self.channels.clear()
+            try:
+                await asyncio.shield(self.pubsub.aclose())
+            except Exception:  # noqa: BLE001
+                pass
+
+
 class StreamHub:
     def __init__(self, redis_state: Any) -> None:
         self.redis_state = redis_state
         self._channels: dict[tuple[str, str], _Channel] = {}
+        self._mux: _Mux | None = None
         self.per_key: dict[str, int] = {}
         self.per_org: dict[str, int] = {}
 
@@ -156,13 +250,22 @@ class StreamHub:
     # -- shared subscriptions ----------------------------------------------------
 
     def join(self, org_id: str, batch_id: str, token: str, queue_max: int = QUEUE_MAX) -> Listener:
-        """A listener on the batch's channel; subscribes it if it is the first."""
+        """A listener on the batch's channel; subscribes it if it is the
+        first. The subscription completes in the background: a watcher
+        knows it is live when its own sync event arrives (server.api.watch)."""
         key = (org_id, batch_id)
         channel = self._channels.get(key)
-        if channel is None or channel.dead or channel.task is None or channel.task.done():
+        if channel is None or not channel.live():
             channel = _Channel(self, org_id, batch_id)
             self._channels[key] = channel
-            channel.task = asyncio.create_task(channel.run(), name=f"watch-{batch_id}")
+            if getattr(self.redis_state, "cluster", False):
+                channel.task = asyncio.create_task(channel.run(), name=f"watch-{batch_id}")
+            else:
+                if self._mux is None or self._mux.dead:
+                    self._mux = _Mux(self)
+                channel.mux = self._mux
+                self._mux.channels[channel.name] = channel
+                channel.task = asyncio.create_task(self._mux.add(channel), name=f"watch-sub-{batch_id}")
         listener = Listener(channel, token, queue_max)
         channel.listeners.add(listener)
         return listener
@@ -172,11 +275,19 @@ class StreamHub:
         listener._close(listener.error)
         channel = listener._channel
         channel.listeners.discard(listener)
-        if channel.listeners or channel.task is None:
+        if channel.listeners:
             return
         if self._channels.get((channel.org_id, channel.batch_id)) is channel:
             del self._channels[(channel.org_id, channel.batch_id)]
+        channel.dead = True
+        if channel.mux is not None:
+            if channel.task is not None and not channel.task.done():
+                await asyncio.wait([channel.task])
+            await channel.mux.remove(channel)
+            return
         task = channel.task
+        if task is None:
+            return
         if not task.done():
             task.cancel()
         try:

@@ -28,9 +28,9 @@ delays a watcher, never strands it. A client that reconnects gets a fresh
 snapshot. When the client goes away, grpc cancels this generator and the
 ``finally`` leaves the batch's channel.
 
-The subscription is shared: the streams of one batch in this process hold
-one Redis subscription (``server.api.streams``, the hub), each with its own
-bounded queue. Streams are capped per key and per organization, live at
+The subscription is shared: every stream of this process rides one Redis
+pub/sub connection (one subscription per watched batch on a cluster;
+``server.api.streams``, the hub), each with its own bounded queue. Streams are capped per key and per organization, live at
 most ``watch_max_seconds`` and end when their key is revoked or expired
 (docs/design.md §7).
 """
@@ -65,8 +65,8 @@ _FINAL_ENUMS = frozenset(convert.batch_status(s) for s in FINAL_STATUSES)
 
 class _Subscription:
     """This stream's listener on the batch channel, shared through the
-    process's hub (server.api.streams): one Redis subscription per watched
-    batch, not per stream. The hub's reader task fills our bounded deque
+    process's hub (server.api.streams): one pub/sub connection for the
+    process, one channel subscription per watched batch, not per stream. The hub's reader task fills our bounded deque
     (no ``wait_for`` on a queue: a timeout can never swallow an event)."""
 
     def __init__(self, redis_state: Any, org_id: str, batch_id: str) -> None:

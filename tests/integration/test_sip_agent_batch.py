@@ -111,3 +111,80 @@ def test_busy_agent_ends_the_attempt_as_agent_error(stack_with_dialer, org, peer
     assert att.outcome == res.CALL_OUTCOME_AGENT_ERROR
     assert att.agent_sip_code == 486
     assert 0 < att.agent_answer_delay_ms < 5000
+
+
+def test_batch_concurrency_holds_at_the_carrier_peer_with_the_agent_leg(stack_with_dialer, org, peers) -> None:
+    """Issue 12 item 6, "limits still hold at the carrier peer": 6 contacts,
+    batch concurrency 2, each callee hangs up 2 s after the ACK and the
+    agent answers. From the carrier sipp's own record (its per-call log and
+    -trace_stat CSV): never more than 2 calls live at once, 6 INVITEs for 6
+    distinct numbers; from the agent sipp: one INVITE per attempt."""
+    if require_sipp():
+        pytest.skip(require_sipp())
+    _, agent = peers
+    # A carrier peer of its own, so its statistics are this batch's alone.
+    callee = start_sipp("callee_uas_media.xml", "udp", media_ip="127.0.0.1")
+    numbers = [f"+1415555021{i}" for i in range(6)]  # callee_uas_media.xml: as "hangup"
+    md = org.md()
+    try:
+        with stack_with_dialer.channel() as ch:
+            agent_name = agrpc.AgentServiceStub(ch).CreateAgent(apb.CreateAgentRequest(agent=res.Agent(
+                display_name="sip agent limit", architecture=res.AGENT_ARCHITECTURE_PIPELINE, active=True,
+                sip_connection=res.AgentSipConnection(uri=f"sip:agent@127.0.0.1:{agent.port};transport=udp"),
+            )), metadata=md).agent.name
+            number = pn_grpc.PhoneNumberServiceStub(ch).CreatePhoneNumber(pn_pb2.CreatePhoneNumberRequest(
+                phone_number=res.PhoneNumber(
+                    phone_number=f"+12025551{secrets.randbelow(900) + 100:03d}", display_name="sip agent trunk",
+                    outbound_trunk=res.OutboundTrunk(kind=res.TRUNK_KIND_SIP, host="127.0.0.1", port=callee.port,
+                                                     transport=res.SIP_TRANSPORT_UDP, calls_per_second=1000.0),
+                )), metadata=md).phone_number
+            stub = bgrpc.BatchServiceStub(ch)
+            csv_rows = "".join(f"{n},C{i}\n" for i, n in enumerate(numbers))
+            batch = stub.CreateBatch(bpb.CreateBatchRequest(
+                request_id=str(uuid.uuid4()), display_name="agent limit", agent=agent_name,
+                from_phone_number=number.name, filename="c.csv", max_attempts=1, max_call_duration_seconds=30,
+                concurrency_limit=2, csv_content=f"phone,name\n{csv_rows}".encode(),
+                calling_window_mode=res.CALLING_WINDOW_MODE_NONE,
+            ), metadata=md).batch
+            started = time.monotonic()
+            deadline = started + TIMEOUT_S
+            while (stub.GetBatch(bpb.GetBatchRequest(name=batch.name), metadata=md).batch.status
+                   != res.BATCH_STATUS_COMPLETED):
+                assert time.monotonic() < deadline, "batch did not complete"
+                time.sleep(0.3)
+            elapsed = time.monotonic() - started
+            listed = stub.ListContacts(bpb.ListContactsRequest(parent=batch.name, page_size=100), metadata=md).contacts
+            contacts = [stub.GetContact(bpb.GetContactRequest(name=c.name), metadata=md).contact for c in listed]
+        assert callee.wait_idle(15)
+        callee.stop()
+        st = callee.stats()
+    finally:
+        callee.stop()
+        errors = callee.errors()
+        callee.cleanup()
+
+    attempts = [a for c in contacts for a in c.attempt_details]
+    print(f"\nbatch done in {elapsed:.1f}s; carrier: invites={st.invites} total_calls={st.total_calls} "
+          f"peak_concurrent(log)={st.peak_concurrent} peak_current_calls(stat)={st.peak_current_calls} "
+          f"successful={st.successful_calls} failed={st.failed_calls} unexpected={st.unexpected} "
+          f"byes_sent={st.byes_sent}; outcomes={[res.CallOutcome.Name(a.outcome) for a in attempts]}")
+    # Every contact completed, once, with its agent leg answered.
+    assert len(contacts) == 6
+    assert all(c.status == res.CONTACT_STATUS_COMPLETED for c in contacts), [c.status for c in contacts]
+    assert all(len(c.attempt_details) == 1 for c in contacts), [len(c.attempt_details) for c in contacts]
+    assert all(a.outcome == res.CALL_OUTCOME_COMPLETED and a.agent_sip_code == 200 for a in attempts), attempts
+    # The carrier peer's own record: 6 calls, 6 distinct numbers, all the
+    # callee's hang-ups, and never more than 2 live at once.
+    assert st.invites == st.total_calls == 6, (st.invites, st.total_calls)
+    dialed = sorted(rec.number for rec in st.calls.values())
+    assert dialed == sorted(numbers), dialed
+    assert all(rec.end == "hungup" and rec.end_ms is not None for rec in st.calls.values()), st.calls
+    assert st.byes_sent == 6 and st.unexpected == 0 and st.failed_calls == 0, (st, errors)
+    assert 1 <= st.peak_concurrent <= 2, st.peak_concurrent
+    assert st.peak_current_calls <= 2, st.peak_current_calls
+    # The agent peer: one INVITE per attempt, all six.
+    ours = {a.attempt_id for a in attempts}
+    agent_invites = [h["x-batchcalls-attempt-id"][0] for h in agent.received_requests("INVITE")
+                     if h.get("x-batchcalls-attempt-id", [""])[0] in ours]
+    print(f"agent INVITEs for this batch: {len(agent_invites)} ({len(set(agent_invites))} distinct attempts)")
+    assert sorted(agent_invites) == sorted(ours) and len(ours) == 6, agent_invites

@@ -90,6 +90,7 @@ AGENT_PASSWORD = "agent-secret"
 CALLEE_NUMBERS = {
     "hold": "+14155550200",  # plays the pcap, holds until our BYE
     "hangup": "+14155550201",  # plays the pcap, hangs up 2 s after the ACK
+    # +14155550210 .. +14155550219 behave as "hangup" (distinct numbers for a batch).
     "abandon": "+14155550202",  # hangs up 1 s after its 200, before our ACK
 }
 

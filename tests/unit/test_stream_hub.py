@@ -27,6 +27,51 @@ async def _wait_for(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+def test_every_watched_batch_shares_one_connection(embedded):
+    """Streams of three batches (two watchers each) ride ONE pub/sub
+    connection of the process, each message reaching only its batch's
+    watchers."""
+    import redis.asyncio as aioredis
+
+    async def main():
+        r = aioredis.Redis.from_url(embedded.redis_url)
+        state = RedisState(r)
+        hub = StreamHub(state)
+        org = f"org_{secrets.token_hex(4)}"
+        batches = ["B1", "B2", "B3"]
+
+        async def pubsub_clients() -> int:
+            return sum(1 for c in await r.client_list() if int(c.get("sub", 0)) > 0)
+
+        before = await pubsub_clients()
+        try:
+            listeners = {b: [hub.join(org, b, secrets.token_hex(4)) for _ in range(2)] for b in batches}
+
+            async def all_subscribed():
+                return all([await _numsub(r, keys.batch_events(org, b)) == 1 for b in batches])
+
+            await _wait_for(all_subscribed)
+            assert await pubsub_clients() - before == 1
+            await state.publish(org, "B2", b'{"type": "batch", "b": 2}')
+            for lst in listeners["B2"]:
+                await asyncio.wait_for(lst.arrived.wait(), 5)
+                assert list(lst.items) == [b'{"type": "batch", "b": 2}']
+            assert not any(lst.items for b in ("B1", "B3") for lst in listeners[b])
+            for b in batches:
+                for lst in listeners[b]:
+                    await hub.leave(lst)
+
+            async def none_subscribed():
+                return all([await _numsub(r, keys.batch_events(org, b)) == 0 for b in batches])
+
+            await _wait_for(none_subscribed)
+            assert hub.subscribed() == 0
+        finally:
+            await r.aclose()
+
+    asyncio.run(main())
+
+
 def test_watchers_of_a_batch_share_one_subscription_and_the_last_unsubscribes(embedded):
     import redis.asyncio as aioredis
 
