@@ -34,7 +34,6 @@ SCRIPT_NAMES = (
     "set_if_exists",
     "set_if_unchanged",
     "unlock",
-    "hold_lock",
     "pace",
     "pushback",
     "pace_ok",
@@ -95,7 +94,6 @@ class Scripts:
     set_if_exists: Any
     set_if_unchanged: Any
     unlock: Any
-    hold_lock: Any
     pace: Any
     pushback: Any
     pace_ok: Any

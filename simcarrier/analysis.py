@@ -69,18 +69,6 @@ def _interval(call: Mapping[str, object]) -> tuple[float, float]:
     return start, end
 
 
-def max_starts_in_any_second(starts: Iterable[float]) -> int:
-    """Most starts in any half-open one-second window ``[t, t + 1)``: what a
-    carrier counting calls per second sees."""
-    ordered = sorted(starts)
-    best, j = 0, 0
-    for i, t in enumerate(ordered):
-        while ordered[j] <= t - 1.0:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
 def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
     """Maximum number of half-open intervals live at one instant.
 

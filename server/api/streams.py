@@ -133,9 +133,13 @@ class _Channel:
         except Exception as exc:  # noqa: BLE001 - reported to the streams
             error = exc
         finally:
+            self.dead = True
             # The subscription is gone (Redis down, or cancelled by the last
             # leave): a later watcher subscribes afresh.
-            self.fail(error)
+            if self.hub._channels.get((self.org_id, self.batch_id)) is self:
+                del self.hub._channels[(self.org_id, self.batch_id)]
+            for listener in list(self.listeners):
+                listener._close(error)
             await sub.aclose()
 
 

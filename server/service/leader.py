@@ -9,8 +9,7 @@ TTL later). A replica that dies (kill -9) holds it at most ``ttl`` more.
 the TTL by this process's monotonic clock, so a replica cut off from Redis
 stops acting as leader before another one can take over (a margin of one
 renewal interval against clock drift). Renew and release are
-compare-and-set Lua scripts on one key (``contract/lua/hold_lock.lua``,
-``unlock.lua``): a replica never extends or deletes
+compare-and-set Lua scripts on one key: a replica never extends or deletes
 another's lease. One key, single-key commands: Redis Cluster safe.
 """
 
@@ -25,9 +24,26 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contract.scripts import source
-
 log = logging.getLogger(__name__)
+
+_ACQUIRE_OR_RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if cur then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 def default_holder() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -44,11 +60,8 @@ class LeaderLease:
         self.holder = holder or default_holder()
         self._monotonic = monotonic
         self._renewed_at: float | None = None
-        #: try_hold runs from the keep task and from each tick: one at a time,
-        #: so "taken" and "lost" are each seen (and logged) once.
-        self._hold_lock = asyncio.Lock()
-        self._acquire = redis.register_script(source("hold_lock"))
-        self._release = redis.register_script(source("unlock"))
+        self._acquire = redis.register_script(_ACQUIRE_OR_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
     @property
     def held(self) -> bool:
@@ -56,10 +69,6 @@ class LeaderLease:
 
     async def try_hold(self) -> bool:
         """Take the lease if free, renew it if ours; True while we hold it."""
-        async with self._hold_lock:
-            return await self._try_hold()
-
-    async def _try_hold(self) -> bool:
         t0 = self._monotonic()
         was = self.held
         try:

@@ -207,9 +207,6 @@ async def scenario(r: Any, org_id: str, recorder: Recorder) -> list[Any]:
     out.append(await leases.try_lock(keys.reaper_lock(org_id), "tok", 5000))
     out.append(await leases.unlock(keys.reaper_lock(org_id), "other"))
     out.append(await leases.unlock(keys.reaper_lock(org_id), "tok"))
-    # hold_lock.lua (server/service/leader.py's lease, here on an org key).
-    for owner in ("tok", "other", "tok"):
-        out.append(await state.scripts.hold_lock(keys=[keys.reaper_lock(org_id)], args=[owner, 5000]))
     # pace.lua, pushback.lua, pace_ok.lua (dialer.cps.Pacer, client-side clock).
     pacer = Pacer(r)
     recorder.wrap(pacer.scripts)
