@@ -93,6 +93,7 @@ class ClientTransaction:
         self._data = request.to_bytes()
         self._ack: bytes | None = None
         self._interval = self.timers.t1
+        self._retrans_at = 0.0
         self._h_retrans: asyncio.TimerHandle | None = None
         self._h_timeout: asyncio.TimerHandle | None = None
         self._h_linger: asyncio.TimerHandle | None = None
@@ -117,7 +118,12 @@ class ClientTransaction:
             self._fail(exc)
             return
         if not self.flow.reliable:
-            self._h_retrans = loop.call_later(self._interval, self._retransmit)
+            # Retransmissions are planned on the loop clock from the first send,
+            # not from when the previous one actually ran: a loop stalled for a
+            # moment delays one retransmission but does not push every later one
+            # (and the doubling schedule) towards Timer B.
+            self._retrans_at = loop.time() + self._interval
+            self._h_retrans = loop.call_at(self._retrans_at, self._retransmit)
 
     def _retransmit(self) -> None:
         self._h_retrans = None
@@ -136,7 +142,8 @@ class ClientTransaction:
             self._interval = self.timers.t2
         else:
             self._interval = min(self._interval * 2, self.timers.t2)  # Timer E
-        self._h_retrans = asyncio.get_running_loop().call_later(self._interval, self._retransmit)
+        self._retrans_at += self._interval
+        self._h_retrans = asyncio.get_running_loop().call_at(self._retrans_at, self._retransmit)
 
     def _on_timeout(self) -> None:
         self._h_timeout = None
