@@ -111,6 +111,55 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
+def spawn_server(stack, port: int, internal_addr: str = "127.0.0.1:0", **kw) -> tuple[subprocess.Popen, str]:
+    """Starts `batchcalls server` on ``port`` (public) and ``internal_addr``
+    (the dialers' listener; port 0 = any) and returns it once both listen,
+    with its internal address (bench/restart.py restarts it on the same
+    ports). ``kw`` goes to ``stack.spawn`` (e.g. ``stderr``)."""
+    from launcher.devstack import _read_ready
+
+    server = stack.spawn(["-m", "launcher.cli", "server"],
+                         env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0",
+                              "BATCHCALLS_INTERNAL_ADDR": internal_addr},
+                         stdout=subprocess.PIPE, text=True, **kw)
+    internal = _read_ready(server, "INTERNAL_READY")  # the dialers' (DialerService) listener
+    _read_ready(server, "SERVER_READY")  # both listeners up
+    return server, internal
+
+
+def bench_number(stack, org):
+    """The org's simulated caller number: every call completes, 200 simulated
+    seconds mean, 1 s ringing, not paced."""
+    from server.domain.auth import Principal, Role
+    from server.service import catalog
+
+    owner = Principal(org_id=org.org_id, role=Role.OWNER, key_id="bench")
+    return stack.run(catalog.create_phone_number(
+        stack.ctx, owner, f"+1415555{secrets.randbelow(9000) + 1000:04d}", "bench",
+        {"kind": "simulated", "simulation": {"weight_completed": 1.0, "mean_call_seconds": 200.0,
+                                             "ring_seconds": 1.0},
+         "calls_per_second": 1000.0},  # not a pacing benchmark (bench/pacing.py is)
+    ))
+
+
+def spawn_dialers(stack, internal: str, carrier_url: str, n: int, poll_seconds: str, tag: str,
+                  **kw) -> tuple[list[subprocess.Popen], list[int]]:
+    """``n`` dialer processes on ``internal``; returns them and their metrics
+    ports. ``kw`` goes to ``stack.spawn`` (e.g. ``stderr``)."""
+    metrics_ports = [free_port() for _ in range(n)]
+    dialers = [
+        stack.spawn(["-m", "dialer"], env={
+            "BATCHCALLS_SERVER_ADDR": internal, "BATCHCALLS_SIMCARRIER_URL": carrier_url,
+            "BATCHCALLS_DIALER_ID": f"bench-{tag}-{i}", "BATCHCALLS_POLL_SECONDS": poll_seconds,
+            "BATCHCALLS_DIALER_METRICS_PORT": str(metrics_ports[i]), "BATCHCALLS_LOG_LEVEL": "WARNING",
+            # One more server transaction per completed call: not what this measures.
+            "BATCHCALLS_SIMULATED_AGENT_REPORTS": "0",
+        }, **kw)
+        for i in range(n)
+    ]
+    return dialers, metrics_ports
+
+
 def main(argv: list[str] | None = None, results: list[dict] | None = None) -> int:
     """``results``, when given, gets one dict per dialer count (calls,
     completion, ideal, cpu_seconds by process name): bench/capacity.py."""
@@ -128,9 +177,6 @@ def main(argv: list[str] | None = None, results: list[dict] | None = None) -> in
     from batchcalls.v1 import resources_pb2 as res
 
     from bench.proc_cpu import CpuMeter, delta, format_per_call, postgres_pid, redis_pid
-    from launcher.devstack import _read_ready
-    from server.domain.auth import Principal, Role
-    from server.service import catalog
     from simcarrier import spawn
     from simcarrier.analysis import check_record
     from tests.support.api import stub
@@ -146,32 +192,12 @@ def main(argv: list[str] | None = None, results: list[dict] | None = None) -> in
     with embedded_stack("bench-dispatch-", env={"BATCHCALLS_LOG_LEVEL": "WARNING"}, server_settings=quiet) as stack, \
             spawn(time_scale=scale) as carrier:
         port = free_port()
-        server = stack.spawn(["-m", "launcher.cli", "server"],
-                             env={"BATCHCALLS_GRPC_PORT": str(port), "BATCHCALLS_AUTO_MIGRATE": "0",
-                                  "BATCHCALLS_INTERNAL_ADDR": "127.0.0.1:0"},
-                             stdout=subprocess.PIPE, text=True)
-        internal = _read_ready(server, "INTERNAL_READY")  # the dialers' (DialerService) listener
-        _read_ready(server, "SERVER_READY")  # both listeners up
+        server, internal = spawn_server(stack, port)
         for n_dialers in args.dialers:
             org = stack.new_org(concurrency_limit=args.concurrency, credits_usd=1_000_000)
-            owner = Principal(org_id=org.org_id, role=Role.OWNER, key_id="bench")
-            number = stack.run(catalog.create_phone_number(
-                stack.ctx, owner, f"+1415555{secrets.randbelow(9000) + 1000:04d}", "bench",
-                {"kind": "simulated", "simulation": {"weight_completed": 1.0, "mean_call_seconds": 200.0,
-                                                     "ring_seconds": 1.0},
-                 "calls_per_second": 1000.0},  # not a pacing benchmark (bench/pacing.py is)
-            ))
-            metrics_ports = [free_port() for _ in range(n_dialers)]
-            dialers = [
-                stack.spawn(["-m", "dialer"], env={
-                    "BATCHCALLS_SERVER_ADDR": internal, "BATCHCALLS_SIMCARRIER_URL": carrier.url,
-                    "BATCHCALLS_DIALER_ID": f"bench-{n_dialers}-{i}", "BATCHCALLS_POLL_SECONDS": args.poll_seconds,
-                    "BATCHCALLS_DIALER_METRICS_PORT": str(metrics_ports[i]), "BATCHCALLS_LOG_LEVEL": "WARNING",
-                    # One more server transaction per completed call: not what this measures.
-                    "BATCHCALLS_SIMULATED_AGENT_REPORTS": "0",
-                })
-                for i in range(n_dialers)
-            ]
+            number = bench_number(stack, org)
+            dialers, metrics_ports = spawn_dialers(stack, internal, carrier.url, n_dialers, args.poll_seconds,
+                                                   str(n_dialers))
             time.sleep(1.5)  # dialers connected and idle
             roots = {"server": server.pid, **{f"dialer{i + 1}": d.pid for i, d in enumerate(dialers)},
                      "carrier": carrier.process.pid, "postgres": postgres_pid(stack.services),
@@ -212,6 +238,10 @@ def main(argv: list[str] | None = None, results: list[dict] | None = None) -> in
             ahead = sum_samples(texts, 'batchcalls_dialer_claims_total{result="reserved"}')
             not_dialed = sum_samples(texts, 'batchcalls_dialer_outcomes_total{outcome="not_dialed"}')
             print(f"claims: {fresh:.0f} with a slot, {ahead:.0f} granted ahead; returned not dialed: {not_dialed:.0f}")
+            handoffs = {to: sum_samples(texts, f'batchcalls_dialer_slot_hand_offs_total{{to="{to}"}}')
+                        for to in ("own", "line", "round")}
+            print("call ends handed their slot to: {own:.0f} own reservations, {line:.0f} the org's waiting line "
+                  "(any dialer), {round:.0f} a claim round (none waiting)".format(**handoffs))
             print(f"grant_to_dial p50={grant_to_dial[0] * 1000:.1f} ms p99={grant_to_dial[1] * 1000:.1f} ms "
                   f"(attempt granted in Postgres -> call received by the carrier); "
                   f"mean live calls={busy / completion:.1f} of {args.concurrency}")

@@ -34,6 +34,14 @@ SCHEDULER_LOCK = f"{PREFIX}:scheduler-lock"
 #: lease whose outcome is not yet recorded nor a reservation whose dialer
 #: died is ever forgotten (``LeaseClient.forget_lease_org_if_empty``).
 LEASE_ORGS = f"{PREFIX}:lease-orgs"
+#: Pub/sub channel prefix; a dialer's channel is this + its dialer id
+#: (``dialer_handoffs``). end_call.lua PUBLISHes there the lease id of the
+#: dialer's reservation that another dialer's call end just activated
+#: (``org_waiting``); the dialer dials it at once. A lost message costs only
+#: latency: the reservation's own activate.lua poll (every ``poll_seconds``)
+#: then answers "ok". Plain PUBLISH, also on Redis Cluster (it reaches a
+#: subscriber on any node).
+DIALER_HANDOFFS = f"{PREFIX}:handoffs:"
 
 
 def _org(org_id: str) -> str:
@@ -71,6 +79,28 @@ def org_reserved(org_id: str) -> str:
     holder's heartbeat; a reaper releases an expired one (never dialed) and
     tombstones it so the server closes its attempt as NOT_DIALED."""
     return f"{_org(org_id)}:reserved"
+
+
+def org_waiting(org_id: str) -> str:
+    """ZSET: lease id -> ms it began waiting. The org's granted reservations
+    waiting for a slot, whichever dialer holds them: activate.lua adds one
+    when it answers "org_full"/"batch_full" and removes it when it takes its
+    slots; release.lua removes it. When a call ends and its own dialer has
+    no reservation waiting, end_call.lua gives the freed slot to the oldest
+    one here (another dialer's) and tells that dialer on its hand-off
+    channel (``dialer_handoffs``), so N dialers share one pool of granted
+    reservations instead of N small ones (docs/leases.md). Always a subset
+    of ``org_reserved``; a stale member (its lease released by a path that
+    did not know this key) is dropped by the next end_call that meets it.
+
+    end_call.lua derives, from this org's prefix, the keys of a waiting
+    lease that its caller cannot name (its info hash, its batch's meta and
+    leases zset): ``org_prefix`` + ``lease:{id}`` / ``batch:{b}:meta`` /
+    ``batch:{b}:leases``. They share the org's hash tag, so the script
+    still touches one cluster slot; a unit test checks the derived names
+    against ``lease_info``, ``batch_meta`` and ``batch_leases``."""
+    return f"{_org(org_id)}:waiting"
+
 
 
 def org_ended(org_id: str) -> str:

@@ -68,7 +68,7 @@ from redis.exceptions import RedisError
 from contract.trunk import TrunkSettings
 from dialer.agent_results import SimulatedAgentReports, agent_from_proto
 from dialer.cps_gate import CpsGate, PaceKey, Ticket
-from dialer.grant_ahead import GrantAhead
+from dialer.grant_ahead import HAND_OFF_SCAN, GrantAhead
 from dialer.lease_book import LeaseBook
 from dialer.lease_replies import Activation, Claim, RequeueMode
 from dialer.leases import LeaseClient
@@ -232,9 +232,17 @@ class CallSteps:
             return
         ticket.release()  # the next claim of this trunk may go to StartAttempt
         settled = await self.place_call(call, provider, request, claim_mono)
-        pushback = await self.gate.after_call(key, ticket, settled.result) if self.gate is not None else None
+        pushback = None
+        if self.gate is not None and self.gate.is_pushback(settled.result):
+            # Recorded before the slot is freed: the next call on it must
+            # see the lowered rate.
+            pushback = await self.gate.after_call(key, ticket, settled.result)
         if settled.over:
             await self.end_call(claim)
+        if self.gate is not None and pushback is None:
+            # An accepted call: the slot is already free (end_call), the
+            # pacer hears of it after.
+            await self.gate.after_call(key, ticket, settled.result)
         if call.side_tasks:
             await asyncio.gather(*call.side_tasks, return_exceptions=True)
         if pushback is not None:
@@ -462,7 +470,7 @@ class CallSteps:
         then_activate = (first[1].lease_id, first[1].batch_id) if first is not None else None
         try:
             start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id,
-                                               then_activate=then_activate)
+                                               then_activate=then_activate, hand_off_scan=HAND_OFF_SCAN)
         except (RedisError, OSError) as exc:
             log_event(log, "lease.end_call_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
             return
@@ -473,11 +481,20 @@ class CallSteps:
         # first reservation in line (still at the head while its wait
         # lasts): it then dials without an activate call of its own.
         handed = start.activation is Activation.OK and first is not None and not first[0].done()
-        if grant_ahead.wake_slot_waiter(claim.org_id, activated=handed):
+        if start.handed_to:
+            # The oldest waiting reservation of the org took the slot: maybe
+            # another dialer's (told on its hand-off channel), maybe one of
+            # ours further down the line. Top ours up in the background.
+            grant_ahead.take_hand_off(start.handed_to)
+            self._metric_child(self.metrics.slot_hand_offs, "line").inc()
+            self.pacing.refill[claim.org_id] = start.ring
+        elif grant_ahead.wake_slot_waiter(claim.org_id, activated=handed):
             # A granted reservation takes the slot at once; top the
             # reservations up in the background.
+            self._metric_child(self.metrics.slot_hand_offs, "own").inc()
             self.pacing.refill[claim.org_id] = start.ring
         else:
+            self._metric_child(self.metrics.slot_hand_offs, "round").inc()
             # A slot is free: refill it now, from the round start
             # end_call returned (the latest one of an org wins).
             self.pacing.hints[claim.org_id] = start

@@ -194,10 +194,21 @@ class Pacer:
     in Postgres and Redis state may expire: None (or <= 0) means no limit.
     """
 
-    def __init__(self, redis: Any, scripts: Scripts | None = None, config: PaceConfig | None = None) -> None:
+    def __init__(self, redis: Any, scripts: Scripts | None = None, config: PaceConfig | None = None,
+                 batcher: Any = None) -> None:
         self.redis = redis
         self.scripts = scripts if scripts is not None else Scripts(redis)
         self.config = config or PaceConfig()
+        #: The dialer's ``ScriptBatcher``: the pacing scripts ride in its
+        #: pipelines with the lease scripts (one round trip, one write, for
+        #: what would be a round trip of their own per call). None: each
+        #: script is its own EVALSHA (tests, tools).
+        self.batcher = batcher
+
+    async def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
+        if self.batcher is not None:
+            return await self.batcher.call(script, keys_, args)
+        return await script(keys=keys_, args=args)
 
     async def acquire(
         self,
@@ -213,9 +224,10 @@ class Pacer:
         to wait. ``peek=True`` answers without taking (to decide whether to
         claim at all while a trunk is throttled)."""
         c = self.config
-        status, wait = await self.scripts.pace(
-            keys=[keys.trunk_pace(org_id, trunk_id), keys.org_pace(org_id)],
-            args=[
+        status, wait = await self._run(
+            self.scripts.pace,
+            [keys.trunk_pace(org_id, trunk_id), keys.org_pace(org_id)],
+            [
                 int(now_ms),
                 _arg(trunk_cps),
                 c.trunk_burst,
@@ -252,9 +264,10 @@ class Pacer:
         retry_ms: int | None = None
         if retry_after_s is not None:
             retry_ms = min(c.max_retry_after_ms, max(0, math.ceil(retry_after_s * 1000)))
-        counted, until, eff, streak = await self.scripts.pushback(
-            keys=[keys.trunk_pace(org_id, trunk_id)],
-            args=[
+        counted, until, eff, streak = await self._run(
+            self.scripts.pushback,
+            [keys.trunk_pace(org_id, trunk_id)],
+            [
                 int(now_ms),
                 _arg(trunk_cps),
                 _arg(retry_ms),
@@ -284,9 +297,10 @@ class Pacer:
         ``increase_fraction × trunk_cps``. Cheap and write-free when the
         trunk has no push-back state. Returns whether the state changed."""
         step = (trunk_cps or 0) * self.config.increase_fraction
-        changed, _eff, _streak = await self.scripts.pace_ok(
-            keys=[keys.trunk_pace(org_id, trunk_id)],
-            args=[
+        changed, _eff, _streak = await self._run(
+            self.scripts.pace_ok,
+            [keys.trunk_pace(org_id, trunk_id)],
+            [
                 int(now_ms),
                 _arg(trunk_cps),
                 _arg(started_ms),

@@ -281,6 +281,13 @@ class CpsGate:
 
     # -- after the carrier's first answer ------------------------------------------
 
+    @staticmethod
+    def is_pushback(result: CallResult | None) -> bool:
+        """The carrier refused the call to slow us down (429/503-like): see
+        ``dialer.pushback``."""
+        return (result is not None and result.refused
+                and classify_response(result.sip_code, result.reason) is PushbackKind.THROTTLE)
+
     async def after_call(self, key: PaceKey, ticket: Ticket, result: CallResult | None) -> PushbackResult | None:
         """Tell the pacer how the carrier took the call: a push-back
         (returned: finish the attempt as NOT_DIALED, no attempt spent, the
@@ -289,7 +296,7 @@ class CpsGate:
         if result is None:
             return None
         now = self.now_ms()
-        pushback = result.refused and classify_response(result.sip_code, result.reason) is PushbackKind.THROTTLE
+        pushback = self.is_pushback(result)
         trunk_rate, _ = key.paced(self.headroom)
         try:
             if pushback:

@@ -14,31 +14,49 @@ NOT_DIALED. A call is never placed without activation, so the limits count
 every call that can be live; the StartAttempt round trip is simply no
 longer between one call's end and the next call's start (docs/design.md
 §5, the lease life; §8).
+
+The line of granted reservations is the org's, not this dialer's: a call
+end whose own dialer has no reservation waiting hands its slot to the
+oldest waiting one of any dialer (end_call.lua, the org's waiting zset),
+and that dialer hears of it on its hand-off channel (``listen_handoffs``)
+and dials at once. With N dialers a freed slot would otherwise often go
+to a fresh claim (a StartAttempt round trip with the slot idle) while
+another dialer's granted reservations wait (docs/leases.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
 from dialer.lease_book import LeaseBook
+from contract import keys
 from dialer.lease_replies import Activation, Claim, ClaimStop
 from dialer.leases import LeaseClient
+from dialer.logging import log_event
 from dialer.metrics import DialerMetrics
 from dialer.pacing import ClaimPacing
 from dialer.settings import DialerSettings
 
-__all__ = ["ACTIVATE_GRACE_SHARE", "END_RATE_TAU_SECONDS", "GrantAhead"]
+__all__ = ["ACTIVATE_GRACE_SHARE", "END_RATE_TAU_SECONDS", "HAND_OFF_SCAN", "GrantAhead"]
+
+log = logging.getLogger("dialer.worker")
 
 #: Time constant of the call-end rate that sizes the grant-ahead pool.
 END_RATE_TAU_SECONDS = 1.0
 #: A reservation waits for a slot at most this share of the dial grace
 #: after its StartAttempt was sent; then it is returned as NOT_DIALED.
 ACTIVATE_GRACE_SHARE = 0.5
+#: How many of the org's waiting reservations a call end tries (oldest
+#: first) when its own dialer has none waiting; those of a full batch are
+#: skipped, so a few batches at their limit do not keep the slot idle.
+HAND_OFF_SCAN = 8
 
 #: A reservation waiting for a slot: the future its waker resolves (True:
 #: end_call.lua already gave it the slot) and its claim.
@@ -73,6 +91,12 @@ class GrantAhead:
         self.slot_waiters: dict[str, collections.deque[SlotWaiter]] = {}
         #: org -> (decayed count of call ends, monotonic time) for the rate.
         self._end_rate: dict[str, tuple[float, float]] = {}
+        #: lease id -> the future its waiting reservation awaits (a hand-off
+        #: from another dialer's call end resolves it by lease id).
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        #: Reservations handed a slot while not awaiting (between two of
+        #: their activate.lua calls): they dial without waiting.
+        self._handed_early: set[str] = set()
 
     # -- how many --------------------------------------------------------------------
 
@@ -151,6 +175,51 @@ class GrantAhead:
         first[0].set_result(activated)
         return True
 
+    def take_hand_off(self, lease_id: str) -> bool:
+        """An end_call.lua (another dialer's, or this one's for a reservation
+        not first in line) gave this reservation its slots: dial it now.
+        False when it is not one of this dialer's waiting reservations (a
+        late or repeated message)."""
+        fut = self._waiting.get(lease_id)
+        if fut is not None:
+            if fut.done():
+                return False
+            fut.set_result(True)
+            return True
+        if any(lease_id in held for held in self.reservations.values()):
+            self._handed_early.add(lease_id)
+            return True
+        return False
+
+    async def listen_handoffs(self, redis: Any, stop: asyncio.Event) -> None:
+        """Receive this dialer's hand-offs (``keys.dialer_handoffs``) until
+        ``stop``. A message lost while reconnecting costs latency only: the
+        reservation's next activate.lua poll answers "ok"."""
+        channel = keys.DIALER_HANDOFFS + self.settings.dialer_id
+        errors = 0
+        while not stop.is_set():
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                errors = 0
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    self.take_hand_off(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the poll still activates; keep listening
+                errors += 1
+                log_event(log, "handoff.listen_error", logging.WARNING, error=repr(exc))
+                await asyncio.sleep(min(0.05 * 2**errors, 2.0))
+            finally:
+                try:
+                    await asyncio.shield(pubsub.aclose())
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+
     async def activate(self, claim: Claim, t0: float) -> str | None:
         """Give a granted reservation its slots (activate.lua), waiting for
         a slot to free up until shortly before its dial grace runs out.
@@ -182,6 +251,8 @@ class GrantAhead:
                     # The slot freed for us is of no use to this batch: pass
                     # it on to the next reservation in line.
                     self.wake_slot_waiter(claim.org_id)
+                if claim.lease_id in self._handed_early:
+                    return None  # another dialer's end_call.lua activated it meanwhile
                 remaining = deadline - self.monotonic()
                 if remaining <= 0:
                     return "no slot came free within the dial grace"
@@ -189,10 +260,12 @@ class GrantAhead:
                 entry = (fut, claim)
                 waiters = self.slot_waiters.setdefault(claim.org_id, collections.deque())
                 waiters.append(entry)
+                self._waiting[claim.lease_id] = fut
                 try:
                     done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.settings.poll_seconds))
                     woken = bool(done)
                 finally:
+                    self._waiting.pop(claim.lease_id, None)
                     if not fut.done():
                         fut.cancel()
                         try:
@@ -200,6 +273,7 @@ class GrantAhead:
                         except ValueError:
                             pass
                 if woken and fut.result():
-                    return None  # end_call.lua handed us its slot
+                    return None  # an end_call.lua handed us its slot
         finally:
+            self._handed_early.discard(claim.lease_id)
             self.end_reservation(claim)

@@ -119,3 +119,6 @@ class OrgRound:
     #: end_call only: what activating the reservation handed the freed slot
     #: answered (NOT_ASKED when none was handed it).
     activation: Activation = Activation.NOT_ASKED
+    #: end_call only: the lease id of another waiting reservation (maybe
+    #: another dialer's) that took the freed slot, "" if none did.
+    handed_to: str = ""

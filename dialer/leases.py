@@ -344,6 +344,7 @@ class LeaseClient:
                 keys.org_reserved(org_id),
                 keys.lease_info(org_id, lease_id),
                 keys.org_running(org_id),
+                keys.org_waiting(org_id),
                 *([keys.org_marker(org_id)] if self.org_markers else []),
             ],
             [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms(), batch_id],
@@ -351,7 +352,13 @@ class LeaseClient:
         return Activation(_s(reply))
 
     async def end_call(
-        self, org_id: str, batch_id: str, lease_id: str, *, then_activate: tuple[str, str] | None = None
+        self,
+        org_id: str,
+        batch_id: str,
+        lease_id: str,
+        *,
+        then_activate: tuple[str, str] | None = None,
+        hand_off_scan: int = 0,
     ) -> OrgRound | None:
         """The call under this lease is over at the provider: free its slots
         now, keep it (no slot) in the org's ended zset until its release.
@@ -362,7 +369,10 @@ class LeaseClient:
         it still holds any, are freed by its release.
         ``then_activate=(lease id, batch id)``: hand the freed slot to that
         reservation in the same round trip (``activation`` says whether it
-        took it)."""
+        took it); failing that, to the oldest of the org's waiting
+        reservations of any dialer, trying at most ``hand_off_scan`` of them
+        (``handed_to`` names the one that took it; its dialer is told on
+        its hand-off channel)."""
         now = self.now_ms()
         reply = await self.batcher.call(
             self.scripts.end_call,
@@ -373,25 +383,19 @@ class LeaseClient:
                 keys.lease_info(org_id, lease_id),
                 keys.org_running(org_id),
                 keys.org_config(org_id),
-                *(
-                    [
-                        keys.batch_meta(org_id, then_activate[1]),
-                        keys.batch_leases(org_id, then_activate[1]),
-                        keys.org_reserved(org_id),
-                        keys.lease_info(org_id, then_activate[0]),
-                        *([keys.org_marker(org_id)] if self.org_markers else []),
-                    ]
-                    if then_activate
-                    else []
-                ),
+                keys.org_reserved(org_id),
+                keys.org_waiting(org_id),
+                *([keys.org_marker(org_id)] if self.org_markers else []),
             ],
             [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms,
-             *(then_activate if then_activate else ("", ""))],
+             *(then_activate if then_activate else ("", "")),
+             int(hand_off_scan), keys.DIALER_HANDOFFS],
         )
         if int(reply[0]) != 1:
             return None
         free = int(reply[1])
-        return OrgRound([_s(m) for m in reply[3:]], free if free >= 0 else None, Activation(_s(reply[2])))
+        return OrgRound([_s(m) for m in reply[4:]], free if free >= 0 else None, Activation(_s(reply[2])),
+                        handed_to=_s(reply[3]))
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one
@@ -446,6 +450,7 @@ class LeaseClient:
                 keys.batch_ready(org_id, batch_id),
                 keys.org_ended(org_id),
                 keys.org_reserved(org_id),
+                keys.org_waiting(org_id),
             ],
             [
                 lease_id,

@@ -56,6 +56,11 @@ class DialerMetrics:
             registry=r,
         )
         self.claims = Counter("batchcalls_dialer_claims_total", "Answers of the claim script.", ["result"], registry=r)
+        self.slot_hand_offs = Counter(
+            "batchcalls_dialer_slot_hand_offs_total",
+            "Where the slot of a call end went: this dialer's reservation (own), the org's oldest waiting "
+            "reservation, maybe another dialer's (line), or a claim round (none waiting).",
+            ["to"], registry=r)
         self.start_decisions = Counter(
             "batchcalls_dialer_start_decisions_total", "StartAttempt decisions.", ["decision"], registry=r
         )

@@ -92,7 +92,7 @@ class Dialer:
         # Pacing runs on the real wall clock (``pace_now_ms``), not on the
         # injected business clock: the carrier counts real seconds, and a
         # test's frozen FakeClock must not stall every call behind one cell.
-        self.gate = CpsGate(Pacer(redis, self.leases.scripts), self.metrics,
+        self.gate = CpsGate(Pacer(redis, self.leases.scripts, batcher=self.leases.batcher), self.metrics,
                             now_ms=pace_now_ms or (lambda: int(time.time() * 1000)),
                             monotonic=monotonic, stopping=self.pacing.stopping,
                             dial_grace_seconds=settings.dial_grace_seconds, headroom=settings.cps_headroom)
@@ -142,6 +142,8 @@ class Dialer:
                   lease_ttl_seconds=self.settings.lease_ttl_seconds)
         heartbeat = asyncio.create_task(self.book.heartbeat_loop(self._heartbeat_stop), name="dialer-heartbeat")
         reaper = asyncio.create_task(self._reaper_loop(), name="dialer-reaper")
+        handoffs = asyncio.create_task(self.grant_ahead.listen_handoffs(self.redis, self._heartbeat_stop),
+                                       name="dialer-handoffs")
         try:
             await self.rounds.loop()
             self._reaper_stop.set()
@@ -151,7 +153,7 @@ class Dialer:
             self._reaper_stop.set()
             self._heartbeat_stop.set()
             await asyncio.wait({heartbeat, reaper}, timeout=2.0)
-            await cancel_and_wait([heartbeat, reaper, *self.book.claim_tasks.values(),
+            await cancel_and_wait([heartbeat, reaper, handoffs, *self.book.claim_tasks.values(),
                                    *self.book.call_tasks.values()])
             if self.book.held:
                 log_event(log, "dialer.leases_left_for_reaper", logging.WARNING, leases=sorted(self.book.held))

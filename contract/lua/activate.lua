@@ -11,7 +11,8 @@
 -- KEYS[5] org reserved zset     bc:{org}:reserved
 -- KEYS[6] lease info hash       bc:{org}:lease:{lease id}
 -- KEYS[7] org ring list         bc:{org}:running           (running batches)
--- KEYS[8] optional: org marker bc:{org}:marker (Redis Cluster): while it
+-- KEYS[8] org waiting zset      bc:{org}:waiting           (lease id -> ms)
+-- KEYS[9] optional: org marker bc:{org}:marker (Redis Cluster): while it
 --         is missing or names another node, "org_unconfigured"
 -- ARGV[1] lease id
 -- ARGV[2] expiry (epoch ms) of the slot leases (renewed by renew.lua)
@@ -28,10 +29,11 @@
 --   "org_unconfigured"  no org limit (state being rebuilt)
 --   "inactive"          the batch is not running: out of the ring (paused)
 --                       or without meta (cancelled, failed, completed)
---   "org_full" / "batch_full"   no slot free now; the reservation stays
+--   "org_full" / "batch_full"   no slot free now; the reservation stays,
+--                       and waits in KEYS[8] for a call end to hand it one
 
 -- #include lib_marker.lua
 -- #include lib_activate.lua
 
-return activate_reservation(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
-                            ARGV[1], ARGV[5], ARGV[2], ARGV[3], ARGV[4], KEYS[8])
+return activate_reservation(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
+                            ARGV[1], ARGV[5], ARGV[2], ARGV[3], ARGV[4], KEYS[9])

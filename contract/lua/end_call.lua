@@ -24,40 +24,93 @@
 -- KEYS[4] lease info hash       bc:{org}:lease:{lease id}
 -- KEYS[5] org ring list         bc:{org}:running
 -- KEYS[6] org config hash       bc:{org}:config           (field "limit")
--- Optionally, to hand the freed slot straight to a waiting reservation
--- (grant ahead, see activate.lua) in the same round trip:
--- KEYS[7] its batch meta hash, KEYS[8] its batch leases zset,
--- KEYS[9] org reserved zset, KEYS[10] its lease info hash, and optionally
--- KEYS[11] the org marker bc:{org}:marker (Redis Cluster, see activate.lua)
+-- KEYS[7] org reserved zset     bc:{org}:reserved
+-- KEYS[8] org waiting zset      bc:{org}:waiting          (lease id -> ms)
+-- KEYS[9] optional: the org marker bc:{org}:marker (Redis Cluster, see
+--         activate.lua)
 -- ARGV[1] lease id
 -- ARGV[2] now (epoch ms): the call's end, written as ended_ms
--- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua)
+-- ARGV[3] expiry (epoch ms) of the ended entry (renewed by renew.lua), and
+--         of the slot a reservation takes
 -- ARGV[4] lease info hash ttl (ms)
--- ARGV[5] the reservation's lease id, or "" (then KEYS[7..10] are absent)
+-- ARGV[5] this dialer's first waiting reservation's lease id, or ""
 -- ARGV[6] its batch id
+-- ARGV[7] how many of the org's waiting reservations (KEYS[8], oldest
+--         first) to try when ARGV[5] did not take the slot: another
+--         dialer's reservation takes it; 0 = none
+-- ARGV[8] hand-off channel prefix (keys.dialer_handoffs("")): the chosen
+--         reservation's dialer is told on ARGV[8] .. its dialer id
+--
+-- The freed slot goes, in the same round trip, to a granted reservation
+-- waiting for one (activate.lua's rule, lib_activate.lua): first this
+-- dialer's own (ARGV[5]), else the oldest waiting one of any dialer, whose
+-- dialer learns it from a PUBLISH of its lease id and dials it at once. So
+-- N dialers share one line of granted reservations, and a call end never
+-- leaves its slot to a fresh claim (a StartAttempt round trip idle) while
+-- another dialer holds a granted contact. The keys of a waiting lease the
+-- caller cannot name (its info hash, its batch's meta and leases zset) are
+-- derived from the org prefix of KEYS[1] ("bc:{org}:"), so they share its
+-- hash tag: still one cluster slot (keys.org_waiting).
 --
 -- Returns {0} when the lease is not held or carries no attempt (nothing
 -- changed: a slot it still holds is given back by its release);
 -- otherwise, the lease being (now or already) in the ended zset,
--- {1, org_free, activation, batch id, batch id, ...}: the org's free slots
--- after the activation (-1 when the org has no limit configured), what
--- activating the reservation answered (activate.lua's words; "" when none
--- was given) and the org's rotated ring of running batches.
+-- {1, org_free, activation, handed, batch id, batch id, ...}: the org's
+-- free slots after any hand-over (-1 when the org has no limit
+-- configured), what activating ARGV[5] answered (activate.lua's words; ""
+-- when none was given), the lease id of another waiting reservation that
+-- took the slot ("" if none) and the org's rotated ring of running batches.
 
 -- #include lib_marker.lua
 -- #include lib_activate.lua
 
--- activate.lua's rule, for the reservation of ARGV[5] (if any).
-local function activate()
-  if not ARGV[5] or ARGV[5] == '' then
+local org_prefix = string.sub(KEYS[1], 1, #KEYS[1] - #'leases')
+
+-- activate.lua's rule for one reservation of this org.
+local function activate(lease, batch)
+  return activate_reservation(KEYS[6], KEYS[1],
+                              org_prefix .. 'batch:' .. batch .. ':meta',
+                              org_prefix .. 'batch:' .. batch .. ':leases',
+                              KEYS[7], org_prefix .. 'lease:' .. lease, KEYS[5], KEYS[8],
+                              lease, batch, ARGV[3], ARGV[4], ARGV[2], KEYS[9])
+end
+
+-- The oldest waiting reservation (of any dialer) that takes the slot: its
+-- lease id, its dialer told; "" if none could. A member whose lease is gone
+-- or whose batch stopped running leaves the line.
+local function hand_off()
+  local scan = tonumber(ARGV[7]) or 0
+  if scan <= 0 then
     return ''
   end
-  return activate_reservation(KEYS[6], KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[5],
-                              ARGV[5], ARGV[6], ARGV[3], ARGV[4], ARGV[2], KEYS[11])
+  for _, lease in ipairs(redis.call('ZRANGE', KEYS[8], 0, scan - 1)) do
+    local fields = redis.call('HMGET', org_prefix .. 'lease:' .. lease, 'batch', 'dialer')
+    if not fields[1] or not fields[2] then
+      redis.call('ZREM', KEYS[8], lease)
+    else
+      local answer = activate(lease, fields[1])
+      if answer == 'ok' then
+        redis.call('PUBLISH', ARGV[8] .. fields[2], lease)
+        return lease
+      elseif answer == 'org_full' or answer == 'org_unconfigured' then
+        return ''
+      elseif answer ~= 'batch_full' then
+        redis.call('ZREM', KEYS[8], lease)
+      end
+    end
+  end
+  return ''
 end
 
 local function round()
-  local activation = activate()
+  local activation = ''
+  if ARGV[5] and ARGV[5] ~= '' then
+    activation = activate(ARGV[5], ARGV[6])
+  end
+  local handed = ''
+  if activation ~= 'ok' then
+    handed = hand_off()
+  end
   local ring = KEYS[5]
   redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
   local limit = tonumber(redis.call('HGET', KEYS[6], 'limit'))
@@ -68,7 +121,7 @@ local function round()
       free = 0
     end
   end
-  local out = {1, free, activation}
+  local out = {1, free, activation, handed}
   for _, batch in ipairs(redis.call('LRANGE', ring, 0, -1)) do
     out[#out + 1] = batch
   end

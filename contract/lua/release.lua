@@ -13,6 +13,8 @@
 -- KEYS[5] batch ready zset      bc:{org}:batch:{b}:ready
 -- KEYS[6] org ended zset        bc:{org}:ended
 -- KEYS[7] org reserved zset     bc:{org}:reserved
+-- KEYS[8] org waiting zset      bc:{org}:waiting (a reservation waiting for
+--         a slot leaves the line too)
 -- ARGV[1] lease id
 -- ARGV[2] "1" = only if no attempt is attached (reaper of a dead claim;
 --         serialises with attach.lua), else "0"
@@ -31,6 +33,7 @@ local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local ended = redis.call('ZREM', KEYS[6], ARGV[1])
 local reserved = redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('DEL', KEYS[3])
 if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   if ARGV[5] == 'nx' then

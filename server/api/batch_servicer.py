@@ -58,10 +58,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.ctx = ctx
 
     async def _batch_msg(self, p: Principal, batch_id: str) -> batch_pb2.Batch:
-        row = await batches.get_batch(self.ctx, p, batch_id)
-        from server.service.analytics import live_figures
-
-        figures = await live_figures(self.ctx, row)
+        row, figures = await batches.get_batch_with_figures(self.ctx, p, batch_id)
         return convert.batch_msg(row, retry_default=self.ctx.retry_policy, **figures)
 
     def _cost(self, report: Any, suppressed: set[int], estimate: int) -> batch_pb2.CostEstimate:

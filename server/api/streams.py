@@ -16,6 +16,15 @@ The hub also counts open streams per API key and per organization (this
 process): over ``watch_max_per_key`` / ``watch_max_per_org`` a new stream is
 refused with RESOURCE_EXHAUSTED (reason ``WATCH_STREAMS_PER_KEY`` /
 ``WATCH_STREAMS_PER_ORG``). docs/design.md §7.
+
+While a batch has watchers here, the hub keeps the batch's *watched*
+marker in Redis (``RedisState.mark_watched``): set when its first watcher
+arrives, refreshed every third of ``watched_ttl`` while any stays, left to
+expire after the last one goes (another replica's watchers refresh it
+too). A group commit of outcomes reads it to flush at once instead of
+lingering for company, so an operator sees an outcome as soon as it is
+durable, and batches nobody watches keep the throughput of large groups
+(docs/design.md §8).
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Events a watcher may have queued before it counts as too slow.
 QUEUE_MAX = 10_000
+#: Seconds a batch's watched marker lives without a refresh (it is
+#: refreshed every third of this while the batch has watchers here).
+WATCHED_TTL = 10.0
 
 
 class StreamLimitExceeded(ResourceExhausted):
@@ -218,6 +230,9 @@ class StreamHub:
         self._mux: _Mux | None = None
         self.per_key: dict[str, int] = {}
         self.per_org: dict[str, int] = {}
+        self.watched_ttl = WATCHED_TTL
+        self._marker: asyncio.Task[None] | None = None
+        self._marker_wake = asyncio.Event()
 
     # -- caps --------------------------------------------------------------------
 
@@ -267,7 +282,10 @@ class StreamHub:
                 self._mux.channels[channel.name] = channel
                 channel.task = asyncio.create_task(self._mux.add(channel), name=f"watch-sub-{batch_id}")
         listener = Listener(channel, token, queue_max)
+        fresh = not channel.listeners
         channel.listeners.add(listener)
+        if fresh:
+            self._mark_now()
         return listener
 
     async def leave(self, listener: Listener) -> None:
@@ -280,6 +298,7 @@ class StreamHub:
         if self._channels.get((channel.org_id, channel.batch_id)) is channel:
             del self._channels[(channel.org_id, channel.batch_id)]
         channel.dead = True
+        self._marker_wake.set()  # the marker task ends when nothing is watched any more
         if channel.mux is not None:
             if channel.task is not None and not channel.task.done():
                 await asyncio.wait([channel.task])
@@ -298,6 +317,38 @@ class StreamHub:
     def subscribed(self) -> int:
         """Channels this hub holds a subscription to (tests, metrics)."""
         return len(self._channels)
+
+    # -- watched markers -----------------------------------------------------------
+
+    def watched(self) -> list[tuple[str, str]]:
+        """(org id, batch id) of every batch with a watcher in this process."""
+        return sorted(key for key, channel in self._channels.items() if channel.listeners)
+
+    def _mark_now(self) -> None:
+        """A batch got its first watcher here: (re)mark every watched batch
+        at once, without waiting for the refresh period."""
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._keep_marked(), name="watch-marker")
+        else:
+            self._marker_wake.set()
+
+    async def _keep_marked(self) -> None:
+        """Marks the watched batches, then every ``watched_ttl / 3`` (or at
+        once when a batch gets its first watcher) again; ends when no batch
+        has a watcher here (their markers then expire)."""
+        while True:
+            self._marker_wake.clear()
+            batches = self.watched()
+            if not batches:
+                return
+            try:
+                await self.redis_state.mark_watched(batches, self.watched_ttl)
+            except Exception as exc:  # noqa: BLE001 - Redis down: outcomes merely linger
+                log.warning("cannot mark %d watched batches: %s", len(batches), exc)
+            try:
+                await asyncio.wait_for(self._marker_wake.wait(), self.watched_ttl / 3)
+            except asyncio.TimeoutError:
+                pass
 
 
 _hubs: weakref.WeakKeyDictionary[Any, StreamHub] = weakref.WeakKeyDictionary()

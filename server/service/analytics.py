@@ -30,8 +30,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
+from server.adapters.db.reads import read_connection
 from server.adapters.db.schema import contacts
 from server.domain.compliance import REASON_OUTSIDE_WINDOW
 from server.domain.contact_rules import ContactStatus
@@ -50,7 +51,8 @@ def _due_bucket():  # type: ignore[no-untyped-def]
     return func.date_trunc(DUE_BUCKET, contacts.c.next_attempt_at)
 
 
-def queued_summary_query(batch_id: str) -> Any:
+def queued_summary_query(batch_id: Any) -> Any:
+    """``batch_id``: a value, or a bindparam (the statement queued_summary runs)."""
     due = _due_bucket().label("due")
     return (
         select(
@@ -64,12 +66,21 @@ def queued_summary_query(batch_id: str) -> Any:
     )
 
 
-async def queued_summary(ctx: ServiceContext, batch_id: str) -> tuple[list[datetime], int, int]:
+#: Built once (SQLAlchemy keeps its cache key); the batch id bound per call.
+_QUEUED_SUMMARY = queued_summary_query(bindparam("p_batch_id"))
+
+
+async def queued_summary(ctx: ServiceContext, batch_id: str, conn: Any = None) -> tuple[list[datetime], int, int]:
     """(due times of queued contacts, waiting for window, retries pending).
-    A queued contact without a due time counts as due now."""
+    A queued contact without a due time counts as due now. ``conn``: the
+    caller's connection (GetBatch reads the batch row on it), else an
+    autocommit one of its own."""
     now = ctx.clock.now()
-    async with ctx.engine.connect() as conn:
-        rows = (await conn.execute(queued_summary_query(batch_id))).all()
+    if conn is None:
+        async with read_connection(ctx.engine) as own:
+            rows = (await own.execute(_QUEUED_SUMMARY, {"p_batch_id": batch_id})).all()
+    else:
+        rows = (await conn.execute(_QUEUED_SUMMARY, {"p_batch_id": batch_id})).all()
     due: list[datetime] = []
     window = retries = 0
     for r in rows:
@@ -113,14 +124,14 @@ def estimate(row: Any, now: datetime, queued_due: list[datetime]) -> datetime | 
     )
 
 
-async def live_figures(ctx: ServiceContext, row: Any) -> dict[str, Any]:
+async def live_figures(ctx: ServiceContext, row: Any, conn: Any = None) -> dict[str, Any]:
     """Keyword arguments for ``server.api.convert.batch_msg``: ``eta``,
-    ``waiting_for_window``, ``retries_pending``."""
+    ``waiting_for_window``, ``retries_pending``. ``conn``: see queued_summary."""
     now = ctx.clock.now()
     queued_due: list[datetime] = []
     window = retries = 0
     if row.n_queued > 0:
-        queued_due, window, retries = await queued_summary(ctx, row.id)
+        queued_due, window, retries = await queued_summary(ctx, row.id, conn)
     return {
         "eta": estimate(row, now, queued_due),
         "waiting_for_window": window,

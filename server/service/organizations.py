@@ -7,10 +7,11 @@ import math
 from datetime import timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contract.trunk import ORG_CPS_MAX
+from server.adapters.db.reads import read_connection
 from server.adapters.db.schema import api_keys, credit_top_ups, do_not_call, organizations
 from server.domain import batch_rules
 from server.domain.auth import Principal, Role, hash_secret, new_secret, secret_prefix
@@ -78,18 +79,20 @@ async def create_organization(
     return org_id, secret
 
 
+#: Built once: SQLAlchemy keeps a built statement's cache key (every RPC runs it).
+_KEY_BY_HASH = select(
+    api_keys.c.id, api_keys.c.org_id, api_keys.c.role, api_keys.c.last_used_at, api_keys.c.expire_at
+).where(api_keys.c.key_hash == bindparam("p_key_hash"), api_keys.c.revoked_at.is_(None))
+
+
 async def authenticate(ctx: ServiceContext, secret: str) -> Principal:
     if not secret:
         raise Unauthenticated("missing API key: send 'authorization: Bearer <key>'")
     digest = hash_secret(secret)
-    async with ctx.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(api_keys.c.id, api_keys.c.org_id, api_keys.c.role, api_keys.c.last_used_at,
-                       api_keys.c.expire_at)
-                .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
-            )
-        ).first()
+    # Every RPC starts here: autocommit, one round trip (server/adapters/db/reads.py);
+    # the occasional last_used_at update commits on its own.
+    async with read_connection(ctx.engine) as conn:
+        row = (await conn.execute(_KEY_BY_HASH, {"p_key_hash": digest})).first()
         if row is None:
             raise Unauthenticated("invalid or revoked API key")
         now = ctx.clock.now()
@@ -102,7 +105,7 @@ async def authenticate(ctx: ServiceContext, secret: str) -> Principal:
 
 
 async def get_organization(ctx: ServiceContext, p: Principal) -> Any:
-    async with ctx.engine.connect() as conn:
+    async with read_connection(ctx.engine) as conn:
         row = (await conn.execute(select(organizations).where(organizations.c.id == p.org_id))).first()
     if row is None:
         raise NotFound("organization not found")

@@ -110,12 +110,22 @@ def _ids(name: str, type_: Any = String) -> Any:
 
 
 _OF_ATTEMPTS = select(attempts.c.batch_id).where(attempts.c.id == _ids("p_ids"))
+#: The batch rows, share-locked, each with its organization's credit and
+#: breaker settings read (not locked) in the same round trip: FinishAttempt
+#: publishes its events only after its commit, so every round trip before
+#: it is latency a watcher sees (docs/design.md §8).
 _LOCK_BATCHES = (
     select(batches.c.id, batches.c.org_id, batches.c.status, batches.c.breaker_reset_at,
-           batches.c.retry_delays, batches.c.voicemail_action)
+           batches.c.retry_delays, batches.c.voicemail_action,
+           organizations.c.credits_enforced.label("o_credits_enforced"),
+           organizations.c.credit_balance_micros.label("o_credit_balance_micros"),
+           organizations.c.circuit_breaker_window.label("o_circuit_breaker_window"),
+           organizations.c.circuit_breaker_threshold.label("o_circuit_breaker_threshold"))
+    .select_from(batches)
+    .join(organizations, organizations.c.id == batches.c.org_id)
     .where(batches.c.id.in_(_OF_ATTEMPTS.scalar_subquery()))
     .order_by(batches.c.id)
-    .with_for_update(read=True)
+    .with_for_update(read=True, of=batches)
 )
 _CONTACT_COLUMNS = (
     "id", "status", "attempts", "max_attempts", "phone", "current_attempt_id", "failure_reason", "next_attempt_at",
@@ -138,10 +148,6 @@ _LOCK_CALLS = (
     .order_by(contacts.c.id, attempts.c.id)
     .with_for_update(of=[contacts, attempts])
 )
-_ORGS = select(
-    organizations.c.id, organizations.c.credits_enforced, organizations.c.credit_balance_micros,
-    organizations.c.circuit_breaker_window, organizations.c.circuit_breaker_threshold,
-).where(organizations.c.id == _ids("p_ids"))
 
 
 _CHARGE = (
@@ -382,9 +388,8 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
         if f.closes:
             await conn.execute(_CLOSE_ATTEMPT, one_or_many(f.closes))
             await conn.execute(_CLOSE_CONTACT, one_or_many(f.contact_rows))
-        org_ids = {b.org_id for b in locked.batches.values()}
-        orgs = {o.id: o for o in await conn.execute(_ORGS, {"p_ids": sorted(org_ids)})} if org_ids else {}
-        balance = {o.id: o.credit_balance_micros for o in orgs.values()}
+        # Each organization's settings and balance came with its batches' lock.
+        balance = {b.org_id: b.o_credit_balance_micros for b in locked.batches.values()}
         for org_id in sorted(f.cost_by_org):
             # An atomic decrement (the row lock lasts until the commit, a few
             # statements later): the balance may go below zero by the calls
@@ -395,14 +400,14 @@ async def finish_attempts(ctx: ServiceContext, inputs: Sequence[FinishInput]) ->
         for batch in locked.batches.values():
             if batch.status != BatchStatus.RUNNING.value or batch.id not in f.closed_in:
                 continue
-            org = orgs[batch.org_id]
             key = (batch.org_id, batch.id)
             if batch.id in f.trip_checks:
-                breaker = CircuitBreaker(window=org.circuit_breaker_window, threshold=org.circuit_breaker_threshold)
+                breaker = CircuitBreaker(window=batch.o_circuit_breaker_window,
+                                         threshold=batch.o_circuit_breaker_threshold)
                 trip = breaker.should_trip(await _recent_outcomes(conn, batch, breaker.window))
                 if trip:
                     f.stops[key] = BatchStop.pause(trip)
-            if key not in f.stops and org.credits_enforced and balance[org.id] <= 0:
+            if key not in f.stops and batch.o_credits_enforced and balance[batch.org_id] <= 0:
                 f.stops[key] = BatchStop.for_blocker(Blocker.NO_CREDITS)
         # Hot rows last (the counters of the batch, the org's balance above):
         # their locks are held only until the commit that follows.

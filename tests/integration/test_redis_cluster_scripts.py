@@ -185,6 +185,11 @@ async def scenario(r: Any, org_id: str, recorder: Recorder) -> list[Any]:
     res_b = await leases.claim_many(org_id, "B", 1, lease_ids=["RB1"], provider_call_ids=["pRB1"], reserve=True)
     out.append(plain(res_b))
     out.append(plain(await leases.activate(org_id, "B", "RB1")))
+    # end_call.lua hands B's freed slot to the org's oldest waiting
+    # reservation (keys derived from the org prefix: still its one slot).
+    out.append(await leases.attach(org_id, "LB1", attempt_id="at-b", started_ms=int(clock() * 1000),
+                                   max_call_ms=60_000, trunk_json='{"kind":"simulated"}'))
+    out.append(plain(await leases.end_call(org_id, "B", "LB1", hand_off_scan=8)))
     out.append(await state.slots_in_use(org_id))
     out.append(sorted(await state.leased_contacts(org_id, "B")))
     # restore_lease.lua + fence_floor.lua (the rebuild after a data loss).
@@ -245,7 +250,8 @@ def test_every_key_of_an_organization_is_in_its_slot():
         params = list(inspect.signature(fn).parameters)
         key = fn(org_id, *(f"x{i}" for i in range(len(params) - 1)))
         assert "{" + org_id + "}" in key and slot(key) == expected, (name, key)
-    for name in ("ACTIVE_ORGS", "STATE_MARKER", "REBUILD_LOCK", "SCHEDULER_LOCK", "LEASE_ORGS"):
+    for name in ("ACTIVE_ORGS", "STATE_MARKER", "REBUILD_LOCK", "SCHEDULER_LOCK", "LEASE_ORGS",
+                 "DIALER_HANDOFFS"):
         assert "{" not in getattr(keys, name)  # global: single-key commands only
 
 

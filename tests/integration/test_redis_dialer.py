@@ -310,6 +310,45 @@ def test_grants_ahead_keep_limits_and_dial_each_contact_once(redis_url):
     run(main())
 
 
+def test_a_call_end_hands_its_slot_to_another_dialers_granted_reservation(redis_url):
+    """The line of granted reservations is the org's: d1 never reserves
+    (prefetch off), so when its calls end with no reservation of its own
+    waiting, the slot goes to d2's oldest waiting reservation, and d2
+    (told on its hand-off channel) dials it. Limits and "each contact
+    once" still hold."""
+
+    async def main():
+        env = await Env(redis_url, FakeProvider(duration=0.05)).start()
+        try:
+            await env.state.set_org_limit(env.org_id, 3)
+            a = await env.batch("A", 90, limit=3)
+            d1 = env.dialer(prefetch_seconds=0.0)
+            await wait_until(lambda: d1.live_calls > 0, what="d1 calling")
+            d2 = env.dialer(prefetch_seconds=2.0)
+            await wait_until(lambda: {c.contact_id for c in env.provider.calls} == set(a)
+                             and len({f.attempt_id for f in env.service.finished
+                                      if f.outcome != resources_pb2.CALL_OUTCOME_NOT_DIALED}) == 90,
+                             what="all outcomes", timeout=60)
+
+            def hand_offs(d, to):
+                return d.metrics.registry.get_sample_value("batchcalls_dialer_slot_hand_offs_total", {"to": to}) or 0
+
+            assert hand_offs(d1, "own") == 0  # it has no reservations
+            assert hand_offs(d1, "line") > 0  # its call ends fed d2's
+            assert env.provider.max_org[env.org_id] <= 3
+            assert env.provider.max_batch[(env.org_id, "A")] <= 3
+            called = collections.Counter(c.contact_id for c in env.provider.calls)
+            assert set(called) == set(a) and max(called.values()) == 1
+            await wait_until(lambda: not d1.held_leases and not d2.held_leases, what="leases released")
+            assert await env.state.slots_in_use(env.org_id) == 0
+            assert await env.redis.zcard(keys.org_reserved(env.org_id)) == 0
+            assert await env.redis.zcard(keys.org_waiting(env.org_id)) == 0
+        finally:
+            await env.close()
+
+    run(main())
+
+
 def test_no_claims_while_state_marker_missing(redis_url):
     async def main():
         env = await Env(redis_url).start()

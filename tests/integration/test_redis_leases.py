@@ -752,6 +752,74 @@ def test_end_call_hands_the_freed_slot_to_a_reservation_in_the_same_round_trip(r
     run(main())
 
 
+def test_a_call_end_hands_its_slot_to_another_dialers_waiting_reservation(redis_url):
+    """N dialers share one line of granted reservations: a call end whose own
+    dialer has none waiting gives its slot to the oldest waiting reservation
+    of the org (another dialer's), skipping a full batch and dropping gone
+    ones, and tells that dialer on its hand-off channel. A reservation not
+    yet waiting (never answered org_full) is not in the line."""
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, d1 = await setup(redis_url, org_limit=2, batches={"A": 1, "B": 2}, clock=clock)
+        d2 = LeaseClient(r, dialer_id="d2", lease_ttl_ms=10_000, clock=clock)
+        a = await d1.claim(org_id, "A")
+        b = await d1.claim(org_id, "B")
+        for c in (a, b):
+            await d1.attach(org_id, c.lease_id, attempt_id=f"at-{c.lease_id}", started_ms=1,
+                            max_call_ms=60_000, trunk_json="{}")
+        ra = (await d2.claim_many(org_id, "A", 1, reserve=True)).claims[0]   # batch A: full
+        gone = (await d2.claim_many(org_id, "B", 1, reserve=True)).claims[0]  # released below
+        assert (await d2.claim_many(org_id, "B", 1, reserve=True)).stop == "org_full"
+        for c in (ra, gone):
+            await d2.attach(org_id, c.lease_id, attempt_id=f"at-{c.lease_id}", started_ms=1,
+                            max_call_ms=60_000, trunk_json="{}")
+        assert await d2.activate(org_id, "A", ra.lease_id) == "org_full"
+        clock.advance(0.01)  # the line is ordered by when each began waiting
+        assert await d2.activate(org_id, "B", gone.lease_id) == "org_full"
+        assert await r.zrange(keys.org_waiting(org_id), 0, -1) == [ra.lease_id.encode(), gone.lease_id.encode()]
+        await d1.release(org_id, "B", b.lease_id)  # B's slot freed by a release (no call end)
+        assert await r.zrange(keys.org_waiting(org_id), 0, -1) == [ra.lease_id.encode(), gone.lease_id.encode()]
+        assert await d2.release(org_id, "B", gone.lease_id) == 1  # release.lua leaves the line too
+        assert await r.zrange(keys.org_waiting(org_id), 0, -1) == [ra.lease_id.encode()]
+        # A reservation of d2's for B that has not waited yet: not in line.
+        rb = (await d2.claim_many(org_id, "B", 1, reserve=True)).claims[0]
+        await d2.attach(org_id, rb.lease_id, attempt_id="at-rb", started_ms=1, max_call_ms=60_000, trunk_json="{}")
+        assert await r.zrange(keys.org_waiting(org_id), 0, -1) == [ra.lease_id.encode()]
+        assert await d2.activate(org_id, "B", rb.lease_id) == "ok"  # the free slot B left
+        b2 = await d1.claim(org_id, "B")
+        assert b2.reason == "org_full"
+
+        pubsub = r.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(keys.DIALER_HANDOFFS + "d2")
+        # d2's B call (rb) holds a slot; its end hands the slot on. A is full
+        # (d1's call a): ra is skipped, nothing else waits: the slot stays free.
+        start = await d2.end_call(org_id, "B", rb.lease_id, hand_off_scan=8)
+        assert start.handed_to == "" and start.org_free == 1
+        # d1's call in A ends, d1 has no reservation waiting: d2's ra takes it.
+        start = await d1.end_call(org_id, "A", a.lease_id, hand_off_scan=8)
+        assert start.handed_to == ra.lease_id and start.activation == ""
+        assert start.org_free == 1
+        assert await r.zscore(keys.batch_leases(org_id, "A"), ra.lease_id) is not None
+        assert await r.zscore(keys.org_reserved(org_id), ra.lease_id) is None
+        assert await r.zcard(keys.org_waiting(org_id)) == 0
+        message = None
+        for _ in range(20):  # the subscribe confirmation reads as None first
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                break
+        assert message is not None and message["data"] == ra.lease_id.encode()
+        assert await d2.activate(org_id, "A", ra.lease_id) == "ok"  # a lost message: the poll dials it
+        # Without a scan (hand_off_scan=0) a call end hands nothing on.
+        await d2.attach(org_id, ra.lease_id, attempt_id=f"at-{ra.lease_id}", started_ms=1, max_call_ms=60_000,
+                        trunk_json="{}")
+        assert (await d2.end_call(org_id, "A", ra.lease_id)).handed_to == ""
+        await pubsub.aclose()
+        await r.aclose()
+
+    run(main())
+
+
 def test_an_org_with_only_a_reservation_stays_in_lease_orgs(redis_url):
     """A reservation holds no slot and may belong to a dialer that died: a
     reaper must still find it, so it keeps its org in LEASE_ORGS until it is

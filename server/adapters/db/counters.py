@@ -6,7 +6,8 @@ import random
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, cast, func, insert, literal_column, select, update
+from sqlalchemy import BigInteger, Float, Numeric, cast, func, insert, literal, literal_column, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.adapters.db.schema import COUNTER_SHARDS, SUMMED_COUNTERS, batch_counters, batches
@@ -32,18 +33,45 @@ def _summed(column: str) -> Any:
     return total if isinstance(col.type, Float) else cast(total, BigInteger)
 
 
-def totals_lateral() -> Any:
+def totals_lateral(columns: tuple[str, ...] | None = None) -> Any:
     """LATERAL subquery of a batch's summed counters, labelled like columns,
-    so a joined row reads them as its own columns (``row.n_pending``)."""
+    so a joined row reads them as its own columns (``row.n_pending``).
+    ``columns``: only these summed counters (a contacts page needs the
+    status counts, not the histograms, whose jsonb sums cost more than
+    the rest of the read); None = every counter and both histograms."""
+    if columns is not None:
+        return select(*[_summed(c).label(c) for c in columns]).where(bc.c.batch_id == batches.c.id).lateral("totals")
     return (
         select(
             *[_summed(c).label(c) for c in SUMMED_COUNTERS],
             func.max(bc.c.last_grant_at).label("last_grant_at"),
-            func.bc_jsonb_sum(bc.c.attempt_histogram).label("attempt_histogram"),
-            func.bc_jsonb_sum(bc.c.outcomes_by_attempt).label("outcomes_by_attempt"),
+            _jsonb_total("attempt_histogram").label("attempt_histogram"),
+            _jsonb_total("outcomes_by_attempt").label("outcomes_by_attempt"),
         )
         .where(bc.c.batch_id == batches.c.id)
         .lateral("totals")
+    )
+
+
+def _jsonb_total(column: str) -> Any:
+    """The shards' ``{key: number}`` objects summed per key, as
+    ``bc_jsonb_sum`` sums them, in one grouped pass over the 8 rows: the
+    aggregate calls its SQL transition function once a row, which cost a
+    GetBatch more than the rest of its statement (0.3 ms of 0.4 ms)."""
+    shard = bc.alias(f"bc_{column}")
+    entry = func.jsonb_each_text(getattr(shard.c, column)).table_valued("key", "value").lateral(f"e_{column}")
+    per_key = (
+        select(entry.c.key.label("k"), func.sum(cast(entry.c.value, Numeric)).label("s"))
+        .select_from(shard)
+        .join(entry, true())
+        .where(shard.c.batch_id == batches.c.id)
+        .group_by(entry.c.key)
+        .correlate(batches)
+        .subquery(f"sum_{column}")
+    )
+    return (
+        select(func.coalesce(func.jsonb_object_agg(per_key.c.k, per_key.c.s), literal({}, JSONB)))
+        .scalar_subquery()
     )
 
 

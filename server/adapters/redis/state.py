@@ -81,6 +81,16 @@ class OrgSnapshot:
     inflight_other: list[InflightLease] = field(default_factory=list)
 
 
+def batch_watched(org_id: str, batch_id: str) -> str:
+    """STRING with a TTL: present while the batch has a WatchBatch watcher
+    on some server replica (refreshed by server.api.streams). Next to the
+    batch's other keys (the org's hash tag: the same cluster slot).
+    TODO(contract): belongs in contract/keys.py as ``keys.batch_watched``
+    once the dialer reads it (its outcome group commit flushes at once for
+    a watched batch); kept here until then."""
+    return keys.batch_meta(org_id, batch_id).removesuffix(":meta") + ":watched"
+
+
 def is_cluster(redis: Any) -> bool:
     """Whether ``redis`` is redis-py's (asyncio) cluster client."""
     try:
@@ -378,6 +388,32 @@ class RedisState:
                 await pubsub.unsubscribe(channel)
         finally:
             await pubsub.aclose()
+
+    # -- watched batches -------------------------------------------------------------------
+
+    async def mark_watched(self, batches: Iterable[tuple[str, str]], ttl_seconds: float) -> None:
+        """Marks (org id, batch id) batches as watched (a WatchBatch stream
+        is open on them) for ``ttl_seconds``, in one pipelined round trip
+        (server.api.streams refreshes the marks while the streams last)."""
+        pipe = self.redis.pipeline(transaction=False)
+        queued = 0
+        for org_id, batch_id in batches:
+            pipe.set(batch_watched(org_id, batch_id), b"1", px=max(1, _ms(ttl_seconds)))
+            queued += 1
+        if queued:
+            await pipe.execute()
+
+    async def watched_batches(self, batches: Iterable[tuple[str, str]]) -> list[bool]:
+        """Whether each (org id, batch id) has a watcher on some replica
+        (its marker is live): what a group commit of outcomes asks before
+        it lingers."""
+        items = list(batches)
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for org_id, batch_id in items:
+            pipe.exists(batch_watched(org_id, batch_id))
+        return [bool(n) for n in await pipe.execute()]
 
     # -- marker & rebuild ------------------------------------------------------------------
 
