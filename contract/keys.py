@@ -38,8 +38,8 @@ LEASE_ORGS = f"{PREFIX}:lease-orgs"
 #: (``dialer_handoffs``). end_call.lua PUBLISHes there the lease id of the
 #: dialer's reservation that another dialer's call end just activated
 #: (``org_waiting``); the dialer dials it at once. A lost message costs only
-#: latency: the reservation's own activate.lua poll (every ``poll_seconds``)
-#: then answers "ok". Plain PUBLISH, also on Redis Cluster (it reaches a
+#: latency: the reservation's own activate.lua poll (every 200 ms,
+#: ``dialer.grant_ahead.WAITER_POLL_SECONDS``) then answers "ok". Plain PUBLISH, also on Redis Cluster (it reaches a
 #: subscriber on any node).
 DIALER_HANDOFFS = f"{PREFIX}:handoffs:"
 

@@ -313,6 +313,8 @@ class CallSteps:
                 log_event(log, "lease.tombstone_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc2))
             return None
         self.pacing.start_answered()
+        if claim.reserved:
+            self.grant_ahead.note_grant_latency(self.monotonic() - t0)
         decision = resp.decision
         self._metric_child(self.metrics.start_decisions,
                            D.StartAttemptDecision.Name(decision).removeprefix("START_ATTEMPT_DECISION_").lower()).inc()

@@ -53,6 +53,15 @@ END_RATE_TAU_SECONDS = 1.0
 #: A reservation waits for a slot at most this share of the dial grace
 #: after its StartAttempt was sent; then it is returned as NOT_DIALED.
 ACTIVATE_GRACE_SHARE = 0.5
+#: Reserve this many times StartAttempt's recent latency ahead (at least
+#: ``prefetch_seconds``): the pool must outlast one refill round trip.
+LEAD_FACTOR = 2.0
+#: ... but at most this share of a reservation's wait for its slot.
+LEAD_SHARE_OF_WAIT = 0.6
+#: A waiting reservation's own activate.lua poll (``waiter_poll_seconds``).
+WAITER_POLL_SECONDS = 0.2
+#: Weight of the newest sample in StartAttempt's moving-average latency.
+GRANT_LATENCY_WEIGHT = 0.1
 #: How many of the org's waiting reservations a call end tries (oldest
 #: first) when its own dialer has none waiting; those of a full batch are
 #: skipped, so a few batches at their limit do not keep the slot idle.
@@ -91,6 +100,8 @@ class GrantAhead:
         self.slot_waiters: dict[str, collections.deque[SlotWaiter]] = {}
         #: org -> (decayed count of call ends, monotonic time) for the rate.
         self._end_rate: dict[str, tuple[float, float]] = {}
+        #: Moving average of a reservation's StartAttempt latency (s).
+        self._grant_latency = 0.0
         #: lease id -> the future its waiting reservation awaits (a hand-off
         #: from another dialer's call end resolves it by lease id).
         self._waiting: dict[str, asyncio.Future[bool]] = {}
@@ -100,15 +111,38 @@ class GrantAhead:
 
     # -- how many --------------------------------------------------------------------
 
+    def lead_seconds(self) -> float:
+        """How far ahead to reserve: ``prefetch_seconds``, or longer while
+        StartAttempt answers reservations slower (``LEAD_FACTOR`` x its
+        recent latency: a pool sized for a quick server runs dry on a busy
+        one, and each call end that finds it empty idles its slot for a
+        fresh claim's round trip). At most ``LEAD_SHARE_OF_WAIT`` of the
+        time a reservation may wait for its slot, so a full pool's last
+        reservation still gets one before its dial grace."""
+        lead = max(self.settings.prefetch_seconds, LEAD_FACTOR * self._grant_latency)
+        return min(lead, LEAD_SHARE_OF_WAIT * ACTIVATE_GRACE_SHARE * self.settings.dial_grace_seconds)
+
+    def waiter_poll_seconds(self) -> float:
+        """How often a waiting reservation asks activate.lua itself. Slots
+        reach it through its future (this dialer's call ends and claim
+        rounds, another dialer's hand-off message), so the poll only covers
+        a lost hand-off message; polling at the claim loop's pace would cost
+        a script call per reservation every ``poll_seconds``."""
+        return max(self.settings.poll_seconds, WAITER_POLL_SECONDS)
+
+    def note_grant_latency(self, seconds: float) -> None:
+        """A reservation's StartAttempt took ``seconds`` (moving average)."""
+        self._grant_latency += GRANT_LATENCY_WEIGHT * (seconds - self._grant_latency)
+
     def target(self, org_id: str) -> int:
         """How many reservations to keep in the org: this dialer's recent
-        call-end rate there x ``prefetch_seconds`` (0 for slow campaigns, so
-        no grant sits near its dial grace waiting for a slot)."""
+        call-end rate there x ``lead_seconds`` (0 for slow campaigns, so no
+        grant sits near its dial grace waiting for a slot)."""
         if self.settings.prefetch_seconds <= 0 or self.settings.max_prefetch <= 0:
             return 0
         count, at = self._end_rate.get(org_id, (0.0, 0.0))
         rate = count * math.exp(-(self.monotonic() - at) / END_RATE_TAU_SECONDS) / END_RATE_TAU_SECONDS
-        return min(self.settings.max_prefetch, int(rate * self.settings.prefetch_seconds))
+        return min(self.settings.max_prefetch, int(rate * self.lead_seconds()))
 
     def note_call_end(self, org_id: str) -> None:
         now = self.monotonic()
@@ -262,7 +296,7 @@ class GrantAhead:
                 waiters.append(entry)
                 self._waiting[claim.lease_id] = fut
                 try:
-                    done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.settings.poll_seconds))
+                    done, _ = await asyncio.wait({fut}, timeout=min(remaining, self.waiter_poll_seconds()))
                     woken = bool(done)
                 finally:
                     self._waiting.pop(claim.lease_id, None)

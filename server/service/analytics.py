@@ -1,12 +1,14 @@
 """Live figures of a batch that are derived, not stored: the estimated
 completion time, contacts waiting for their calling window, retries pending.
 
-Cheap by construction (docs/design.md §8, "Reads"): the counters on the batch row are
+Cheap by construction (docs/capacity.md, "Reads"): the counters on the batch row are
 maintained, never counted here. The only query is over the batch's QUEUED
-contacts (index ``ix_contacts_batch_status`` = (batch_id, status, id)), and
-it is skipped when the ``n_queued`` counter says there are none. It groups
-due times to the minute, so a batch of 10,000 retries returns a few hundred
-rows, not 10,000.
+contacts (index ``ix_contacts_batch_status`` = (batch_id, status, id)).
+GetBatch runs it inside its batch statement (``queued_lateral``: an index
+probe that finds nothing when no contact is queued); other callers run it
+on its own, skipped when the ``n_queued`` counter says there are none. It
+groups due times to the minute, so a batch of 10,000 retries returns a few
+hundred rows, not 10,000.
 
 Estimated completion (``server.domain.eta``), by batch status:
 
@@ -90,6 +92,28 @@ async def queued_summary(ctx: ServiceContext, batch_id: str, conn: Any = None) -
     return due, window, retries
 
 
+def queued_lateral(batch_id: Any, outer: Any) -> Any:
+    """``queued_summary_query`` of the batch ``batch_id`` (a column of
+    ``outer``) as one LATERAL row: the due minutes and their counts as two
+    arrays, the window and retry totals. GetBatch reads it with the batch
+    view, in the same statement (``queued_from_row``)."""
+    per_minute = queued_summary_query(batch_id).correlate(outer).subquery("queued_by_minute")
+    return select(
+        func.array_agg(per_minute.c.due).label("queued_due"),
+        func.array_agg(per_minute.c.n).label("queued_n"),
+        func.coalesce(func.sum(per_minute.c.window), 0).label("queued_window"),
+        func.coalesce(func.sum(per_minute.c.retries), 0).label("queued_retries"),
+    ).lateral("queued")
+
+
+def queued_from_row(row: Any, now: datetime) -> tuple[list[datetime], int, int]:
+    """What ``queued_summary`` returns, from a row joined with ``queued_lateral``."""
+    due: list[datetime] = []
+    for when, n in zip(row.queued_due or (), row.queued_n or ()):
+        due.extend([when or now] * int(n))
+    return due, int(row.queued_window), int(row.queued_retries)
+
+
 def mean_call_seconds(row: Any) -> float | None:
     if row.connected_calls and row.connected_calls > 0:
         return float(row.total_duration_seconds) / row.connected_calls
@@ -126,11 +150,14 @@ def estimate(row: Any, now: datetime, queued_due: list[datetime]) -> datetime | 
 
 async def live_figures(ctx: ServiceContext, row: Any, conn: Any = None) -> dict[str, Any]:
     """Keyword arguments for ``server.api.convert.batch_msg``: ``eta``,
-    ``waiting_for_window``, ``retries_pending``. ``conn``: see queued_summary."""
+    ``waiting_for_window``, ``retries_pending``. ``conn``: see queued_summary.
+    A row joined with ``queued_lateral`` carries its summary already."""
     now = ctx.clock.now()
     queued_due: list[datetime] = []
     window = retries = 0
-    if row.n_queued > 0:
+    if "queued_n" in row._fields:
+        queued_due, window, retries = queued_from_row(row, now)
+    elif row.n_queued > 0:
         queued_due, window, retries = await queued_summary(ctx, row.id, conn)
     return {
         "eta": estimate(row, now, queued_due),

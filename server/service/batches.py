@@ -27,7 +27,7 @@ from server.domain.paging import decode_token, encode_token, filter_fingerprint,
 from server.service.page_keys import page_key
 from server.domain.schedule import resolve_schedule
 from server.domain.retry import VOICEMAIL_DONE, VOICEMAIL_RETRY_LATER, check_outcome_delays
-from server.service import lifecycle
+from server.service import analytics, lifecycle
 from server.service.context import ServiceContext
 from server.service.organizations import dnc_members
 
@@ -336,6 +336,10 @@ BATCH_VIEW = (
 #: keeps a built statement's cache key, where a fresh ``.where()`` is
 #: traversed again on every call (0.1 ms for BATCH_VIEW).
 _BATCH_BY_ID = BATCH_VIEW.where(batches.c.id == bindparam("p_batch_id"), batches.c.org_id == bindparam("p_org_id"))
+#: GetBatch: the batch view and the summary of its queued contacts (the live
+#: figures' only query, server/service/analytics.py) in one statement.
+_QUEUED = analytics.queued_lateral(batches.c.id, batches)
+_BATCH_WITH_QUEUED_BY_ID = _BATCH_BY_ID.join(_QUEUED, true()).add_columns(*_QUEUED.c)
 
 
 async def get_batch(ctx: ServiceContext, p: Principal, batch_id: str) -> Any:
@@ -351,14 +355,13 @@ async def _batch_row(conn: Any, p: Principal, batch_id: str) -> Any:
 
 
 async def get_batch_with_figures(ctx: ServiceContext, p: Principal, batch_id: str) -> tuple[Any, dict[str, Any]]:
-    """GetBatch: the batch row and its live figures (server/service/analytics.py)
-    over one autocommit connection: two statements, no BEGIN/ROLLBACK, the
-    second skipped when no contact is queued."""
-    from server.service.analytics import live_figures
-
+    """GetBatch: the batch row and its live figures (server/service/analytics.py):
+    one statement on an autocommit connection."""
     async with read_connection(ctx.engine) as conn:
-        row = await _batch_row(conn, p, batch_id)
-        return row, await live_figures(ctx, row, conn)
+        row = (await conn.execute(_BATCH_WITH_QUEUED_BY_ID, {"p_batch_id": batch_id, "p_org_id": p.org_id})).first()
+    if row is None:
+        raise NotFound(f"batches/{batch_id} not found")
+    return row, await analytics.live_figures(ctx, row)
 
 
 async def list_batches(ctx: ServiceContext, p: Principal, size: int, token: str, statuses: list[str], search: str) -> tuple[list[Any], str, int]:

@@ -43,7 +43,7 @@ def test_channel_args():
     assert json.loads(o["grpc.service_config"]) == {"loadBalancingConfig": [{"round_robin": {}}]}
     assert o["grpc.initial_reconnect_backoff_ms"] == 100 and o["grpc.max_reconnect_backoff_ms"] == 300
     _, opts = channel_args("127.0.0.1:1", tls=ClientTLS())
-    assert "grpc.service_config" not in dict(opts) and dict(opts)["grpc.max_reconnect_backoff_ms"] == 500
+    assert "grpc.service_config" not in dict(opts) and dict(opts)["grpc.max_reconnect_backoff_ms"] == 250
     # TLS: a list is checked against BATCHCALLS_TLS_SERVER_NAME, else its first host.
     assert dict(channel_args("10.0.0.1:1,10.0.0.2:1", tls=ClientTLS(True))[1])[
         "grpc.ssl_target_name_override"] == "10.0.0.1"
