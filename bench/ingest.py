@@ -5,7 +5,8 @@ phonenumbers in this process.
 
     python bench/ingest.py [--rows 10000] [--runs 3]
 
-Prints the wall times and ratio=<total/floor> (target <= 2.0).
+Prints the wall times and ratio=<total/floor> (target <= 1.5, goal 1.2;
+issue 17 item 5).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def main() -> int:
         totals, validates, creates, floors = [], [], [], []
         with stack.channel() as ch:
             s = stub(ch)
-            # warm-up: worker processes, connections
-            s.ValidateContacts(pb.ValidateContactsRequest(csv_content=csv[:20000].rsplit(b"\n", 1)[0] + b"\n",
+            # warm-up: worker processes (a file past the runner's in-process
+            # threshold of 2,000 rows starts them), connections
+            s.ValidateContacts(pb.ValidateContactsRequest(csv_content=csv[:200000].rsplit(b"\n", 1)[0] + b"\n",
                                                           filename="w.csv"), metadata=org.md())
             for run in range(args.runs):
                 body = csv.replace(b"gold", f"g{run}".encode())  # a new file each run: no cache across runs
@@ -81,7 +83,7 @@ def main() -> int:
         print(f"rows={args.rows} validate={validates[best]*1000:.0f} ms create={creates[best]*1000:.0f} ms "
               f"total={total*1000:.0f} ms")
         print(f"floor (phonenumbers parse+validate of {args.rows} numbers)={floor*1000:.0f} ms")
-        print(f"ratio={total/floor:.2f} (target <= 2.0)")
+        print(f"ratio={total/floor:.2f} (target <= 1.5, goal 1.2)")
     return 0
 
 

@@ -155,7 +155,7 @@ def explain(engine, stack, cases) -> None:  # type: ignore[no-untyped-def]
         finally:
             event.remove(Engine, "before_cursor_execute", capture)
         print(f"=== {label}: {len(seen)} statement(s)")
-        for statement, parameters in list(seen):
+        for statement, parameters in seen:
             print(" ".join(statement.split()))
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue

@@ -206,7 +206,7 @@ async def _drive_load(address: str, token: str, org_id: str, batch_id: str, ids:
         async def watch_marker() -> None:
             import redis.asyncio as aioredis
 
-            from server.adapters.redis.state import batch_watched
+            from contract.keys import batch_watched
 
             r = aioredis.Redis.from_url(flush_early_redis)
             try:

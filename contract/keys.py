@@ -129,6 +129,16 @@ def batch_meta(org_id: str, batch_id: str) -> str:
     return f"{_org(org_id)}:batch:{batch_id}:meta"
 
 
+def batch_watched(org_id: str, batch_id: str) -> str:
+    """STRING with a TTL: present while the batch has a WatchBatch watcher on
+    some server replica (set and refreshed by ``server.api.streams``). A
+    dialer reads it (``dialer.watched``) and sends a watched batch's
+    outcomes at once instead of letting them linger for company in its
+    FinishAttempt group commit: an operator watching sees each outcome as
+    soon as it is durable (docs/design.md §8)."""
+    return f"{_org(org_id)}:batch:{batch_id}:watched"
+
+
 def batch_leases(org_id: str, batch_id: str) -> str:
     """ZSET: lease id -> expiry (ms). Live calls of one batch."""
     return f"{_org(org_id)}:batch:{batch_id}:leases"

@@ -88,6 +88,7 @@ from dialer.server_client import (
     trunk_to_json,
 )
 from dialer.settings import DialerSettings
+from dialer.watched import WatchedBatches
 from dialer.settle import Settled, settle_after_error, settle_cancelled
 
 __all__ = ["Call", "CallSteps"]
@@ -147,8 +148,11 @@ class CallSteps:
         clock: Callable[[], float],
         monotonic: Callable[[], float],
         gate: CpsGate | None = None,
+        watched: WatchedBatches | None = None,
     ) -> None:
         self.settings = settings
+        #: Batches someone watches: their outcomes skip the linger.
+        self.watched = watched
         #: Calls-per-second pacing (None: unpaced, for tests of other steps).
         self.gate = gate
         self.leases = leases
@@ -513,7 +517,8 @@ class CallSteps:
             attempt_id=attempt_id, fencing_token=claim.fencing_token, outcome=outcome,
             closed_by=self.dialer_id, end_time=self.clock(), result=result, detail=detail,
         )
-        answer, resp = await self.server.finish(req, give_up=self.book.past_finish_budget)
+        urgent = self.watched is not None and self.watched.is_watched(claim.org_id, claim.batch_id)
+        answer, resp = await self.server.finish(req, give_up=self.book.past_finish_budget, urgent=urgent)
         if answer is FinishAnswer.GAVE_UP:
             log_event(log, "finish_attempt.gave_up", logging.ERROR, org_id=claim.org_id, lease_id=claim.lease_id,
                       attempt_id=attempt_id, detail="lease left for a reaper")

@@ -257,11 +257,13 @@ class Coalescer:
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()
 
-    async def submit(self, request: Any) -> Any:
+    async def submit(self, request: Any, *, urgent: bool = False) -> Any:
+        """``urgent``: skip the linger (this request, and whatever waits
+        with it, goes as soon as a call may be in flight)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((request, future))
-        if (self.linger_seconds > 0 and len(self._pending) < self.max_items
+        if (not urgent and self.linger_seconds > 0 and len(self._pending) < self.max_items
                 and self._in_flight < self.max_in_flight):
             if self._timer is None:
                 self._timer = loop.call_later(self.linger_seconds, self._linger_over)
@@ -451,11 +453,13 @@ class ServerClient:
             delay = min(delay * 2, 2.0)
         return False
 
-    async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest) -> tuple[FinishAnswer, Any]:
-        """One try: (OK, response) | (REJECTED, error) | (RETRY, error)."""
+    async def finish_once(self, req: dialer_service_pb2.FinishAttemptRequest, *,
+                          urgent: bool = False) -> tuple[FinishAnswer, Any]:
+        """One try: (OK, response) | (REJECTED, error) | (RETRY, error).
+        ``urgent``: no linger (a watched batch, ``dialer.watched``)."""
         self._drop_answer(req.attempt_id)
         try:
-            return FinishAnswer.OK, await self._finishes.submit(req)
+            return FinishAnswer.OK, await self._finishes.submit(req, urgent=urgent)
         except ItemRejected as exc:
             return FinishAnswer.REJECTED, exc
         except grpc.aio.AioRpcError as exc:
@@ -469,13 +473,14 @@ class ServerClient:
         *,
         give_up: Callable[[], bool] = lambda: False,
         max_delay: float = 5.0,
+        urgent: bool = False,
     ) -> tuple[FinishAnswer, Any]:
         """Retries until the server answers: (OK, FinishAttemptResponse) |
         (REJECTED, error); (GAVE_UP, None) only once ``give_up()`` says so
-        (a dialer shutting down past its budget)."""
+        (a dialer shutting down past its budget). ``urgent``: no linger."""
         delay = 0.1
         while True:
-            status, detail = await self.finish_once(req)
+            status, detail = await self.finish_once(req, urgent=urgent)
             if status is not FinishAnswer.RETRY:
                 if status is FinishAnswer.REJECTED:
                     log_event(log, "finish_attempt.rejected", logging.INFO, attempt_id=req.attempt_id,

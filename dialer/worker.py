@@ -49,6 +49,7 @@ from dialer.reaper import Reaper
 from dialer.rounds import ClaimRounds
 from dialer.server_client import ServerClient
 from dialer.settings import DialerSettings
+from dialer.watched import WatchedBatches
 
 __all__ = ["FINISH_BUDGET_AT_STOP_SECONDS", "Dialer", "HeldLease", "cancel_and_wait", "wait_event"]
 
@@ -96,8 +97,10 @@ class Dialer:
                             now_ms=pace_now_ms or (lambda: int(time.time() * 1000)),
                             monotonic=monotonic, stopping=self.pacing.stopping,
                             dial_grace_seconds=settings.dial_grace_seconds, headroom=settings.cps_headroom)
+        self.watched = WatchedBatches(self.leases.batcher)
         self.calls = CallSteps(settings, self.leases, server, providers, self.metrics, self.pacing, self.book,
-                               self.grant_ahead, clock=self.clock, monotonic=monotonic, gate=self.gate)
+                               self.grant_ahead, clock=self.clock, monotonic=monotonic, gate=self.gate,
+                               watched=self.watched)
         self.rounds = ClaimRounds(settings, self.leases, self.metrics, self.pacing, self.book, self.grant_ahead,
                                   monotonic, spawn=self._spawn)
         self.reaper = Reaper(
@@ -144,6 +147,10 @@ class Dialer:
         reaper = asyncio.create_task(self._reaper_loop(), name="dialer-reaper")
         handoffs = asyncio.create_task(self.grant_ahead.listen_handoffs(self.redis, self._heartbeat_stop),
                                        name="dialer-handoffs")
+        watched = asyncio.create_task(
+            self.watched.refresh_loop(lambda: {(h.org_id, h.batch_id) for h in self.book.held.values()},
+                                      self._heartbeat_stop),
+            name="dialer-watched")
         try:
             await self.rounds.loop()
             self._reaper_stop.set()
@@ -153,7 +160,7 @@ class Dialer:
             self._reaper_stop.set()
             self._heartbeat_stop.set()
             await asyncio.wait({heartbeat, reaper}, timeout=2.0)
-            await cancel_and_wait([heartbeat, reaper, handoffs, *self.book.claim_tasks.values(),
+            await cancel_and_wait([heartbeat, reaper, handoffs, watched, *self.book.claim_tasks.values(),
                                    *self.book.call_tasks.values()])
             if self.book.held:
                 log_event(log, "dialer.leases_left_for_reaper", logging.WARNING, leases=sorted(self.book.held))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from server.adapters.db import counters
+from server.adapters.db.contacts_copy import copy_contacts
 from server.adapters.db.reads import read_connection
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain import batch_rules as rules
@@ -91,7 +91,7 @@ async def _validated(ctx: ServiceContext, p: Principal, content: bytes, filename
     do-not-call list, or (``require_consent``, issue 16) without valid consent."""
     from server.domain.csv_ingest.consent import consent_of_rows
 
-    report = await ctx.validator.validate_async(content, filename, _check_region(region))
+    report = await ctx.validator.validate_async(content, filename, _check_region(region), scope=p.org_id)
     async with ctx.engine.connect() as conn:
         on_list = await dnc_members(conn, p.org_id, [c.phone for c in report.contacts])
         required = bool((await conn.execute(
@@ -255,7 +255,8 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
                 )
             )
             await counters.init_shards(conn, batch_id, pending=dialable, suppressed=len(suppressed))
-            await _copy_contacts(conn, batch_id, p.org_id, inp.max_attempts, report.contacts, suppressed, consent)
+            queued = await _copy_contacts(conn, batch_id, p.org_id, inp.max_attempts, report.contacts, suppressed,
+                                          consent)
     except IntegrityError:
         # Same request_id raced with another replica: that one won.
         existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
@@ -263,53 +264,18 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
             return existing, report, suppressed, estimate
         raise
     if status == BatchStatus.PENDING.value:
-        await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,))
+        # The new batch's waiting contacts are exactly the PENDING ones just
+        # copied: try_start need not read them back.
+        await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,),
+                                  waiting_ids=queued)
     return batch_id, report, suppressed, estimate
 
 
-def _copy_text(value: object) -> str:
-    """One field in COPY text format."""
-    text = str(value)
-    if any(c in text for c in "\\\t\n\r"):
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
-
-
 async def _copy_contacts(conn: Any, batch_id: str, org_id: str, max_attempts: int, parsed: list[Any],
-                         suppressed: dict[int, str], consent: dict[int, Any] | None = None) -> None:
-    """COPY is an order of magnitude faster than INSERT for 10,000 rows; the
-    rows are encoded in one buffer so the copy is a single write."""
-    raw = await conn.get_raw_connection()
-    pg = raw.driver_connection
-    columns = ("batch_id, org_id, row_number, phone, name, email, variables, status, max_attempts, failure_reason,"
-               " consent_at, consent_source")
-    consent = consent or {}
-    prefix = f"{_copy_text(batch_id)}\t{_copy_text(org_id)}\t"
-    lines = []
-    for c in parsed:
-        is_suppressed = c.row_number in suppressed
-        agreed = consent.get(c.row_number)
-        lines.append(
-            prefix
-            + "\t".join(
-                (
-                    str(c.row_number),
-                    _copy_text(c.phone),
-                    _copy_text(c.name),
-                    _copy_text(c.email),
-                    _copy_text(json.dumps(c.variables)),
-                    ContactStatus.SUPPRESSED.value if is_suppressed else ContactStatus.PENDING.value,
-                    str(max_attempts),
-                    _copy_text(suppressed[c.row_number]) if is_suppressed else "",
-                    agreed.at.isoformat() if agreed else "\\N",
-                    _copy_text(agreed.source) if agreed else "",
-                )
-            )
-        )
-    payload = ("\n".join(lines) + "\n").encode() if lines else b""
-    async with pg.cursor() as cur:
-        async with cur.copy(f"COPY contacts ({columns}) FROM STDIN") as copy:
-            await copy.write(payload)
+                         suppressed: dict[int, str], consent: dict[int, Any] | None = None) -> list[int]:
+    """One COPY (server/adapters/db/contacts_copy.py); returns the ids of the
+    PENDING contacts, which the ready queue is filled from."""
+    return await copy_contacts(conn, batch_id, org_id, max_attempts, parsed, suppressed, consent)
 
 
 TOTALS = counters.totals_lateral()

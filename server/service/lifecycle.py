@@ -74,9 +74,12 @@ async def _start_blocker(conn: AsyncConnection, row: Any) -> Blocker | None:
     ))
 
 
-async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_statuses: tuple[str, ...]) -> str:
+async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_statuses: tuple[str, ...],
+                    waiting_ids: list[int] | None = None) -> str:
     """PENDING/SCHEDULED -> RUNNING when nothing blocks it. Returns the new
-    status. Safe with several replicas: the row lock decides."""
+    status. Safe with several replicas: the row lock decides.
+    ``waiting_ids``: the batch's waiting contacts when the caller knows them
+    (CreateBatch: all PENDING, none due later), instead of reading them."""
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, org_id, batch_id)
@@ -109,7 +112,11 @@ async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_sta
                     updated_at=now,
                 )
             )
-            ready = await _ready_items(conn, batch_id, now)
+            if waiting_ids is None:
+                ready = await _ready_items(conn, batch_id, now)
+            else:
+                due = now.timestamp()
+                ready = [(str(i), due) for i in waiting_ids]
             if not ready and await counters.in_call(conn, batch_id) == 0:
                 await conn.execute(
                     update(batches)

@@ -318,16 +318,22 @@ def test_a_call_end_hands_its_slot_to_another_dialers_granted_reservation(redis_
     once" still hold."""
 
     async def main():
-        env = await Env(redis_url, FakeProvider(duration=0.05)).start()
+        env = await Env(redis_url, FakeProvider(duration=0.1)).start()
         try:
-            await env.state.set_org_limit(env.org_id, 3)
-            a = await env.batch("A", 90, limit=3)
-            d1 = env.dialer(prefetch_seconds=0.0)
-            await wait_until(lambda: d1.live_calls > 0, what="d1 calling")
+            # d1 starts alone and holds 3 of the org's 4 slots (its own cap),
+            # so d2 gets the 4th, hence a call-end rate, hence reservations
+            # that wait in the org's line while the org is full; d1's calls
+            # ending then feed them (and the slots drift to d2, which keeps
+            # them with its own reservations: the line is first come, first
+            # served, whoever holds a granted contact).
+            await env.state.set_org_limit(env.org_id, 4)
+            a = await env.batch("A", 150, limit=4)
+            d1 = env.dialer(prefetch_seconds=0.0, max_live_calls=3)
+            await wait_until(lambda: d1.live_calls >= 3, what="d1 calling")
             d2 = env.dialer(prefetch_seconds=2.0)
             await wait_until(lambda: {c.contact_id for c in env.provider.calls} == set(a)
                              and len({f.attempt_id for f in env.service.finished
-                                      if f.outcome != resources_pb2.CALL_OUTCOME_NOT_DIALED}) == 90,
+                                      if f.outcome != resources_pb2.CALL_OUTCOME_NOT_DIALED}) == 150,
                              what="all outcomes", timeout=60)
 
             def hand_offs(d, to):
@@ -335,8 +341,8 @@ def test_a_call_end_hands_its_slot_to_another_dialers_granted_reservation(redis_
 
             assert hand_offs(d1, "own") == 0  # it has no reservations
             assert hand_offs(d1, "line") > 0  # its call ends fed d2's
-            assert env.provider.max_org[env.org_id] <= 3
-            assert env.provider.max_batch[(env.org_id, "A")] <= 3
+            assert env.provider.max_org[env.org_id] <= 4
+            assert env.provider.max_batch[(env.org_id, "A")] <= 4
             called = collections.Counter(c.contact_id for c in env.provider.calls)
             assert set(called) == set(a) and max(called.values()) == 1
             await wait_until(lambda: not d1.held_leases and not d2.held_leases, what="leases released")

@@ -22,7 +22,8 @@ from batchcalls.v1 import (
     dialer_service_pb2_grpc as dgrpc,
     resources_pb2 as res,
 )
-from server.adapters.redis.state import RedisState, batch_watched
+from server.adapters.redis.state import RedisState
+from contract.keys import batch_watched
 from server.api.streams import StreamHub, hub_for
 from tests.support.drive import create_batch, service_md
 
@@ -214,3 +215,33 @@ def test_an_outcome_of_a_watched_batch_reaches_the_watcher_without_the_linger(st
         call.cancel()
         wch.close()
         ch.close()
+
+
+def test_the_dialer_sees_which_of_its_batches_are_watched(embedded):
+    """dialer.watched reads the markers of the batches it holds leases in, in
+    one round trip: a marked batch is watched, an unmarked or expired one
+    not; an empty refresh forgets them all."""
+    import redis.asyncio as aioredis
+
+    from dialer.script_batcher import ScriptBatcher
+    from dialer.watched import WatchedBatches
+
+    async def main() -> None:
+        r = aioredis.from_url(embedded.redis_url)
+        try:
+            org = f"org_{secrets.token_hex(5)}"
+            state = RedisState(r)
+            await state.mark_watched([(org, "W")], ttl_seconds=LONG)
+            await state.mark_watched([(org, "E")], ttl_seconds=0.05)
+            await asyncio.sleep(0.2)  # E's marker has expired
+            watched = WatchedBatches(ScriptBatcher(r))
+            await watched.refresh([(org, "W"), (org, "U"), (org, "E")])
+            assert watched.is_watched(org, "W")
+            assert not watched.is_watched(org, "U") and not watched.is_watched(org, "E")
+            await watched.refresh([])
+            assert not watched.is_watched(org, "W")
+            await r.delete(batch_watched(org, "W"))
+        finally:
+            await r.aclose()
+
+    asyncio.run(main())

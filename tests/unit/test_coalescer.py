@@ -147,3 +147,21 @@ def test_linger_gathers_requests_that_arrive_close_together() -> None:
         assert rec.calls == [[1, 2]]
 
     asyncio.run(main())
+
+
+def test_an_urgent_request_skips_the_linger_and_takes_the_lingering_ones_along() -> None:
+    """A watched batch's outcome (dialer.watched) goes at once; outcomes
+    already lingering go with it rather than wait out the linger."""
+
+    async def main() -> None:
+        rec = Recorder()
+        rec.gate.set()
+        c = Coalescer(rec.send, max_items=10, max_in_flight=1, linger_seconds=600.0)
+        lingering = asyncio.ensure_future(c.submit(1))
+        await settle()
+        assert rec.calls == []  # waits for company, up to 10 minutes
+        urgent = asyncio.ensure_future(c.submit(2, urgent=True))
+        assert await asyncio.wait_for(asyncio.gather(lingering, urgent), 5) == [10, 20]
+        assert rec.calls == [[1, 2]]
+
+    asyncio.run(main())

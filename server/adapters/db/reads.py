@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-_AUTOCOMMIT: "weakref.WeakKeyDictionary[Any, AsyncEngine]" = weakref.WeakKeyDictionary()
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -81,16 +81,6 @@ class OrgSnapshot:
     inflight_other: list[InflightLease] = field(default_factory=list)
 
 
-def batch_watched(org_id: str, batch_id: str) -> str:
-    """STRING with a TTL: present while the batch has a WatchBatch watcher
-    on some server replica (refreshed by server.api.streams). Next to the
-    batch's other keys (the org's hash tag: the same cluster slot).
-    TODO(contract): belongs in contract/keys.py as ``keys.batch_watched``
-    once the dialer reads it (its outcome group commit flushes at once for
-    a watched batch); kept here until then."""
-    return keys.batch_meta(org_id, batch_id).removesuffix(":meta") + ":watched"
-
-
 def is_cluster(redis: Any) -> bool:
     """Whether ``redis`` is redis-py's (asyncio) cluster client."""
     try:
@@ -398,7 +388,7 @@ class RedisState:
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
         for org_id, batch_id in batches:
-            pipe.set(batch_watched(org_id, batch_id), b"1", px=max(1, _ms(ttl_seconds)))
+            pipe.set(keys.batch_watched(org_id, batch_id), b"1", px=max(1, _ms(ttl_seconds)))
             queued += 1
         if queued:
             await pipe.execute()
@@ -412,7 +402,7 @@ class RedisState:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for org_id, batch_id in items:
-            pipe.exists(batch_watched(org_id, batch_id))
+            pipe.exists(keys.batch_watched(org_id, batch_id))
         return [bool(n) for n in await pipe.execute()]
 
     # -- marker & rebuild ------------------------------------------------------------------
