@@ -491,8 +491,8 @@ class CallSteps:
             # The oldest waiting reservation of the org took the slot: maybe
             # another dialer's (told on its hand-off channel), maybe one of
             # ours further down the line. Top ours up in the background.
-            grant_ahead.take_hand_off(start.handed_to)
-            self._metric_child(self.metrics.slot_hand_offs, "line").inc()
+            own = grant_ahead.take_hand_off(start.handed_to)
+            self._metric_child(self.metrics.slot_hand_offs, "own" if own else "line").inc()
             self.pacing.refill[claim.org_id] = start.ring
         elif grant_ahead.wake_slot_waiter(claim.org_id, activated=handed):
             # A granted reservation takes the slot at once; top the
