@@ -182,8 +182,33 @@ def wait_quiet(cs, dialer, org_id: str, now: datetime) -> Any:  # type: ignore[n
             if p.live == 0 and p.due == 0 and not dialer.held_leases:
                 return p
         if time.monotonic() > deadline:
-            raise AssertionError(f"dialer did not work off what is due at {now}: {p}")
+            raise AssertionError(f"dialer did not work off what is due at {now}: {p}; "
+                                 f"held: {cs.run(describe_held(dialer))}")
         time.sleep(0.02)
+
+
+def awaiting(coro: Any) -> list[str]:
+    """The chain of coroutines a suspended one awaits (function:line)."""
+    names = []
+    while coro is not None and len(names) < 30:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            names.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return names
+
+
+async def describe_held(dialer) -> list[str]:  # type: ignore[no-untyped-def]
+    """Each lease the dialer still holds and where its claim task waits (on
+    the dialer's loop), so a stuck lease says what it is stuck on."""
+    out = []
+    for lease_id, held in dialer.held_leases.items():
+        task = dialer.book.claim_tasks.get(lease_id)
+        where = "no claim task"
+        if task is not None:
+            where = "done" if task.done() else " -> ".join(awaiting(task.get_coro()))
+        out.append(f"{held} call_task={lease_id in dialer.book.call_tasks} at {where}")
+    return out
 
 
 def expected_zones(phone: str, window: CallingWindow, batch_tz: str, at: datetime) -> tuple[str, ...]:

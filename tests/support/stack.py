@@ -36,6 +36,36 @@ TEST_SECRETS_KEY = Fernet.generate_key().decode()
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_server_loop: asyncio.AbstractEventLoop | None = None
+_server_loop_lock = threading.Lock()
+
+
+def server_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop (on its own thread) every test Stack's grpc.aio
+    server runs on, and the in-process dialers beside them.
+
+    One loop per process, not one per stack: grpc.aio binds every loop that
+    uses it to a single process-wide completion queue, and with two loops
+    alive each wakes for the other's events; grpcio 1.76 then raises
+    BlockingIOError in ``PollerCompletionQueue._handle_events`` and, seen
+    here, loses a completion now and then: an in-process dialer's
+    BatchStartAttempts never returned (not even at its deadline) and its
+    lease stayed held (grpc/grpc#25364, #42357). Deployed processes run
+    one loop each."""
+    global _server_loop
+    with _server_loop_lock:
+        if _server_loop is None or _server_loop.is_closed():
+            loop = asyncio.new_event_loop()
+
+            def _run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.run_forever()
+
+            threading.Thread(target=_run, name="batchcalls-server", daemon=True).start()
+            _server_loop = loop
+        return _server_loop
+
+
 @dataclass
 class OrgKeys:
     org_id: str
@@ -64,7 +94,6 @@ class Stack:
     loop: asyncio.AbstractEventLoop | None = None
     ctx: Any = None
     server: Any = None
-    _thread: threading.Thread | None = None
     _children: list[subprocess.Popen[Any]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     #: Time source of the server's ServiceContext (server.domain.clock);
@@ -91,15 +120,8 @@ class Stack:
         base = Settings.from_env(self.env)
         values = {**base.__dict__, **(settings_overrides or {})}
         settings = Settings(**values)
-        self.loop = asyncio.new_event_loop()
+        self.loop = server_loop()
         ready = threading.Event()
-
-        def _run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_forever()  # type: ignore[union-attr]
-
-        self._thread = threading.Thread(target=_run, name="batchcalls-server", daemon=True)
-        self._thread.start()
 
         async def _start() -> None:
             self.ctx = build_context(settings, clock=self.clock)
@@ -124,8 +146,7 @@ class Stack:
 
             self.run(self.server.stop(0.5))
             self.run(close_context(self.ctx))
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        # The loop is shared by every stack of the session (server_loop).
 
     # --- clients -------------------------------------------------------------
     def channel(self) -> grpc.Channel:

@@ -133,23 +133,22 @@ def _new_contact(
 ) -> ParsedContact:
     """Build a ParsedContact without the frozen-dataclass ``__init__``.
 
-    A frozen dataclass sets each field through ``object.__setattr__``; at
-    10,000 contacts that alone was ~6 ms (a few % of the whole validation).
-    Filling ``__dict__`` directly gives an identical, still-frozen object.
+    A frozen dataclass's ``__init__`` looks ``object.__setattr__`` up for
+    each field; setting the slots through one bound reference gives an
+    identical, still-frozen object at no more cost (~6 ms for 10,000).
     """
     contact = _object_new(ParsedContact)
-    contact.__dict__.update(
-        row_number=row_number,
-        phone=phone,
-        name=name,
-        email=email,
-        variables=variables,
-        normalized=normalized,
-    )
+    _set(contact, "row_number", row_number)
+    _set(contact, "phone", phone)
+    _set(contact, "name", name)
+    _set(contact, "email", email)
+    _set(contact, "variables", variables)
+    _set(contact, "normalized", normalized)
     return contact
 
 
 _object_new = object.__new__
+_set = object.__setattr__
 
 
 def _no_valid_rows(report: CsvReport) -> CsvRejected:

@@ -29,9 +29,14 @@ class CsvLimits:
     """Non-empty data rows read before giving up (bounds CPU: each costs a parse)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedContact:
-    """A valid row. ``row_number`` is the file line where the record starts."""
+    """A valid row. ``row_number`` is the file line where the record starts.
+
+    Slots, no ``__dict__``: one object the garbage collector tracks per
+    contact instead of two. A report of 10,000 contacts lives on in the
+    validation cache, and every full collection walks what it holds.
+    """
 
     row_number: int
     phone: str
