@@ -223,6 +223,11 @@ _CODES = {c.value[0]: c for c in grpc.StatusCode}
 _ONE_BY_ONE_CODES = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 
 
+#: How long past its own deadline a call may stay unanswered before the
+#: client gives up on it (``ServerClient._bounded``).
+CALL_WATCHDOG_MARGIN_SECONDS = 1.0
+
+
 class Coalescer:
     """Group commit for one kind of request.
 
@@ -360,6 +365,27 @@ class ServerClient:
         self.answer_linger_seconds = max(0.0, answer_linger_seconds)
         self._lingering: dict[str, asyncio.Task] = {}
 
+    async def _bounded(self, call: Any) -> Any:
+        """Await a unary call, but never past its deadline plus a margin.
+
+        The deadline is grpc's to enforce, and it reports it as a completion
+        like any other. In the test suite (one process, several event loops
+        using grpc.aio) grpcio 1.76 now and then lost a completion: the call
+        never returned, not even at its deadline, and a claim waiting on it
+        held its lease for good. Here such a call is cancelled and fails as
+        DEADLINE_EXCEEDED, which every caller already treats as "not
+        answered, try again" (the server's fencing makes a late grant or
+        outcome harmless)."""
+        try:
+            return await asyncio.wait_for(call, self._timeout + CALL_WATCHDOG_MARGIN_SECONDS)
+        except asyncio.TimeoutError:
+            if hasattr(call, "cancel"):
+                call.cancel()
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                details=f"no answer within {self._timeout + CALL_WATCHDOG_MARGIN_SECONDS:g} s (client watchdog)",
+            ) from None
+
     def _sender(
         self, single: Any, batch: Any, batch_request: Any, unpack: Callable[[Any], list[Any]],
         *, wait_for_ready: bool | None = None,
@@ -371,14 +397,14 @@ class ServerClient:
         ready = {} if wait_for_ready is None else {"wait_for_ready": wait_for_ready}
 
         async def call(request: Any) -> Any:
-            return await single(request, metadata=self._metadata, timeout=self._timeout, **ready)
+            return await self._bounded(single(request, metadata=self._metadata, timeout=self._timeout, **ready))
 
         async def send(requests: list[Any]) -> list[Any]:
             if len(requests) == 1:
                 return [await call(requests[0])]
             try:
-                reply = await batch(batch_request(requests=requests), metadata=self._metadata, timeout=self._timeout,
-                                    **ready)
+                reply = await self._bounded(batch(batch_request(requests=requests), metadata=self._metadata,
+                                                  timeout=self._timeout, **ready))
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _ONE_BY_ONE_CODES:
                     raise

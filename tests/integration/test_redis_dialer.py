@@ -265,7 +265,10 @@ def test_dialer_calls_every_contact_once_within_limits(redis_url):
             assert await env.state.slots_in_use(env.org_id) == 0
             assert not await env.redis.keys(f"bc:{{{env.org_id}}}:lease:*")
             # Claim-to-dial latency was observed.
-            assert d1.metrics.registry.get_sample_value("batchcalls_dialer_claim_to_dial_seconds_count") > 0
+            # (by either dialer: with the org's line of granted reservations
+            # the work may settle on one of them, docs/design.md §9)
+            assert sum(d.metrics.registry.get_sample_value("batchcalls_dialer_claim_to_dial_seconds_count") or 0
+                       for d in (d1, d2)) > 0
         finally:
             await env.close()
 
