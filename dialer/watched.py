@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from redis.exceptions import RedisClusterException, RedisError
 
 from contract import keys
+from dialer.aio import wait_event
 from dialer.logging import log_event
 from dialer.script_batcher import ScriptBatcher
 
@@ -58,7 +59,4 @@ class WatchedBatches:
                 await self.refresh(batches())
             except (RedisError, RedisClusterException, OSError) as exc:
                 log_event(log, "watched.redis_error", logging.WARNING, error=repr(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(stop, REFRESH_SECONDS)

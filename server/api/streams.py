@@ -145,13 +145,9 @@ class _Channel:
         except Exception as exc:  # noqa: BLE001 - reported to the streams
             error = exc
         finally:
-            self.dead = True
             # The subscription is gone (Redis down, or cancelled by the last
             # leave): a later watcher subscribes afresh.
-            if self.hub._channels.get((self.org_id, self.batch_id)) is self:
-                del self.hub._channels[(self.org_id, self.batch_id)]
-            for listener in list(self.listeners):
-                listener._close(error)
+            self.fail(error)
             await sub.aclose()
 
 
