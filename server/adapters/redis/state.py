@@ -34,8 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 #: ZADD members per command and commands per pipeline when loading queues.
 ZADD_CHUNK = 1000
 PIPELINE_COMMANDS = 20
-#: Script calls in flight at once where a pipeline cannot carry them (cluster).
-CLUSTER_SCRIPT_CONCURRENCY = 100
+#: Script calls in flight at once where a pipeline cannot carry them
+#: (cluster). Each holds a connection of the client's pool (redis-py's
+#: default: 100) for its round trip, so this stays well under it: at 100, a
+#: pass over a session's many organizations beside the server's other Redis
+#: work ran out of connections (MaxConnectionsError in CI).
+CLUSTER_SCRIPT_CONCURRENCY = 32
 
 
 def _s(value: Any) -> str:
