@@ -116,11 +116,14 @@ class PaceDecision:
     dialer takes that cell first) without spending the contact's attempt.
     ``limited_by`` says why: ``"throttled"`` (carrier push-back),
     ``"trunk"`` or ``"org"`` (CPS); ``""`` on go. For metrics and logs.
+    ``delay_us`` (go, asked with ``ahead_ms``): the cells taken are this
+    far in the future; the call starts then, not now.
     """
 
     go: bool
     wait_ms: int
     limited_by: str = ""
+    delay_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,10 +222,13 @@ class Pacer:
         now_ms: int,
         *,
         peek: bool = False,
+        ahead_ms: int = 0,
     ) -> PaceDecision:
         """Take a start slot for one call on ``trunk_id``, or learn how long
         to wait. ``peek=True`` answers without taking (to decide whether to
-        claim at all while a trunk is throttled)."""
+        claim at all while a trunk is throttled). ``ahead_ms``: a slot free
+        within that many ms is taken now for then (``delay_us``), so a
+        caller waits for its own slot instead of asking again."""
         c = self.config
         status, wait = await self._run(
             self.scripts.pace,
@@ -236,11 +242,12 @@ class Pacer:
                 c.idle_periods,
                 c.memory_ms,
                 "peek" if peek else "take",
+                int(ahead_ms),
             ],
         )
         status = _s(status)
         if status == "go":
-            return PaceDecision(True, 0)
+            return PaceDecision(True, 0, delay_us=int(wait))
         return PaceDecision(False, int(wait), status)
 
     async def pushback(

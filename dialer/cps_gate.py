@@ -88,6 +88,9 @@ log = logging.getLogger("dialer.cps")
 CPS_HEADROOM = 0.015
 #: A waiter up to this late asks with the instant it meant to wake.
 GRID_SLACK_MS = 15
+#: How far ahead ``before_dial`` takes a trunk's next free cell (ms): a
+#: call waits for its own cell rather than asking again (pace.lua ARGV[9]).
+MAX_AHEAD_MS = 250
 #: The pre-grant wait ends this share of the dial grace before the cell.
 LEAD_SHARE = 0.25
 #: How long a claim waits for the first grant of its batch before going on.
@@ -259,14 +262,21 @@ class CpsGate:
             # Woken a little late: ask with the instant we meant to wake,
             # so the trunk's schedule stays on its grid (module docstring).
             at = target if target is not None and target <= now <= target + GRID_SLACK_MS else now
+            # A cell free before the deadline is taken for its instant in
+            # the same round trip; the call then waits for it here.
+            ahead_ms = max(0, min(MAX_AHEAD_MS, int((deadline - self.monotonic()) * 1000)))
             try:
-                d = await self.pacer.acquire(key.org_id, key.trunk_id, trunk_rate, org_rate, at)
+                d = await self.pacer.acquire(key.org_id, key.trunk_id, trunk_rate, org_rate, at,
+                                             ahead_ms=ahead_ms)
             except (RedisError, OSError) as exc:
                 log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
                 d = None
             if d is not None and d.go:
-                ticket.started_ms = now
+                ticket.started_ms = at + d.delay_us // 1000
                 self._set_throttled(key, False)
+                if d.delay_us > 0:  # the cell is ours: dial at its instant
+                    self.metrics.pace_waits.labels("ahead").inc()
+                    await asyncio.sleep(d.delay_us / 1_000_000)
                 return None
             wait_ms = int(REDIS_RETRY_SECONDS * 1000) if d is None else d.wait_ms
             if d is not None:

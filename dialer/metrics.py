@@ -22,7 +22,8 @@ Served by ``python -m dialer`` / ``batchcalls dialer`` on
 - ``batchcalls_dialer_trunk_throttled{org,trunk}`` gauge, 1 while the trunk is
   paused by carrier push-back (as this dialer last saw it)
 - ``batchcalls_dialer_pace_waits_total{limited_by}`` counter, CPS refusals before
-  a call (``trunk``, ``org``, ``throttled``)
+  a call (``trunk``, ``org``, ``throttled``; ``ahead``: the next free cell was
+  taken for its instant and the call waited for it)
 - ``batchcalls_dialer_pushbacks_total{result}`` counter, carrier push-backs
   (``counted``: a new congestion event; ``same_event``)
 

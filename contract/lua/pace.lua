@@ -20,9 +20,16 @@
 --         after its TAT (a past TAT is the same as no state)
 -- ARGV[7] push-back memory (ms): push-back state outlives the throttle by it
 -- ARGV[8] mode: "take" (take the cells when allowed) | "peek" (only answer)
+-- ARGV[9] ahead (ms, take mode; optional, default 0): when the cells are
+--         free within this many ms, take them AT that instant (a future
+--         cell, GCRA computed from it) and say when: one round trip per
+--         call, and concurrent callers each get their own cell instead of
+--         asking again together every millisecond and racing for it.
 --
--- Returns {status, wait_ms}:
+-- Returns {status, wait}:
 --   {"go", 0}               a call may start now (cells taken unless peek)
+--   {"go", delay_us}        take mode with ahead: the cells taken are
+--                           delay_us (> 0) from now; start the call then
 --   {"throttled", wait_ms}  trunk paused by carrier push-back until now+wait
 --   {"trunk", wait_ms}      trunk CPS: the next cell is free in wait_ms
 --   {"org", wait_ms}        org CPS: the next cell is free in wait_ms
@@ -46,6 +53,7 @@ local org_burst = tonumber(ARGV[5])
 local idle_periods = tonumber(ARGV[6])
 local memory_ms = tonumber(ARGV[7])
 local take = ARGV[8] ~= 'peek'
+local ahead_us = (tonumber(ARGV[9]) or 0) * 1000
 
 local f = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'until')
 local til = pace_num(f[3])
@@ -73,6 +81,22 @@ if org_cps then
   end
 end
 
+local delay_us = 0
+if status and take and wait_at - now_us <= ahead_us then
+  -- Reserve the first instant both buckets allow: compute the cells as
+  -- if asked then (allow_at <= at, so both are free at `at`).
+  local at = math.ceil(wait_at)
+  delay_us = at - now_us
+  if trunk_cps then
+    local _
+    _, trunk_tat = pace_gcra(pace_num(f[1]), at, trunk_rate, trunk_burst)
+  end
+  if org_cps then
+    local _
+    _, org_tat = pace_gcra(pace_num(redis.call('HGET', KEYS[2], 'tat')), at, org_cps, org_burst)
+  end
+  status = nil
+end
 if status then
   return {status, pace_wait_ms(wait_at, now_us)}
 end
@@ -86,4 +110,4 @@ if take then
     pace_expire(KEYS[2], now_ms, 1000 / org_cps, idle_periods, memory_ms)
   end
 end
-return {'go', 0}
+return {'go', delay_us}

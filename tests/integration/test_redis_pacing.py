@@ -130,6 +130,52 @@ def test_achieved_rate_is_n_over_ten_seconds(redis_url, cps):
     run(main())
 
 
+@pytest.mark.parametrize("trunk_cps,org_cps", [(1000, None), (10, None), (50, 20)])
+def test_ahead_gives_concurrent_askers_distinct_future_cells(redis_url, trunk_cps, org_cps):
+    """Asked together with ``ahead_ms``, every caller whose cell is free
+    within it gets go with its own start instant (now + delay_us): the
+    instants are >= 1/rate apart for the trunk and for the org, none falls
+    past now + ahead, and a caller beyond it takes nothing."""
+
+    async def main():
+        r = aioredis.from_url(redis_url)
+        pacers = [Pacer(r), Pacer(aioredis.from_url(redis_url))]
+        org_id = new_org()
+        ahead = 250
+        ds = await asyncio.gather(*(pacers[i % 2].acquire(org_id, "t1", trunk_cps, org_cps, T0, ahead_ms=ahead)
+                                    for i in range(40)))
+        went = sorted(T0 * 1000 + d.delay_us for d in ds if d.go)
+        rate = min(trunk_cps, org_cps or trunk_cps)
+        assert len(went) == min(40, int(ahead * rate / 1000) + 1)
+        assert went[0] == T0 * 1000  # the first starts now
+        assert all(b - a >= 1_000_000 / rate - 1 for a, b in itertools.pairwise(went))
+        assert went[-1] <= (T0 + ahead) * 1000
+        refused = [d for d in ds if not d.go]
+        assert all(d.limited_by in ("trunk", "org") and d.wait_ms > ahead for d in refused)
+        # Nothing was taken by the refusals: the next cell is right after the last taken.
+        d = await pacers[0].acquire(org_id, "t1", trunk_cps, org_cps, T0, ahead_ms=10_000)
+        assert d.go and T0 * 1000 + d.delay_us - went[-1] == pytest.approx(1_000_000 / rate, abs=1)
+        for p in pacers:
+            await p.redis.aclose()
+
+    run(main())
+
+
+def test_ahead_zero_and_peek_never_take_a_future_cell(redis_url):
+    async def main():
+        r = aioredis.from_url(redis_url)
+        pacer = Pacer(r)
+        org_id = new_org()
+        assert (await pacer.acquire(org_id, "t1", 10, None, T0)).go
+        assert not (await pacer.acquire(org_id, "t1", 10, None, T0)).go  # ahead 0: as before
+        assert not (await pacer.acquire(org_id, "t1", 10, None, T0, peek=True, ahead_ms=500)).go
+        d = await pacer.acquire(org_id, "t1", 10, None, T0, ahead_ms=500)
+        assert d.go and d.delay_us == 100_000  # the peek took nothing
+        await r.aclose()
+
+    run(main())
+
+
 def test_two_dialers_sharing_one_trunk_never_exceed_it_together(redis_url):
     async def main():
         # Two "dialers": separate clients, connections and script objects.
