@@ -318,6 +318,19 @@ class Pacer:
         )
         return bool(int(changed))
 
+    async def throttled_until(self, org_id: str, trunk_id: str) -> int | None:
+        """Epoch ms the trunk is paused until by carrier push-back (None:
+        not paused), one HGET, in the batcher's next round trip."""
+        key = keys.trunk_pace(org_id, trunk_id)
+        if self.batcher is not None:
+            (value,) = await self.batcher.commands([("HGET", key, "until")])
+            if isinstance(value, Exception):
+                raise value
+        else:
+            value = await self.redis.hget(key, "until")
+        until = _num(value)
+        return int(until) if until is not None else None
+
     async def state(self, org_id: str, trunk_id: str) -> TrunkPaceState:
         """The trunk's pacing state (one HMGET; no script)."""
         tat, rate, until, streak, last_pb, backoff = await self.redis.hmget(

@@ -272,11 +272,16 @@ class CpsGate:
                 log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
                 d = None
             if d is not None and d.go:
-                ticket.started_ms = at + d.delay_us // 1000
-                self._set_throttled(key, False)
                 if d.delay_us > 0:  # the cell is ours: dial at its instant
                     self.metrics.pace_waits.labels("ahead").inc()
                     await asyncio.sleep(d.delay_us / 1_000_000)
+                    # A carrier push-back meanwhile (any dialer's) paused
+                    # the trunk: the cell is void, wait out the throttle.
+                    if await self._paused_meanwhile(key):
+                        target = None
+                        continue
+                ticket.started_ms = at + d.delay_us // 1000
+                self._set_throttled(key, False)
                 return None
             wait_ms = int(REDIS_RETRY_SECONDS * 1000) if d is None else d.wait_ms
             if d is not None:
@@ -288,6 +293,17 @@ class CpsGate:
                 return f"{why}: next start in {wait_ms} ms, after the dial grace"
             target = at + wait_ms
             await wait_event(self.stopping, wait_ms / 1000)
+
+    async def _paused_meanwhile(self, key: PaceKey) -> bool:
+        """Whether the trunk is paused now (``pushback.lua``'s ``until``).
+        Redis failing: not known to be paused, the call goes (as a call
+        whose cell was free at once would have)."""
+        try:
+            until = await self.pacer.throttled_until(key.org_id, key.trunk_id)
+        except (RedisError, OSError) as exc:
+            log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
+            return False
+        return until is not None and until > self.now_ms()
 
     # -- after the carrier's first answer ------------------------------------------
 
