@@ -206,7 +206,7 @@ class CallSteps:
         ended there (released or finished)."""
         ticket = Ticket(None, None)
         if self.gate is not None:
-            got = await self.gate.before_grant(claim.org_id, claim.batch_id)
+            got = await self.gate.before_grant(claim.org_id, claim.batch_id, lazy=claim.reserved)
             if got is None:  # stopping: the contact goes back, keeping its place
                 await self.book.release(claim, requeue_due_ms=claim.due_ms)
                 return
@@ -348,7 +348,7 @@ class CallSteps:
         try:
             attached = await self.leases.attach(
                 claim.org_id, claim.lease_id, attempt_id=call.attempt_id, started_ms=call.started_ms,
-                max_call_ms=call.max_call_s * 1000, trunk_json=call.trunk_json,
+                max_call_ms=call.max_call_s * 1000, trunk_json=call.trunk_json, lazy=claim.reserved,
             )
         except (RedisError, OSError) as exc:
             log_event(log, "lease.attach_failed", logging.WARNING, error=repr(exc), **call.fields)

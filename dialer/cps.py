@@ -208,9 +208,9 @@ class Pacer:
         #: script is its own EVALSHA (tests, tools).
         self.batcher = batcher
 
-    async def _run(self, script: Any, keys_: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: Any, keys_: list[str], args: list[Any], lazy: bool = False) -> Any:
         if self.batcher is not None:
-            return await self.batcher.call(script, keys_, args)
+            return await self.batcher.call(script, keys_, args, lazy=lazy)
         return await script(keys=keys_, args=args)
 
     async def acquire(
@@ -223,12 +223,15 @@ class Pacer:
         *,
         peek: bool = False,
         ahead_ms: int = 0,
+        lazy: bool = False,
     ) -> PaceDecision:
         """Take a start slot for one call on ``trunk_id``, or learn how long
         to wait. ``peek=True`` answers without taking (to decide whether to
         claim at all while a trunk is throttled). ``ahead_ms``: a slot free
         within that many ms is taken now for then (``delay_us``), so a
-        caller waits for its own slot instead of asking again."""
+        caller waits for its own slot instead of asking again. ``lazy``:
+        nothing waits on the answer to dial (a reservation's peek); it rides
+        with the batcher's next round trip."""
         c = self.config
         status, wait = await self._run(
             self.scripts.pace,
@@ -244,6 +247,7 @@ class Pacer:
                 "peek" if peek else "take",
                 int(ahead_ms),
             ],
+            lazy=lazy,
         )
         status = _s(status)
         if status == "go":
@@ -302,7 +306,9 @@ class Pacer:
         a push-back: ringing, answered, busy, no answer...). Ends the
         push-back streak and raises a lowered rate by
         ``increase_fraction × trunk_cps``. Cheap and write-free when the
-        trunk has no push-back state. Returns whether the state changed."""
+        trunk has no push-back state. Returns whether the state changed.
+        Nothing waits on it to dial: it rides with the next round trip
+        (lazy)."""
         step = (trunk_cps or 0) * self.config.increase_fraction
         changed, _eff, _streak = await self._run(
             self.scripts.pace_ok,
@@ -315,6 +321,7 @@ class Pacer:
                 self.config.idle_periods,
                 self.config.memory_ms,
             ],
+            lazy=True,
         )
         return bool(int(changed))
 

@@ -322,11 +322,15 @@ class LeaseClient:
         started_ms: int,
         max_call_ms: int,
         trunk_json: str,
+        lazy: bool = False,
     ) -> bool:
+        """``lazy``: no slot waits on it (a reservation, dialed only after
+        its activate): it rides with the next round trip."""
         reply = await self.batcher.call(
             self.scripts.attach,
             [keys.org_leases(org_id), keys.lease_info(org_id, lease_id), keys.org_reserved(org_id)],
             [lease_id, attempt_id, int(started_ms), int(max_call_ms), trunk_json, self.info_ttl_ms],
+            lazy=lazy,
         )
         return int(reply) == 1
 

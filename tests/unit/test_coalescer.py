@@ -165,3 +165,32 @@ def test_an_urgent_request_skips_the_linger_and_takes_the_lingering_ones_along()
         assert rec.calls == [[1, 2]]
 
     asyncio.run(main())
+
+
+def test_the_linger_also_holds_for_a_group_gathered_during_a_call_in_flight() -> None:
+    """Under load the requests that arrive while a call is in flight must
+    still wait out the linger for company (from the first of them), not
+    leave the moment that call returns: otherwise groups shrink to what
+    arrives in one round trip and the server pays a transaction per few
+    outcomes."""
+
+    async def main() -> None:
+        rec = Recorder()
+        loop = asyncio.get_running_loop()
+        c = Coalescer(rec.send, max_items=10, max_in_flight=1, linger_seconds=0.2)
+        first = asyncio.ensure_future(c.submit(1, urgent=True))
+        await settle()
+        assert rec.calls == [[1]]
+        t_second = loop.time()
+        second = asyncio.ensure_future(c.submit(2))
+        await settle()
+        rec.gate.set()  # the call in flight returns now
+        assert await first == 10
+        await settle()
+        assert rec.calls == [[1]]  # 2 keeps lingering
+        third = asyncio.ensure_future(c.submit(3))
+        assert await asyncio.gather(second, third) == [20, 30]
+        assert rec.calls == [[1], [2, 3]]
+        assert loop.time() - t_second >= 0.2 - 0.005  # its linger, counted from its arrival
+
+    asyncio.run(main())
