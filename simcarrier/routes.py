@@ -4,7 +4,12 @@ HTTP API (JSON bodies, HTTP/1.1 keep-alive)::
 
     POST   /calls                 place a call -> 202 + call (200 + existing call if the id is known);
                                   ?wait=<real seconds>: answer once the call is past ringing
-                                  (or at that timeout), saving the first long-poll
+                                  (or at that timeout), saving the first long-poll;
+                                  ?follow=<real seconds>: answer with the call's states as they
+                                  come (NDJSON, one call object a line, chunked): once past
+                                  ringing, then once ended; the body ends after the ended line
+                                  or at that timeout (then long-poll as usual). One request
+                                  follows a whole call
     GET    /calls                 every call received (?batch_id=, ?org_id=, ?contact_id=)
     GET    /calls/{id}            status of one call (404 when unknown)
     GET    /calls/{id}/wait       long-poll: ?after=<state>&timeout=<real seconds>; returns
@@ -21,7 +26,7 @@ HTTP API (JSON bodies, HTTP/1.1 keep-alive)::
     POST   /reset                 end live calls, forget everything, truncate the record file
     GET    /healthz               liveness and the time scale
 
-Every answer, errors included, is a JSON body: errors are ``{"error": ...}``
+Every answer, errors included, is a JSON body (a followed call's is NDJSON): errors are ``{"error": ...}``
 with 400 (bad body or parameter), 404 (unknown path or call), 405 (a method
 ``/calls`` or a known call does not take) or 413 (body over 256 KiB).
 
@@ -34,6 +39,7 @@ counts as absent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -53,6 +59,17 @@ DEFAULT_WAIT_SECONDS = 25.0
 MAX_CALL_ID_LENGTH = 256
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NDJSON = "application/x-ndjson"
+
+
+class _LineStream(web.StreamResponse):
+    """A chunked answer whose headers leave with its first line."""
+
+    _send_headers_immediately = False
+
+
+def _line(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
 def json_response(status: int, payload: Any) -> web.Response:
@@ -129,9 +146,27 @@ class CarrierRoutes:
         if call is None:
             return json_response(200, cancelled_before_placed(call_id))
         query = query_params(request)
+        if "follow" in query:
+            return await self.follow(request, call, 202 if created else 200, clamp_wait(query["follow"], 0.0))
         if "wait" in query:
             await self.carrier.wait(call, "ringing", clamp_wait(query["wait"], 0.0))
         return json_response(202 if created else 200, call.status())
+
+    async def follow(self, request: web.Request, call: Any, status: int, seconds: float) -> web.StreamResponse:
+        """The body of ``POST /calls?follow``: a line once the call is past
+        ringing, a last one once it ended (or at the timeout). The headers
+        leave with the first line and the last line with the body's end, so
+        a call costs the carrier two writes on one request."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        response = _LineStream(status=status, headers={"Content-Type": NDJSON})
+        await response.prepare(request)
+        await self.carrier.wait(call, "ringing", max(0.0, deadline - loop.time()))
+        if call.state != "ended":
+            await response.write(_line(call.status()))
+            await self.carrier.wait(call, call.state, max(0.0, deadline - loop.time()))
+        await response.write_eof(_line(call.status()))
+        return response
 
     async def list_calls(self, request: web.Request) -> web.Response:
         """GET /calls[?batch_id=&org_id=&contact_id=]."""

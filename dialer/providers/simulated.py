@@ -1,8 +1,9 @@
 """Provider for the simulated carrier (``python -m simcarrier``).
 
 The call lives in the carrier process, not here: ``place_call`` POSTs the call
-(the carrier answers once ringing is over) and then long-polls
-``GET /calls/{id}/wait`` until it ends, so a dialer that dies leaves a call
+with ``?follow`` (the carrier streams its states on that one request: once
+ringing is over, then once it ended) and long-polls ``GET /calls/{id}/wait``
+only if that stream ends before the call, so a dialer that dies leaves a call
 that still ends on the carrier's own timers, and a recovering dialer learns
 the outcome through ``call_status`` (docs/design.md §5–6). Cancelling
 ``place_call`` hangs up with ``DELETE``. The HTTP API is documented in
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -54,6 +56,12 @@ DEFAULT_MAX_CONNECTIONS = DialerSettings.max_live_calls + SPARE_CONNECTIONS
 #: Seconds an idle pooled connection is kept (the carrier keeps it 75 s).
 KEEPALIVE_SECONDS = 30.0
 _JSON_HEADERS = {"Content-Type": "application/json"}
+#: A followed call's answer (``POST /calls?follow``): a call object a line.
+NDJSON = "application/x-ndjson"
+
+
+#: ``_with_retries``'s answer for a request followed line by line.
+_FOLLOWED = object()
 
 
 class SimulatedProviderError(Exception):
@@ -155,6 +163,46 @@ class CarrierHttpClient:
                 raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
         raise AssertionError("unreachable")
 
+    async def follow(self, path: str, payload: Any, on_line: Callable[[dict[str, Any]], Awaitable[None]],
+                     timeout: float) -> _HttpResponse | None:
+        """POST ``payload`` to ``path`` (a ``?follow`` request) and hand each
+        NDJSON line of a 2xx answer to ``on_line`` as it arrives. None: the
+        answer was followed to its end (or cut after its first line: the
+        caller carries on from the last line it saw). Else the answer, read
+        in full (an error, a refusal, a carrier without ``?follow``).
+
+        Raises like ``request`` when no line arrived."""
+        if self._closed:
+            raise SimulatedProviderError("provider is closed")
+        session = self._session_for_loop()
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        url = URL(self.base_url + path, encoded=True)
+        lines = 0
+        for attempt in (0, 1):
+            try:
+                async with session.post(url, data=body, timeout=self._timeout(timeout)) as response:
+                    if response.status // 100 != 2 or response.content_type != NDJSON:
+                        return _HttpResponse(response.status, await response.read())
+                    while raw := await response.content.readline():
+                        try:
+                            line = json.loads(raw)
+                        except ValueError as exc:
+                            raise SimulatedProviderError(f"POST {path}: not a JSON line: {raw[:200]!r}") from exc
+                        lines += 1
+                        await on_line(line)
+                    return None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if lines:
+                    log.info("following %s cut after %d lines: %r", path, lines, exc)
+                    return None
+                if (isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and attempt == 0
+                        and not isinstance(exc, aiohttp.ClientConnectorError)):
+                    continue  # a stale pooled connection: once more on a fresh one
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"POST {path}: no answer within {timeout:g}s") from exc
+                raise SimulatedProviderError(f"POST {path}: {exc!r}") from exc
+        raise AssertionError("unreachable")
+
     async def close(self) -> None:
         self._closed = True
         session, self._session = self._session, None
@@ -235,13 +283,30 @@ class SimulatedProvider:
         }
         answered = False
         ended = False
+        last: list[dict[str, Any]] = []
+
+        async def on_line(line: dict[str, Any]) -> None:
+            nonlocal answered
+            last[:] = [line]
+            if not answered and line.get("answer") is not None:
+                answered = True
+                answer_time = _dt(line["answer"])
+                assert answer_time is not None
+                await on_answer(answer_time)
+
         try:
             # POST is idempotent on call_id, so retrying it is safe.
-            # ?wait: the carrier answers once ringing is over, so a call
-            # costs two HTTP exchanges (place, wait for the end), not three.
+            # ?follow: the carrier streams the call's states on this one
+            # request (past ringing, then ended), so a call costs one HTTP
+            # exchange; a call still live when the stream ends (its timeout,
+            # a cut connection) is long-polled from its last state.
             try:
-                call = await self._with_retries("POST", f"/calls?wait={POLL_SECONDS:g}", payload, expect=(200, 202),
-                                                timeout=POLL_SECONDS + POLL_MARGIN_SECONDS, refusals=True)
+                got = await self._with_retries("POST", f"/calls?follow={POLL_SECONDS:g}", payload, expect=(200, 202),
+                                               timeout=POLL_SECONDS + POLL_MARGIN_SECONDS, refusals=True,
+                                               on_line=on_line)
+                call = last[0] if got is _FOLLOWED else got
+                if call is None:
+                    raise SimulatedProviderError(f"carrier answered no state for call {call_id}")
             except _Refused as refused:
                 # Never placed: nothing to hang up. The dialer classifies it.
                 ended = True
@@ -279,17 +344,25 @@ class SimulatedProvider:
 
     async def _with_retries(
         self, method: str, path: str, payload: Any, expect: tuple[int, ...], timeout: float = REQUEST_TIMEOUT_SECONDS,
-        refusals: bool = False,
-    ) -> dict[str, Any]:
+        refusals: bool = False, on_line: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> Any:
         """Retries transport errors and 5xx for a while; 4xx is final.
         ``refusals``: a 503/429 marked ``"refused"`` (carrier push-back)
-        raises ``_Refused`` at once instead."""
+        raises ``_Refused`` at once instead. ``on_line``: a POST whose
+        NDJSON answer goes to it line by line (``CarrierHttpClient.follow``);
+        returns ``_FOLLOWED`` once followed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget_seconds
         delay = 0.05
         while True:
             try:
-                response = await self._http.request(method, path, payload, timeout=timeout)
+                if on_line is not None:
+                    followed = await self._http.follow(path, payload, on_line, timeout)
+                    if followed is None:
+                        return _FOLLOWED
+                    response = followed
+                else:
+                    response = await self._http.request(method, path, payload, timeout=timeout)
                 if response.status in expect:
                     return response.json()
                 if refusals and response.status in (429, 503):

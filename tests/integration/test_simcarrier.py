@@ -462,3 +462,72 @@ def test_cli_help_and_environment_fallbacks(tmp_path: Path) -> None:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def ndjson_post(url: str, body: Any) -> tuple[int, str, list[dict[str, Any]]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), [json.loads(x) for x in resp.read().splitlines()]
+
+
+def test_post_with_follow_streams_the_call_to_its_end(carrier: SimCarrierProcess) -> None:
+    """POST /calls?follow=<s> answers NDJSON: a line once ringing is over (the
+    answer), a last one once the call ended; a call that ends while ringing
+    has only the ended line; a follow shorter than the call ends its body
+    with the live state, and the call goes on."""
+    body = {"to": "+14155550187", "simulation": {"completed": 1, "ring_seconds": RING, "mean_call_seconds": 20}}
+    status, ctype, lines = ndjson_post(carrier.url + "/calls?follow=5", {**body, "call_id": "follow-1"})
+    assert status == 202 and ctype.startswith("application/x-ndjson")
+    assert [x["state"] for x in lines] == ["in_progress", "ended"]
+    assert lines[0]["answer"] is not None and lines[0]["end"] is None
+    assert lines[1]["outcome"] == "completed" and lines[1]["end"] >= lines[1]["answer"]
+
+    status, _, lines = ndjson_post(carrier.url + "/calls?follow=5",
+                                   {"call_id": "follow-busy", "to": number_with_outcome("busy", 1)})
+    assert status == 202 and [(x["state"], x["outcome"]) for x in lines] == [("ended", "busy")]
+
+    long = {**body, "simulation": {"completed": 1, "ring_seconds": 0, "mean_call_seconds": 2000, "talk_sigma": 0}}
+    status, _, lines = ndjson_post(carrier.url + "/calls?follow=0.2", {**long, "call_id": "follow-long"})
+    assert [x["state"] for x in lines] == ["in_progress", "in_progress"]  # the follow's time ran out
+    assert http_json(carrier.url + "/calls/follow-long")[1]["state"] == "in_progress"
+    # Posted again (a retry), the same call is followed: 200, not a second call.
+    status, _, lines = ndjson_post(carrier.url + "/calls?follow=0.05", {**long, "call_id": "follow-long"})
+    assert status == 200 and lines[0]["call_id"] == "follow-long"
+
+
+def test_provider_follows_a_call_on_one_request_and_long_polls_only_past_the_follow(
+        carrier: SimCarrierProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """place_call learns the answer (on_answer, before the end) and the end
+    from the one POST; only a call that outlives the follow's time costs a
+    long-poll, and it still ends with its result."""
+    import dialer.providers.simulated as simulated
+
+    async def main() -> None:
+        provider = SimulatedProvider(carrier.url)
+        polls: list[str] = []
+        plain_request = provider._http.request
+
+        async def counting(method: str, path: str, *a: Any, **kw: Any) -> Any:
+            polls.append(f"{method} {path.split('?')[0]}")
+            return await plain_request(method, path, *a, **kw)
+
+        provider._http.request = counting  # type: ignore[method-assign]
+        try:
+            answers = Answers()
+            res = await provider.place_call(request("prov-follow-1", "+14155550123", trunk=FAST), answers)
+            assert res.outcome is Outcome.COMPLETED and len(answers.times) == 1
+            assert answers.times[0] <= res.end_time
+            assert polls == []  # no long-poll, no second request
+
+            monkeypatch.setattr(simulated, "POLL_SECONDS", 0.05)  # the follow ends before the call
+            slow = TrunkSettings(kind="simulated", simulation={"completed": 1, "ring_seconds": 0,
+                                                               "mean_call_seconds": 50, "talk_sigma": 0})
+            answers = Answers()
+            res = await provider.place_call(request("prov-follow-2", "+14155550124", trunk=slow), answers)
+            assert res.outcome is Outcome.COMPLETED and len(answers.times) == 1
+            assert polls and all(p == "GET /calls/prov-follow-2/wait" for p in polls)
+        finally:
+            await provider.close()
+
+    asyncio.run(main())
