@@ -17,7 +17,9 @@ query costs over what any authenticated RPC costs. Targets (issue
 the phone search.
 
     --explain   also prints, per read, the SQL the server issued for one
-                call (round trips per RPC) with EXPLAIN (ANALYZE, BUFFERS)
+                call (round trips per RPC) with EXPLAIN (ANALYZE, BUFFERS),
+                the generic plan, and whether Postgres keeps that plan once
+                psycopg has prepared the statement or plans every call
 """
 
 from __future__ import annotations
@@ -162,16 +164,38 @@ def explain(engine, stack, cases) -> None:  # type: ignore[no-untyped-def]
             with engine.connect() as conn:
                 plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters).all()
                 generic = generic_plan(conn, statement, parameters)
+                custom = generic_plan(conn, statement, parameters, mode="force_custom_plan")
             for (line,) in plan:
                 print("    " + line)
             # psycopg prepares a statement run 5 times; Postgres may then
             # plan it once for any values: the plan the server runs later.
             print("    generic plan: " + " | ".join(line.strip() for line in generic if "Scan" in line or "Sort" in line))
+            print("    " + plan_cache_verdict(custom, generic))
 
 
-def generic_plan(conn, statement: str, parameters) -> list[str]:  # type: ignore[no-untyped-def]
+def plan_cache_verdict(custom: list[str], generic: list[str]) -> str:
+    """Whether Postgres keeps the generic plan of the prepared statement.
+    After 5 custom plans it keeps the generic one only if that costs less
+    than their average, which counts an allowance for planning (1000 x
+    cpu_operator_cost x (relations + 1), a few units); otherwise it plans
+    the statement again on every call (its Planning Time above, each time).
+    A bound value the estimates read (``status = $1``) makes the two differ."""
+    import re
+
+    def total(lines: list[str]) -> float:
+        m = re.search(r"cost=[0-9.]+\.\.([0-9.]+)", lines[0]) if lines else None
+        return float(m.group(1)) if m else float("nan")
+
+    c, g = total(custom), total(generic)
+    allowance = 1000 * 0.0025 * 2  # the smallest: one relation, the default cpu_operator_cost
+    verdict = "generic plan kept (planned once)" if g < c + allowance else "PLANNED ON EVERY CALL"
+    return f"plan cache: custom cost {c:.2f}, generic cost {g:.2f}: {verdict}"
+
+
+def generic_plan(conn, statement: str, parameters, mode: str = "force_generic_plan") -> list[str]:  # type: ignore[no-untyped-def]
     """EXPLAIN of ``statement`` as a prepared statement planned for any
-    values (plan_cache_mode = force_generic_plan)."""
+    values (plan_cache_mode = force_generic_plan), or for the values given
+    (``mode`` = force_custom_plan)."""
     import re
 
     from psycopg import sql
@@ -186,7 +210,7 @@ def generic_plan(conn, statement: str, parameters) -> list[str]:  # type: ignore
     text_ = re.sub(r"%\((\w+)\)s", number, statement)
     raw = conn.connection.driver_connection
     literals = sql.SQL(", ").join(sql.Literal(parameters[n]) for n in names).as_string(raw)
-    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    conn.exec_driver_sql(f"SET plan_cache_mode = {mode}")
     conn.exec_driver_sql("PREPARE bench_generic AS " + text_.replace("%%", "%"))
     try:
         return [r[0] for r in conn.exec_driver_sql(f"EXPLAIN EXECUTE bench_generic({literals})".replace("%", "%%")).all()]
