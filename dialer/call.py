@@ -67,6 +67,7 @@ from redis.exceptions import RedisError
 
 from contract.trunk import TrunkSettings
 from dialer.agent_results import SimulatedAgentReports, agent_from_proto
+from dialer.cps import PaceDecision, Pacer
 from dialer.cps_gate import CpsGate, PaceKey, Ticket
 from dialer.grant_ahead import HAND_OFF_SCAN, GrantAhead
 from dialer.lease_book import LeaseBook
@@ -171,6 +172,11 @@ class CallSteps:
         #: (metric, label value) -> labelled child, so the per-call metrics
         #: skip prometheus_client's label validation and lock each time.
         self._metric_children: dict[tuple[int, str], Any] = {}
+        #: lease id -> (pace key, dial deadline) of a reservation waiting
+        #: for its slot: end_call.lua takes its CPS cell with the slot.
+        self._waiting_pace: dict[str, tuple[PaceKey, float]] = {}
+        #: lease id -> (pace.lua's answer, the instant asked) got that way.
+        self._paced_with_slot: dict[str, tuple[PaceDecision, int]] = {}
         #: The simulated trunk's built-in agent reports each completed call
         #: through ResultsService, as a real agent would (dialer.agent_results).
         report = getattr(server, "report_call_result", None)
@@ -229,10 +235,18 @@ class CallSteps:
             return
         request = self.call_request(call)
         if claim.reserved:
-            if not await self.activate(call):
-                return
+            if self.gate is not None:
+                self._waiting_pace[claim.lease_id] = (key, self.dial_deadline(call))
+            try:
+                if not await self.activate(call):
+                    return
+            finally:
+                self._waiting_pace.pop(claim.lease_id, None)
+                taken = self._paced_with_slot.pop(claim.lease_id, None)
             claim_mono = self.monotonic()  # claim-to-dial: from the slot taken
-        if not await self.pace(call, key, ticket):
+        else:
+            taken = None
+        if not await self.pace(call, key, ticket, taken):
             return
         ticket.release()  # the next claim of this trunk may go to StartAttempt
         settled = await self.place_call(call, provider, request, claim_mono)
@@ -272,13 +286,18 @@ class CallSteps:
         return PaceKey(call.claim.org_id, call.grant.from_phone_number, call.trunk.calls_per_second,
                        call.grant.organization_calls_per_second)
 
-    async def pace(self, call: Call, key: PaceKey, ticket: Ticket) -> bool:
+    def dial_deadline(self, call: Call) -> float:
+        """Monotonic instant the call must be placed by (the dial grace)."""
+        return call.t0 + self.settings.dial_grace_seconds - DIAL_MARGIN_SECONDS
+
+    async def pace(self, call: Call, key: PaceKey, ticket: Ticket,
+                   taken: tuple[PaceDecision, int] | None = None) -> bool:
         """Take the call's start from the CPS buckets, within the dial
-        grace; else finish it as NOT_DIALED (nothing spent)."""
+        grace; else finish it as NOT_DIALED (nothing spent). ``taken``: the
+        cell end_call.lua asked for with the call's slot."""
         if self.gate is None:
             return True
-        deadline = call.t0 + self.settings.dial_grace_seconds - DIAL_MARGIN_SECONDS
-        why = await self.gate.before_dial(key, ticket, deadline)
+        why = await self.gate.before_dial(key, ticket, self.dial_deadline(call), taken)
         if why is not None:
             await self._not_dialed(call, why)
             return False
@@ -474,12 +493,20 @@ class CallSteps:
         grant_ahead = self.grant_ahead
         first = grant_ahead.first_waiter(claim.org_id)
         then_activate = (first[1].lease_id, first[1].batch_id) if first is not None else None
+        # The first waiter's CPS cell, taken with the slot in the same
+        # script: it dials without a pace.lua round trip of its own.
+        waiting = self._waiting_pace.get(first[1].lease_id) if first is not None else None
+        then_pace = self.gate.take_args(*waiting) if waiting is not None and self.gate is not None else None
         try:
             start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id,
-                                               then_activate=then_activate, hand_off_scan=HAND_OFF_SCAN)
+                                               then_activate=then_activate, hand_off_scan=HAND_OFF_SCAN,
+                                               then_pace=then_pace)
         except (RedisError, OSError) as exc:
             log_event(log, "lease.end_call_failed", logging.WARNING, lease_id=claim.lease_id, error=repr(exc))
             return
+        if (start is not None and start.pace is not None and then_activate is not None and then_pace is not None
+                and then_activate[0] in self._waiting_pace):
+            self._paced_with_slot[then_activate[0]] = (Pacer.decision(*start.pace), int(then_pace[1][0]))
         if start is None or not self.book.mark_ended(claim.lease_id):
             return
         grant_ahead.note_call_end(claim.org_id)

@@ -232,23 +232,25 @@ class Pacer:
         caller waits for its own slot instead of asking again. ``lazy``:
         nothing waits on the answer to dial (a reservation's peek); it rides
         with the batcher's next round trip."""
-        c = self.config
         status, wait = await self._run(
             self.scripts.pace,
             [keys.trunk_pace(org_id, trunk_id), keys.org_pace(org_id)],
-            [
-                int(now_ms),
-                _arg(trunk_cps),
-                c.trunk_burst,
-                _arg(org_cps),
-                c.org_burst,
-                c.idle_periods,
-                c.memory_ms,
-                "peek" if peek else "take",
-                int(ahead_ms),
-            ],
+            self.pace_args(trunk_cps, org_cps, now_ms, peek=peek, ahead_ms=ahead_ms),
             lazy=lazy,
         )
+        return self.decision(status, wait)
+
+    def pace_args(self, trunk_cps: float | None, org_cps: float | None, now_ms: int, *,
+                  peek: bool = False, ahead_ms: int = 0) -> list[Any]:
+        """pace.lua's ARGV (also end_call.lua's, for the cell of the
+        reservation it hands a slot to)."""
+        c = self.config
+        return [int(now_ms), _arg(trunk_cps), c.trunk_burst, _arg(org_cps), c.org_burst, c.idle_periods,
+                c.memory_ms, "peek" if peek else "take", int(ahead_ms)]
+
+    @staticmethod
+    def decision(status: Any, wait: Any) -> PaceDecision:
+        """pace.lua's answer as a PaceDecision."""
         status = _s(status)
         if status == "go":
             return PaceDecision(True, 0, delay_us=int(wait))

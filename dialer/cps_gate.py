@@ -71,6 +71,7 @@ from redis.exceptions import RedisError
 
 from dialer.aio import wait_event
 from dialer.cps import (
+    PaceDecision,
     Pacer,
     PushbackKind,
     PushbackResult,
@@ -91,6 +92,9 @@ GRID_SLACK_MS = 15
 #: How far ahead ``before_dial`` takes a trunk's next free cell (ms): a
 #: call waits for its own cell rather than asking again (pace.lua ARGV[9]).
 MAX_AHEAD_MS = 250
+#: A call that waited longer than this for its future cell re-reads the
+#: trunk's push-back pause before it dials (µs).
+RECHECK_PAUSE_AFTER_US = 10_000
 #: The pre-grant wait ends this share of the dial grace before the cell.
 LEAD_SHARE = 0.25
 #: How long a claim waits for the first grant of its batch before going on.
@@ -253,36 +257,57 @@ class CpsGate:
 
     # -- right before the call is placed -------------------------------------------
 
-    async def before_dial(self, key: PaceKey, ticket: Ticket, deadline: float) -> str | None:
+    def ahead_ms(self, deadline: float) -> int:
+        """How far ahead a call dialed by ``deadline`` (monotonic) may
+        take its cell."""
+        return max(0, min(MAX_AHEAD_MS, int((deadline - self.monotonic()) * 1000)))
+
+    def take_args(self, key: PaceKey, deadline: float) -> tuple[str, list[Any]]:
+        """(trunk id, pace.lua ARGV) to take the call's cell now, for
+        end_call.lua to take it with the slot it hands the call
+        (``LeaseClient.end_call(then_pace=...)``)."""
+        trunk_rate, org_rate = key.paced(self.headroom)
+        return key.trunk_id, self.pacer.pace_args(trunk_rate, org_rate, self.now_ms(),
+                                                  ahead_ms=self.ahead_ms(deadline))
+
+    async def before_dial(self, key: PaceKey, ticket: Ticket, deadline: float,
+                          taken: tuple[PaceDecision, int] | None = None) -> str | None:
         """Take the call's cell (trunk and org buckets, atomically), waiting
         for it until ``deadline`` (monotonic). None: dial now (``ticket.
         started_ms`` is set). Else why not to dial (the caller finishes the
-        attempt as NOT_DIALED: nothing spent)."""
+        attempt as NOT_DIALED: nothing spent). ``taken``: pace.lua's answer
+        already got (by end_call.lua with the call's slot) and the instant
+        it was asked for; no round trip of its own then."""
         trunk_rate, org_rate = key.paced(self.headroom)
         target: int | None = None
         while True:
             if self.stopping.is_set():
                 return "dialer stopping"
-            now = self.now_ms()
-            # Woken a little late: ask with the instant we meant to wake,
-            # so the trunk's schedule stays on its grid (module docstring).
-            at = target if target is not None and target <= now <= target + GRID_SLACK_MS else now
-            # A cell free before the deadline is taken for its instant in
-            # the same round trip; the call then waits for it here.
-            ahead_ms = max(0, min(MAX_AHEAD_MS, int((deadline - self.monotonic()) * 1000)))
-            try:
-                d = await self.pacer.acquire(key.org_id, key.trunk_id, trunk_rate, org_rate, at,
-                                             ahead_ms=ahead_ms)
-            except (RedisError, OSError) as exc:
-                log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
-                d = None
+            d: PaceDecision | None
+            if taken is not None:
+                (d, at), taken = taken, None
+            else:
+                now = self.now_ms()
+                # Woken a little late: ask with the instant we meant to wake,
+                # so the trunk's schedule stays on its grid (module docstring).
+                at = target if target is not None and target <= now <= target + GRID_SLACK_MS else now
+                # A cell free before the deadline is taken for its instant in
+                # the same round trip; the call then waits for it here.
+                try:
+                    d = await self.pacer.acquire(key.org_id, key.trunk_id, trunk_rate, org_rate, at,
+                                                 ahead_ms=self.ahead_ms(deadline))
+                except (RedisError, OSError) as exc:
+                    log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
+                    d = None
             if d is not None and d.go:
                 if d.delay_us > 0:  # the cell is ours: dial at its instant
                     self.metrics.pace_waits.labels("ahead").inc()
                     await asyncio.sleep(d.delay_us / 1_000_000)
                     # A carrier push-back meanwhile (any dialer's) paused
                     # the trunk: the cell is void, wait out the throttle.
-                    if await self._paused_meanwhile(key):
+                    # A wait of a few ms adds no more than the race every
+                    # start has with a push-back in flight.
+                    if d.delay_us > RECHECK_PAUSE_AFTER_US and await self._paused_meanwhile(key):
                         target = None
                         continue
                 ticket.started_ms = at + d.delay_us // 1000

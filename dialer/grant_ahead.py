@@ -265,8 +265,12 @@ class GrantAhead:
             while True:
                 if self.pacing.stopping.is_set():
                     return "dialer stopping"
+                # Reservations of this dialer already wait in the org: it is
+                # full, and this one will wait behind them; its (first or
+                # poll) activate.lua rides with the next round trip.
+                lazy = not woken and bool(self.slot_waiters.get(claim.org_id))
                 try:
-                    status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id)
+                    status = await self.leases.activate(claim.org_id, claim.batch_id, claim.lease_id, lazy=lazy)
                 except (RedisError, RedisClusterException, OSError) as exc:
                     # The org's master may be failing over: try again after
                     # a short pause while the dial grace lasts; after it the

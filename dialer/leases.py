@@ -334,10 +334,11 @@ class LeaseClient:
         )
         return int(reply) == 1
 
-    async def activate(self, org_id: str, batch_id: str, lease_id: str) -> Activation:
+    async def activate(self, org_id: str, batch_id: str, lease_id: str, *, lazy: bool = False) -> Activation:
         """A reservation takes its org and batch slots (activate.lua): OK
         (dial now), ORG_FULL / BATCH_FULL (wait), INACTIVE / LOST /
-        ORG_UNCONFIGURED (do not dial)."""
+        ORG_UNCONFIGURED (do not dial). ``lazy``: rides with the next round
+        trip (the org is known to be full)."""
         reply = await self.batcher.call(
             self.scripts.activate,
             [
@@ -352,6 +353,7 @@ class LeaseClient:
                 *([keys.org_marker(org_id)] if self.org_markers else []),
             ],
             [lease_id, self.now_ms() + self.lease_ttl_ms, self.info_ttl_ms, self.now_ms(), batch_id],
+            lazy=lazy,
         )
         return Activation(_s(reply))
 
@@ -363,6 +365,7 @@ class LeaseClient:
         *,
         then_activate: tuple[str, str] | None = None,
         hand_off_scan: int = 0,
+        then_pace: tuple[str, list[Any]] | None = None,
     ) -> OrgRound | None:
         """The call under this lease is over at the provider: free its slots
         now, keep it (no slot) in the org's ended zset until its release.
@@ -376,7 +379,9 @@ class LeaseClient:
         took it); failing that, to the oldest of the org's waiting
         reservations of any dialer, trying at most ``hand_off_scan`` of them
         (``handed_to`` names the one that took it; its dialer is told on
-        its hand-off channel)."""
+        its hand-off channel). ``then_pace=(trunk id, pace.lua ARGV)``: if
+        ``then_activate`` takes the slot, its call's CPS cell is taken in
+        the same script (``pace``: pace.lua's answer)."""
         now = self.now_ms()
         reply = await self.batcher.call(
             self.scripts.end_call,
@@ -393,13 +398,15 @@ class LeaseClient:
             ],
             [lease_id, now, now + self.lease_ttl_ms, self.info_ttl_ms,
              *(then_activate if then_activate else ("", "")),
-             int(hand_off_scan), keys.DIALER_HANDOFFS],
+             int(hand_off_scan), keys.DIALER_HANDOFFS,
+             *((then_pace[0], *then_pace[1]) if then_pace and then_activate else ())],
         )
         if int(reply[0]) != 1:
             return None
         free = int(reply[1])
-        return OrgRound([_s(m) for m in reply[4:]], free if free >= 0 else None, Activation(_s(reply[2])),
-                        handed_to=_s(reply[3]))
+        pace_status = _s(reply[4])
+        return OrgRound([_s(m) for m in reply[6:]], free if free >= 0 else None, Activation(_s(reply[2])),
+                        handed_to=_s(reply[3]), pace=(pace_status, int(reply[5])) if pace_status else None)
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one

@@ -40,6 +40,14 @@
 --         dialer's reservation takes it; 0 = none
 -- ARGV[8] hand-off channel prefix (keys.dialer_handoffs("")): the chosen
 --         reservation's dialer is told on ARGV[8] .. its dialer id
+-- ARGV[9] optional: the trunk id of ARGV[5]'s call ("" or absent: none);
+--         when ARGV[5] takes the slot, its call's calls-per-second cell is
+--         taken in the same script (pace.lua's rule, lib_pace.lua, on
+--         bc:{org}:trunk:{ARGV[9]}:pace and bc:{org}:pace, derived from
+--         the org prefix like the waiting lease's keys)
+-- ARGV[10..18] pace.lua's ARGV[1..9] for that cell (now, trunk CPS, trunk
+--         burst, org CPS, org burst, idle periods, push-back memory, "take",
+--         ahead ms)
 --
 -- The freed slot goes, in the same round trip, to a granted reservation
 -- waiting for one (activate.lua's rule, lib_activate.lua): first this
@@ -55,14 +63,17 @@
 -- Returns {0} when the lease is not held or carries no attempt (nothing
 -- changed: a slot it still holds is given back by its release);
 -- otherwise, the lease being (now or already) in the ended zset,
--- {1, org_free, activation, handed, batch id, batch id, ...}: the org's
--- free slots after any hand-over (-1 when the org has no limit
--- configured), what activating ARGV[5] answered (activate.lua's words; ""
--- when none was given), the lease id of another waiting reservation that
--- took the slot ("" if none) and the org's rotated ring of running batches.
+-- {1, org_free, activation, handed, pace status, pace wait, batch id,
+-- batch id, ...}: the org's free slots after any hand-over (-1 when the
+-- org has no limit configured), what activating ARGV[5] answered
+-- (activate.lua's words; "" when none was given), the lease id of another
+-- waiting reservation that took the slot ("" if none), pace.lua's answer
+-- for ARGV[5]'s cell ("" and 0 when none was asked or ARGV[5] did not take
+-- the slot) and the org's rotated ring of running batches.
 
 -- #include lib_marker.lua
 -- #include lib_activate.lua
+-- #include lib_pace.lua
 
 local org_prefix = string.sub(KEYS[1], 1, #KEYS[1] - #'leases')
 
@@ -108,8 +119,12 @@ local function round()
     activation = activate(ARGV[5], ARGV[6])
   end
   local handed = ''
+  local pace = {'', 0}
   if activation ~= 'ok' then
     handed = hand_off()
+  elseif ARGV[9] and ARGV[9] ~= '' then
+    pace = pace_decide(org_prefix .. 'trunk:' .. ARGV[9] .. ':pace', org_prefix .. 'pace',
+                       {ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18]})
   end
   local ring = KEYS[5]
   redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
@@ -121,7 +136,7 @@ local function round()
       free = 0
     end
   end
-  local out = {1, free, activation, handed}
+  local out = {1, free, activation, handed, pace[1], pace[2]}
   for _, batch in ipairs(redis.call('LRANGE', ring, 0, -1)) do
     out[#out + 1] = batch
   end

@@ -90,3 +90,83 @@ local function pace_expire(key, now_ms, period_ms, idle_periods, memory_ms)
     redis.call('PEXPIRE', key, ttl)
   end
 end
+
+-- pace.lua's decision (its ARGV as `a`, its KEYS[1] and KEYS[2] as the
+-- two keys): see pace.lua for the arguments and the answer. A function
+-- so that end_call.lua can take the cell of the reservation it hands a
+-- slot to in the same script (docs/pacing.md).
+local function pace_decide(trunk_key, org_key, a)
+  local now_ms = tonumber(a[1])
+  local now_us = now_ms * 1000
+  local trunk_cps = pace_num(a[2])
+  if trunk_cps and trunk_cps <= 0 then
+    trunk_cps = nil
+  end
+  local trunk_burst = tonumber(a[3])
+  local org_cps = pace_num(a[4])
+  if org_cps and org_cps <= 0 then
+    org_cps = nil
+  end
+  local org_burst = tonumber(a[5])
+  local idle_periods = tonumber(a[6])
+  local memory_ms = tonumber(a[7])
+  local take = a[8] ~= 'peek'
+  local ahead_us = (tonumber(a[9]) or 0) * 1000
+
+  local f = redis.call('HMGET', trunk_key, 'tat', 'rate', 'until')
+  local til = pace_num(f[3])
+  if til and now_ms < til then
+    return {'throttled', til - now_ms}
+  end
+
+  local status, wait_at = nil, nil
+  local trunk_rate, trunk_tat
+  if trunk_cps then
+    trunk_rate = pace_effective(trunk_cps, pace_num(f[2]))
+    local allow_at
+    allow_at, trunk_tat = pace_gcra(pace_num(f[1]), now_us, trunk_rate, trunk_burst)
+    if now_us < allow_at then
+      status, wait_at = 'trunk', allow_at
+    end
+  end
+
+  local org_tat
+  if org_cps then
+    local allow_at
+    allow_at, org_tat = pace_gcra(pace_num(redis.call('HGET', org_key, 'tat')), now_us, org_cps, org_burst)
+    if now_us < allow_at and (not wait_at or allow_at > wait_at) then
+      status, wait_at = 'org', allow_at
+    end
+  end
+
+  local delay_us = 0
+  if status and take and wait_at - now_us <= ahead_us then
+    -- Reserve the first instant both buckets allow: compute the cells as
+    -- if asked then (allow_at <= at, so both are free at `at`).
+    local at = math.ceil(wait_at)
+    delay_us = at - now_us
+    if trunk_cps then
+      local _
+      _, trunk_tat = pace_gcra(pace_num(f[1]), at, trunk_rate, trunk_burst)
+    end
+    if org_cps then
+      local _
+      _, org_tat = pace_gcra(pace_num(redis.call('HGET', org_key, 'tat')), at, org_cps, org_burst)
+    end
+    status = nil
+  end
+  if status then
+    return {status, pace_wait_ms(wait_at, now_us)}
+  end
+  if take then
+    if trunk_cps then
+      redis.call('HSET', trunk_key, 'tat', string.format('%.0f', trunk_tat))
+      pace_expire(trunk_key, now_ms, 1000 / trunk_rate, idle_periods, memory_ms)
+    end
+    if org_cps then
+      redis.call('HSET', org_key, 'tat', string.format('%.0f', org_tat))
+      pace_expire(org_key, now_ms, 1000 / org_cps, idle_periods, memory_ms)
+    end
+  end
+  return {'go', delay_us}
+end

@@ -752,6 +752,48 @@ def test_end_call_hands_the_freed_slot_to_a_reservation_in_the_same_round_trip(r
     run(main())
 
 
+def test_end_call_takes_the_cps_cell_of_the_reservation_it_activates(redis_url):
+    """With ``then_pace`` the reservation that takes the freed slot also gets
+    its call's calls-per-second cell in the same script (pace.lua's rule):
+    the trunk's bucket moves exactly as a pace.lua take would have moved it;
+    a reservation that does not take the slot takes no cell."""
+    from dialer.cps import Pacer
+
+    async def main():
+        clock = Clock()
+        r, org_id, state, leases = await setup(redis_url, org_limit=1, batches={"A": 1, "B": 1}, clock=clock)
+        pacer = Pacer(r)
+        now = int(clock() * 1000)
+        a = await leases.claim(org_id, "A")
+        await leases.attach(org_id, a.lease_id, attempt_id="at-a", started_ms=1, max_call_ms=60_000, trunk_json="{}")
+        rb = (await leases.claim_many(org_id, "B", 1, reserve=True)).claims[0]
+        await leases.attach(org_id, rb.lease_id, attempt_id="at-rb", started_ms=1, max_call_ms=60_000,
+                            trunk_json="{}")
+        assert (await pacer.acquire(org_id, "t1", 10, None, now)).go  # the trunk's last start: now
+        args = pacer.pace_args(10, None, now, ahead_ms=250)
+        start = await leases.end_call(org_id, "A", a.lease_id, then_activate=(rb.lease_id, "B"),
+                                      then_pace=("t1", args))
+        assert start.activation == "ok"
+        d = Pacer.decision(*start.pace)
+        assert d.go and d.delay_us == 100_000  # the next cell at 10 CPS, taken for then
+        # Taken: the next free cell is one interval later still.
+        assert (await pacer.acquire(org_id, "t1", 10, None, now, ahead_ms=1000)).delay_us == 200_000
+        # A call end whose reservation does not get the slot takes no cell.
+        rb2 = (await leases.claim_many(org_id, "B", 1, reserve=True)).claims[0]
+        await leases.attach(org_id, rb2.lease_id, attempt_id="at-rb2", started_ms=1, max_call_ms=60_000,
+                            trunk_json="{}")
+        a2 = await leases.claim(org_id, "A")
+        assert a2.reason == "org_full"
+        tat = await r.hget(keys.trunk_pace(org_id, "t1"), "tat")
+        start = await leases.end_call(org_id, "A", a.lease_id, then_activate=(rb2.lease_id, "B"),
+                                      then_pace=("t1", args))
+        assert start.activation == "org_full"  # the org (limit 1) is busy with rb
+        assert start.pace is None and await r.hget(keys.trunk_pace(org_id, "t1"), "tat") == tat
+        await r.aclose()
+
+    run(main())
+
+
 def test_a_call_end_hands_its_slot_to_another_dialers_waiting_reservation(redis_url):
     """N dialers share one line of granted reservations: a call end whose own
     dialer has none waiting gives its slot to the oldest waiting reservation
