@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -226,6 +227,23 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
     batch_id = new_id("batch")
     dialable = report.valid_rows - len(suppressed)
     status = BatchStatus.SCHEDULED.value if scheduled_at else BatchStatus.PENDING.value
+    # A batch that may start now gets its ready queue filled while Postgres
+    # copies the contacts (see _QueueFill); a scheduled one has none until
+    # the scheduler starts it (docs/design.md §5, invariant 7).
+    fill = _QueueFill(ctx, p.org_id, batch_id, now) if (
+        status == BatchStatus.PENDING.value and ctx.redis_state.can_fill_ahead) else None
+    try:
+        return await _create(ctx, p, inp, batch_id, status, now, scheduled_at, tz, region, window_cols,
+                             report, suppressed, consent, estimate, dialable, fill)
+    finally:
+        if fill is not None:
+            await fill.discard_unless_started()
+
+
+async def _create(ctx: ServiceContext, p: Principal, inp: CreateBatchInput, batch_id: str, status: str,
+                  now: datetime, scheduled_at: datetime | None, tz: str, region: str | None,
+                  window_cols: dict[str, Any], report: Any, suppressed: dict[int, str], consent: dict[int, Any],
+                  estimate: int, dialable: int, fill: _QueueFill | None) -> tuple[str, Any, set[int], int]:
     try:
         async with ctx.engine.begin() as conn:
             await conn.execute(
@@ -256,7 +274,10 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
             )
             await counters.init_shards(conn, batch_id, pending=dialable, suppressed=len(suppressed))
             queued = await _copy_contacts(conn, batch_id, p.org_id, inp.max_attempts, report.contacts, suppressed,
-                                          consent)
+                                          consent, on_queued=fill.start if fill is not None else None)
+            # Before the commit: once the batch is visible, the scheduler may
+            # activate it, and nothing may be added to its queue after that.
+            filled = fill is not None and await fill.wait()
     except IntegrityError:
         # Same request_id raced with another replica: that one won.
         existing = await _existing_by_request(ctx, p.org_id, inp.request_id)
@@ -266,16 +287,74 @@ async def create_batch(ctx: ServiceContext, p: Principal, inp: CreateBatchInput)
     if status == BatchStatus.PENDING.value:
         # The new batch's waiting contacts are exactly the PENDING ones just
         # copied: try_start need not read them back.
-        await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,),
-                                  waiting_ids=queued)
+        started = await lifecycle.try_start(ctx, p.org_id, batch_id, from_statuses=(BatchStatus.PENDING.value,),
+                                            waiting_ids=queued, queue_filled=filled)
+        if fill is not None:
+            fill.status = started
     return batch_id, report, suppressed, estimate
 
 
+class _QueueFill:
+    """CreateBatch's ready queue, filled in Redis while Postgres copies the
+    contacts (the COPY is Postgres-bound; the ZADDs are work of this
+    process and of Redis, so they overlap instead of following the commit).
+
+    Safe before the batch exists or runs: nothing claims from a queue whose
+    batch has no meta in Redis and is not in its organization's ring, and
+    only the activation writes those (claim.lua answers "inactive"). The
+    fill is complete before the transaction commits, so no activation (this
+    CreateBatch's try_start or the scheduler's) can precede a ZADD of it.
+    When the batch does not end up RUNNING (a blocker holds or fails it, it
+    was cancelled first, the transaction failed) the queue is deleted unless
+    an activation has begun meanwhile (``discard_ready_if_inactive``). After
+    a crash between the fill and that point, the queue of a batch that never
+    runs stays behind: harmless (never claimed; an activation writes the
+    whole queue again), only memory."""
+
+    def __init__(self, ctx: ServiceContext, org_id: str, batch_id: str, now: datetime) -> None:
+        self.ctx, self.org_id, self.batch_id, self.due = ctx, org_id, batch_id, now.timestamp()
+        self.task: asyncio.Task[None] | None = None
+        self.status: str | None = None  # what try_start answered
+
+    def start(self, contact_ids: list[int]) -> None:
+        if contact_ids:
+            self.task = asyncio.ensure_future(
+                self.ctx.redis_state.fill_ready(self.org_id, self.batch_id, contact_ids, self.due))
+
+    async def wait(self) -> bool:
+        """Whether the whole queue was written."""
+        if self.task is None:
+            return False
+        try:
+            await asyncio.shield(self.task)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # activation writes the queue instead
+            log.warning("ready queue of %s not filled ahead (%s); activation writes it", self.batch_id, exc)
+            return False
+
+    async def discard_unless_started(self) -> None:
+        if self.task is None or self.status == BatchStatus.RUNNING.value:
+            return
+        try:
+            if not self.task.done():
+                await asyncio.wait([self.task])  # never delete before the last ZADD
+            if not self.task.cancelled():
+                self.task.exception()  # retrieved: logged by wait() if it failed
+            await self.ctx.redis_state.discard_ready_if_inactive(self.org_id, self.batch_id)
+        except Exception as exc:  # harmless leftover: never claimed, rewritten on activation
+            log.warning("ready queue of %s not discarded (%s)", self.batch_id, exc)
+
+
 async def _copy_contacts(conn: Any, batch_id: str, org_id: str, max_attempts: int, parsed: list[Any],
-                         suppressed: dict[int, str], consent: dict[int, Any] | None = None) -> list[int]:
+                         suppressed: dict[int, str], consent: dict[int, Any] | None = None,
+                         on_queued: Any = None) -> list[int]:
     """One COPY (server/adapters/db/contacts_copy.py); returns the ids of the
-    PENDING contacts, which the ready queue is filled from."""
-    return await copy_contacts(conn, batch_id, org_id, max_attempts, parsed, suppressed, consent)
+    PENDING contacts, which the ready queue is filled from (``on_queued``
+    gets them before the COPY starts)."""
+    return await copy_contacts(conn, batch_id, org_id, max_attempts, parsed, suppressed, consent,
+                               on_queued=on_queued)
 
 
 TOTALS = counters.totals_lateral()

@@ -75,11 +75,14 @@ async def _start_blocker(conn: AsyncConnection, row: Any) -> Blocker | None:
 
 
 async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_statuses: tuple[str, ...],
-                    waiting_ids: list[int] | None = None) -> str:
+                    waiting_ids: list[int] | None = None, queue_filled: bool = False) -> str:
     """PENDING/SCHEDULED -> RUNNING when nothing blocks it. Returns the new
     status. Safe with several replicas: the row lock decides.
     ``waiting_ids``: the batch's waiting contacts when the caller knows them
-    (CreateBatch: all PENDING, none due later), instead of reading them."""
+    (CreateBatch: all PENDING, none due later), instead of reading them.
+    ``queue_filled``: the caller already wrote exactly those to the ready
+    queue (CreateBatch, during its COPY): the activation writes the meta and
+    the ring only."""
     now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
         row = await lock_batch(conn, org_id, batch_id)
@@ -114,10 +117,12 @@ async def try_start(ctx: ServiceContext, org_id: str, batch_id: str, *, from_sta
             )
             if waiting_ids is None:
                 ready = await _ready_items(conn, batch_id, now)
+                waiting = bool(ready)
             else:
                 due = now.timestamp()
-                ready = [(str(i), due) for i in waiting_ids]
-            if not ready and await counters.in_call(conn, batch_id) == 0:
+                ready = [] if queue_filled else [(str(i), due) for i in waiting_ids]
+                waiting = bool(waiting_ids)
+            if not waiting and await counters.in_call(conn, batch_id) == 0:
                 await conn.execute(
                     update(batches)
                     .where(batches.c.id == batch_id)

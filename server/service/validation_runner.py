@@ -5,7 +5,7 @@ floor is parsing 10,000 numbers), so threads cannot speed it up. This runner:
 
 * does phase 1 (:func:`split_csv`) and phase 3 (:func:`assemble_report`) in
   the calling process — they are cheap and need the row objects;
-* ships only the raw phone strings, in a few big chunks, to a
+* ships only the raw phone strings, in chunks (8 per worker), to a
   ``ProcessPoolExecutor`` (2 workers, created lazily, reused, ``spawn`` start
   method so the workers never inherit the gRPC server's threads or sockets),
   and streams the results back in order into phase 3;
@@ -80,13 +80,18 @@ class ValidationRunner:
         self,
         workers: int = 2,
         parallel_threshold: int = 2000,
-        chunks_per_worker: int = 2,
+        chunks_per_worker: int = 8,
     ) -> None:
         """``parallel_threshold``: fewer phones than this are parsed in-process.
 
         ``chunks_per_worker``: each worker receives this many chunks, so phase 3
-        can start on the first results while later chunks are still parsed,
-        without paying a round trip per small chunk.
+        can start on the first results while later chunks are still parsed.
+        What phase 3 still has to do once the workers are done is the last
+        chunk of each: with 8 per worker (625 phones each for 10,000) that is
+        ~2 ms of assembly, where 2 per worker left ~6 ms; the 12 more round
+        trips cost well under that (ValidateContacts of 10,000 rows, 2 vs 8
+        alternating in one server, four sets: median 147/302/227/393 ms vs
+        139/292/218/310 ms on a shared 2-core machine).
         """
         self.workers = workers
         self.parallel_threshold = parallel_threshold

@@ -128,14 +128,15 @@ class CsvSplit:
     and garbage-collecting 10,000 small objects was a measurable share of the
     validation time. For the i-th non-empty data row: ``row_numbers[i]`` is
     its starting line, ``cells[i]`` its cells (padded/trimmed to the header
-    width), and ``problems.get(i)`` is ``(reason, value)`` when it is already
-    known invalid (cell count, cell length) — its phone is then not parsed.
+    width; a tuple, which the garbage collector stops tracking), and
+    ``problems.get(i)`` is ``(reason, value)`` when it is already known
+    invalid (cell count, cell length) — its phone is then not parsed.
     ``phones`` holds the stripped phone cell of each row *without* a problem,
     in order: it is what phase 2 parses.
     """
 
     row_numbers: list[int]
-    cells: list[list[str]]
+    cells: list[tuple[str, ...]]
     problems: dict[int, tuple[str, str]]
     phones: list[str]
     total_rows: int
