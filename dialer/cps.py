@@ -124,6 +124,9 @@ class PaceDecision:
     wait_ms: int
     limited_by: str = ""
     delay_us: int = 0
+    #: The trunk had push-back state when asked; without it a success
+    #: (pace_ok.lua) after the call would change nothing and is not sent.
+    pushback_state: bool = True
 
 
 @dataclass(frozen=True)
@@ -232,13 +235,13 @@ class Pacer:
         caller waits for its own slot instead of asking again. ``lazy``:
         nothing waits on the answer to dial (a reservation's peek); it rides
         with the batcher's next round trip."""
-        status, wait = await self._run(
+        status, wait, state = await self._run(
             self.scripts.pace,
             [keys.trunk_pace(org_id, trunk_id), keys.org_pace(org_id)],
             self.pace_args(trunk_cps, org_cps, now_ms, peek=peek, ahead_ms=ahead_ms),
             lazy=lazy,
         )
-        return self.decision(status, wait)
+        return self.decision(status, wait, state)
 
     def pace_args(self, trunk_cps: float | None, org_cps: float | None, now_ms: int, *,
                   peek: bool = False, ahead_ms: int = 0) -> list[Any]:
@@ -249,12 +252,13 @@ class Pacer:
                 c.memory_ms, "peek" if peek else "take", int(ahead_ms)]
 
     @staticmethod
-    def decision(status: Any, wait: Any) -> PaceDecision:
+    def decision(status: Any, wait: Any, state: Any = 1) -> PaceDecision:
         """pace.lua's answer as a PaceDecision."""
         status = _s(status)
+        pushback_state = bool(int(state))
         if status == "go":
-            return PaceDecision(True, 0, delay_us=int(wait))
-        return PaceDecision(False, int(wait), status)
+            return PaceDecision(True, 0, delay_us=int(wait), pushback_state=pushback_state)
+        return PaceDecision(False, int(wait), status, pushback_state=pushback_state)
 
     async def pushback(
         self,

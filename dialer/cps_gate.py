@@ -92,6 +92,11 @@ GRID_SLACK_MS = 15
 #: How far ahead ``before_dial`` takes a trunk's next free cell (ms): a
 #: call waits for its own cell rather than asking again (pace.lua ARGV[9]).
 MAX_AHEAD_MS = 250
+#: A peek that found the trunk's cell free stands for this long (s) for the
+#: next claims of that trunk (no peek of their own): at hundreds of calls a
+#: second the answer would be the same, and the gate's K (granted waiters
+#: per trunk, about rate x lead) still bounds what waits after the grant.
+PEEK_REUSE_SECONDS = 0.02
 #: A call that waited longer than this for its future cell re-reads the
 #: trunk's push-back pause before it dials (µs).
 RECHECK_PAUSE_AFTER_US = 10_000
@@ -126,7 +131,7 @@ class Ticket:
     """A claim's place at its trunk's gate: released when the call is
     placed or the claim's life ends (``CallSteps.handle``)."""
 
-    __slots__ = ("_release", "accepted", "key", "started_ms")
+    __slots__ = ("_release", "accepted", "key", "pushback_state", "started_ms")
 
     def __init__(self, key: PaceKey | None, release: Callable[[], None] | None) -> None:
         self.key = key
@@ -135,6 +140,11 @@ class Ticket:
         self.started_ms: int | None = None
         #: ``Pacer.success`` was sent for this call (once per call).
         self.accepted = False
+        #: The trunk had push-back state when the call's cell was taken
+        #: (unknown: True). Without it no success is sent: pace_ok.lua would
+        #: find nothing to end or raise, or only a push-back after this
+        #: call's start, which a success of this call never counts against.
+        self.pushback_state = True
 
     def release(self) -> None:
         release, self._release = self._release, None
@@ -165,6 +175,8 @@ class CpsGate:
         self.lead_ms = max(1, int(dial_grace_seconds * 1000 * LEAD_SHARE))
         #: batch id -> the key its last grant paced by.
         self.keys: dict[str, PaceKey] = {}
+        #: (org, trunk) -> monotonic time a peek last found its cell free.
+        self._free_seen: dict[tuple[str, str], float] = {}
         #: (org, trunk) -> semaphore of K granted waiters, and its K.
         self._gates: dict[tuple[str, str], tuple[asyncio.Semaphore, int]] = {}
         #: batch id -> set when its first grant taught us its key.
@@ -246,6 +258,10 @@ class CpsGate:
             raise
 
     async def _peek(self, key: PaceKey, lazy: bool = False) -> int:
+        slot = (key.org_id, key.trunk_id)
+        free_at = self._free_seen.get(slot)
+        if free_at is not None and self.monotonic() - free_at < PEEK_REUSE_SECONDS:
+            return 0  # a peek a moment ago found a free cell: the gate's K bounds the rest
         trunk_rate, org_rate = key.paced(self.headroom)
         try:
             d = await self.pacer.acquire(key.org_id, key.trunk_id, trunk_rate, org_rate, self.now_ms(), peek=True,
@@ -253,7 +269,13 @@ class CpsGate:
         except (RedisError, OSError) as exc:
             log_event(log, "pace.redis_error", logging.WARNING, error=repr(exc))
             return self.lead_ms + int(REDIS_RETRY_SECONDS * 1000)
-        return 0 if d.go else d.wait_ms
+        if d.go:
+            if len(self._free_seen) >= MAX_KEYS:
+                self._free_seen.clear()
+            self._free_seen[slot] = self.monotonic()
+            return 0
+        self._free_seen.pop(slot, None)
+        return d.wait_ms
 
     # -- right before the call is placed -------------------------------------------
 
@@ -311,6 +333,7 @@ class CpsGate:
                         target = None
                         continue
                 ticket.started_ms = at + d.delay_us // 1000
+                ticket.pushback_state = d.pushback_state
                 self._set_throttled(key, False)
                 return None
             wait_ms = int(REDIS_RETRY_SECONDS * 1000) if d is None else d.wait_ms
@@ -382,6 +405,8 @@ class CpsGate:
         if ticket.accepted or ticket.started_ms is None:
             return
         ticket.accepted = True
+        if not ticket.pushback_state:
+            return
         trunk_rate, _ = key.paced(self.headroom)
         try:
             if await self.pacer.success(key.org_id, key.trunk_id, self.now_ms(), trunk_cps=trunk_rate,

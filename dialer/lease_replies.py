@@ -122,6 +122,7 @@ class OrgRound:
     #: end_call only: the lease id of another waiting reservation (maybe
     #: another dialer's) that took the freed slot, "" if none did.
     handed_to: str = ""
-    #: end_call only: pace.lua's answer (status, wait) for the cell of the
-    #: reservation activated with the slot; None when none was asked.
-    pace: tuple[str, int] | None = None
+    #: end_call only: pace.lua's answer (status, wait, push-back state) for
+    #: the cell of the reservation activated with the slot; None when none
+    #: was asked.
+    pace: tuple[str, int, int] | None = None

@@ -405,8 +405,9 @@ class LeaseClient:
             return None
         free = int(reply[1])
         pace_status = _s(reply[4])
-        return OrgRound([_s(m) for m in reply[6:]], free if free >= 0 else None, Activation(_s(reply[2])),
-                        handed_to=_s(reply[3]), pace=(pace_status, int(reply[5])) if pace_status else None)
+        return OrgRound([_s(m) for m in reply[7:]], free if free >= 0 else None, Activation(_s(reply[2])),
+                        handed_to=_s(reply[3]),
+                        pace=(pace_status, int(reply[5]), int(reply[6])) if pace_status else None)
 
     async def renew_many(self, leases: Iterable[tuple[str, str, str]]) -> dict[str, bool]:
         """Renew ``(org_id, batch_id, lease_id)`` leases to now + ttl, in one

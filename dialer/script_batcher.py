@@ -33,6 +33,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from contract.resp import pack_commands
+
 __all__ = ["ScriptBatcher"]
 
 
@@ -65,7 +67,8 @@ class ScriptBatcher:
     again. The round trip is written and read on a connection the batcher
     keeps (it never has two round trips in flight), with redis-py's
     connection API but not its Pipeline, whose bookkeeping costs as much CPU
-    as the round trip itself; a connection error drops the connection and
+    as the round trip itself, and packed by ``contract.resp.pack_commands``
+    (one join for the whole pipeline, not redis-py's per argument); a connection error drops the connection and
     the round trip is sent once more on a new one (as redis-py's retry does).
 
     ``lazy=True`` is for calls nobody waits on to free a slot (a release
@@ -225,7 +228,7 @@ class ScriptBatcher:
                 self._conn = await self._redis.connection_pool.get_connection()
             conn = self._conn
             try:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                await _write(conn, pack_commands(commands))
                 replies: list[Any] = []
                 for _ in commands:
                     try:
@@ -383,7 +386,7 @@ class ScriptBatcher:
             should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py >= 7: maintenance
             if should_reconnect is not None and should_reconnect():
                 await conn.disconnect()
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            await _write(conn, pack_commands(commands))
             replies: list[Any] = []
             for _ in commands:
                 try:
@@ -398,6 +401,34 @@ class ScriptBatcher:
             raise
         node.release(conn)
         return [replies[k] for k in wanted]
+
+
+async def _write(conn: Any, data: bytes) -> None:
+    """``conn.send_packed_command(data)`` without its per-write task: with a
+    socket timeout redis-py wraps every write in ``asyncio.wait_for``, a new
+    task per round trip, though a write that fits the socket's buffer never
+    waits. Here the bytes go to the transport at once and only a write that
+    did not leave (a full buffer) waits, under the socket timeout. Errors
+    are redis-py's (the connection dropped, ConnectionError / TimeoutError),
+    which the callers already handle."""
+    writer = getattr(conn, "_writer", None)
+    if not conn.is_connected or writer is None or writer.transport.is_closing():
+        await conn.send_packed_command(data, check_health=False)
+        return
+    try:
+        writer.write(data)
+        if writer.transport.get_write_buffer_size():
+            async with asyncio.timeout(conn.socket_timeout):
+                await writer.drain()
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout writing to socket") from None
+    except OSError as exc:
+        await conn.disconnect(nowait=True)
+        raise RedisConnectionError(f"Error while writing to socket: {exc!r}") from exc
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
 
 
 def _as_redis_error(exc: Exception) -> Exception:

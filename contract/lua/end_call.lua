@@ -63,12 +63,12 @@
 -- Returns {0} when the lease is not held or carries no attempt (nothing
 -- changed: a slot it still holds is given back by its release);
 -- otherwise, the lease being (now or already) in the ended zset,
--- {1, org_free, activation, handed, pace status, pace wait, batch id,
--- batch id, ...}: the org's free slots after any hand-over (-1 when the
+-- {1, org_free, activation, handed, pace status, pace wait, pace
+-- push-back state, batch id, batch id, ...}: the org's free slots after any hand-over (-1 when the
 -- org has no limit configured), what activating ARGV[5] answered
 -- (activate.lua's words; "" when none was given), the lease id of another
 -- waiting reservation that took the slot ("" if none), pace.lua's answer
--- for ARGV[5]'s cell ("" and 0 when none was asked or ARGV[5] did not take
+-- for ARGV[5]'s cell ("", 0, 1 when none was asked or ARGV[5] did not take
 -- the slot) and the org's rotated ring of running batches.
 
 -- #include lib_marker.lua
@@ -119,7 +119,7 @@ local function round()
     activation = activate(ARGV[5], ARGV[6])
   end
   local handed = ''
-  local pace = {'', 0}
+  local pace = {'', 0, 1}
   if activation ~= 'ok' then
     handed = hand_off()
   elseif ARGV[9] and ARGV[9] ~= '' then
@@ -136,7 +136,7 @@ local function round()
       free = 0
     end
   end
-  local out = {1, free, activation, handed, pace[1], pace[2]}
+  local out = {1, free, activation, handed, pace[1], pace[2], pace[3]}
   for _, batch in ipairs(redis.call('LRANGE', ring, 0, -1)) do
     out[#out + 1] = batch
   end

@@ -113,10 +113,16 @@ local function pace_decide(trunk_key, org_key, a)
   local take = a[8] ~= 'peek'
   local ahead_us = (tonumber(a[9]) or 0) * 1000
 
-  local f = redis.call('HMGET', trunk_key, 'tat', 'rate', 'until')
+  local f = redis.call('HMGET', trunk_key, 'tat', 'rate', 'until', 'streak', 'last_pb')
+  -- Whether the trunk has push-back state (pace_ok.lua's test): without
+  -- it, the caller's pace_ok after the call would change nothing.
+  local state = 0
+  if f[2] or f[3] or (pace_num(f[4]) or 0) > 0 or f[5] then
+    state = 1
+  end
   local til = pace_num(f[3])
   if til and now_ms < til then
-    return {'throttled', til - now_ms}
+    return {'throttled', til - now_ms, state}
   end
 
   local status, wait_at = nil, nil
@@ -156,7 +162,7 @@ local function pace_decide(trunk_key, org_key, a)
     status = nil
   end
   if status then
-    return {status, pace_wait_ms(wait_at, now_us)}
+    return {status, pace_wait_ms(wait_at, now_us), state}
   end
   if take then
     if trunk_cps then
@@ -168,5 +174,5 @@ local function pace_decide(trunk_key, org_key, a)
       pace_expire(org_key, now_ms, 1000 / org_cps, idle_periods, memory_ms)
     end
   end
-  return {'go', delay_us}
+  return {'go', delay_us, state}
 end

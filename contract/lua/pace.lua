@@ -26,7 +26,10 @@
 --         call, and concurrent callers each get their own cell instead of
 --         asking again together every millisecond and racing for it.
 --
--- Returns {status, wait}:
+-- Returns {status, wait, pushback state}: the third element is 1 when the
+-- trunk has push-back state (a lowered rate, a throttle, a streak, a last
+-- push-back), else 0 (a pace_ok.lua after the call would change nothing).
+-- status and wait:
 --   {"go", 0}               a call may start now (cells taken unless peek)
 --   {"go", delay_us}        take mode with ahead: the cells taken are
 --                           delay_us (> 0) from now; start the call then

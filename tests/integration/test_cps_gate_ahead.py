@@ -74,3 +74,71 @@ def test_a_push_back_while_waiting_for_the_cell_voids_it(redis_url):
         await r.aclose()
 
     asyncio.run(main())
+
+
+def test_a_call_on_a_trunk_without_push_back_state_sends_no_success(redis_url):
+    """pace.lua says whether the trunk has push-back state; a call whose
+    cell was taken without any sends no pace_ok after it (it would change
+    nothing), while one taken after a push-back does, and raises the rate."""
+
+    async def main():
+        r = aioredis.from_url(redis_url)
+        gate, k = gate_for(r), key()
+        successes = []
+        real_success = gate.pacer.success
+
+        async def counting(*a, **kw):
+            successes.append(a)
+            return await real_success(*a, **kw)
+
+        gate.pacer.success = counting
+        deadline = time.monotonic() + 1.0
+        calm = Ticket(k, None)
+        assert await gate.before_dial(k, calm, deadline) is None
+        assert calm.pushback_state is False
+        await gate.accepted(k, calm)
+        assert successes == []
+        res = await gate.pacer.pushback(k.org_id, k.trunk_id, now_ms(), 0.05, trunk_cps=CPS,
+                                        started_ms=calm.started_ms)
+        lowered = res.effective_cps
+        assert lowered is not None and lowered < CPS
+        await asyncio.sleep(0.06)  # the throttle is over; the rate stays lowered
+        after = Ticket(k, None)
+        assert await gate.before_dial(k, after, time.monotonic() + 1.0) is None
+        assert after.pushback_state is True
+        await gate.accepted(k, after)
+        assert len(successes) == 1
+        assert (await gate.pacer.state(k.org_id, k.trunk_id)).effective_cps > lowered
+        await r.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_free_cell_seen_by_a_peek_stands_for_the_next_claims_a_moment(redis_url):
+    """Claims right after a peek that found the trunk's cell free are
+    admitted without a peek of their own; a throttled trunk is peeked
+    every time (its wait is what the claim waits for)."""
+    from dialer.cps_gate import PEEK_REUSE_SECONDS
+
+    async def main():
+        r = aioredis.from_url(redis_url)
+        gate, k = gate_for(r), key()
+        asks = []
+        real_acquire = gate.pacer.acquire
+
+        async def counting(*a, **kw):
+            asks.append(kw.get("peek"))
+            return await real_acquire(*a, **kw)
+
+        gate.pacer.acquire = counting
+        assert await gate._peek(k) == 0 and await gate._peek(k) == 0 and await gate._peek(k) == 0
+        assert asks == [True]
+        await asyncio.sleep(PEEK_REUSE_SECONDS + 0.01)
+        assert await gate._peek(k) == 0 and asks == [True, True]
+        await gate.pacer.pushback(k.org_id, k.trunk_id, now_ms(), 5.0, trunk_cps=CPS)
+        await asyncio.sleep(PEEK_REUSE_SECONDS + 0.01)
+        assert await gate._peek(k) > 4000
+        assert await gate._peek(k) > 4000 and asks == [True] * 4
+        await r.aclose()
+
+    asyncio.run(main())
