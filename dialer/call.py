@@ -175,8 +175,9 @@ class CallSteps:
         #: lease id -> (pace key, dial deadline) of a reservation waiting
         #: for its slot: end_call.lua takes its CPS cell with the slot.
         self._waiting_pace: dict[str, tuple[PaceKey, float]] = {}
-        #: lease id -> (pace.lua's answer, the instant asked) got that way.
-        self._paced_with_slot: dict[str, tuple[PaceDecision, int]] = {}
+        #: lease id -> (pace.lua's answer, the instant asked, monotonic then)
+        #: got that way.
+        self._paced_with_slot: dict[str, tuple[PaceDecision, int, float]] = {}
         #: The simulated trunk's built-in agent reports each completed call
         #: through ResultsService, as a real agent would (dialer.agent_results).
         report = getattr(server, "report_call_result", None)
@@ -291,7 +292,7 @@ class CallSteps:
         return call.t0 + self.settings.dial_grace_seconds - DIAL_MARGIN_SECONDS
 
     async def pace(self, call: Call, key: PaceKey, ticket: Ticket,
-                   taken: tuple[PaceDecision, int] | None = None) -> bool:
+                   taken: tuple[PaceDecision, int, float] | None = None) -> bool:
         """Take the call's start from the CPS buckets, within the dial
         grace; else finish it as NOT_DIALED (nothing spent). ``taken``: the
         cell end_call.lua asked for with the call's slot."""
@@ -497,6 +498,7 @@ class CallSteps:
         # script: it dials without a pace.lua round trip of its own.
         waiting = self._waiting_pace.get(first[1].lease_id) if first is not None else None
         then_pace = self.gate.take_args(*waiting) if waiting is not None and self.gate is not None else None
+        asked_mono = self.monotonic()
         try:
             start = await self.leases.end_call(claim.org_id, claim.batch_id, claim.lease_id,
                                                then_activate=then_activate, hand_off_scan=HAND_OFF_SCAN,
@@ -506,7 +508,7 @@ class CallSteps:
             return
         if (start is not None and start.pace is not None and then_activate is not None and then_pace is not None
                 and then_activate[0] in self._waiting_pace):
-            self._paced_with_slot[then_activate[0]] = (Pacer.decision(*start.pace), int(then_pace[1][0]))
+            self._paced_with_slot[then_activate[0]] = (Pacer.decision(*start.pace), int(then_pace[1][0]), asked_mono)
         if start is None or not self.book.mark_ended(claim.lease_id):
             return
         grant_ahead.note_call_end(claim.org_id)
