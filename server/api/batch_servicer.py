@@ -155,8 +155,9 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         # However long the transcripts, a page stays under the message limit:
         # it ends early (at least one contact) and next_page_token resumes there.
         budget, used, msgs = page_bytes_budget(self.ctx.settings.max_message_bytes), 0, []
+        read = convert.contact_page_reader(rows[0]._fields) if rows else convert.contact_msg
         for i, r in enumerate(rows):
-            m = convert.contact_msg(r)
+            m = read(r)
             used += m.ByteSize() + 8
             if msgs and used > budget:
                 nxt = batches.contacts_token_after(self.ctx, batch_id, f, rows[i - 1].id)

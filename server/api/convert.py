@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -480,6 +481,74 @@ def contact_msg(c: Any, tries: list[Any] | None = None, result_attempt: Any = No
         if when is not None:
             getattr(msg, field).FromDatetime(when.astimezone(timezone.utc))
     return msg
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CONTACT_STATUS_VALUES: dict[str, int] = {}
+_CALL_OUTCOME_VALUES: dict[str, int] = {}
+
+
+def contact_page_reader(columns: Sequence[str]) -> Callable[[Any], batch_pb2.Contact]:
+    """``contact_msg(row)`` for the rows of one result whose columns are
+    ``columns`` (a ListContacts page: no attempts, so no result): the same
+    message at about a third of the cost, the columns read by position
+    (looked up once a page, not 30 times a contact), the enum values
+    looked up once a process, a time's seconds and nanos computed (what
+    ``Timestamp.FromDatetime`` computes: whole seconds since the epoch in
+    UTC, and the microseconds) and given to the constructor with the rest.
+    A missing optional column (``_CONTACT_OPTIONAL``) reads as None, any
+    other raises KeyError here."""
+    at = {name: i for i, name in enumerate(columns)}
+
+    def pos(column: str) -> int | None:
+        return at.get(column) if column in _CONTACT_OPTIONAL else at[column]
+
+    i_id, i_batch, i_phone, i_status, i_attempts, i_max, i_row = (
+        at[c] for c in ("id", "batch_id", "phone", "status", "attempts", "max_attempts", "row_number"))
+    i_outcome, i_vars, i_zones = at["last_outcome"], at["variables"], at["timezones"]
+    i_consent_source = pos("consent_source")
+    texts = tuple((field, at[column]) for field, column in _CONTACT_TEXT)
+    times = tuple((field, i) for field, column in _CONTACT_TIMES if (i := pos(column)) is not None)
+    statuses, outcomes, epoch, timestamp = _CONTACT_STATUS_VALUES, _CALL_OUTCOME_VALUES, _EPOCH, Timestamp
+    contact = batch_pb2.Contact
+
+    def read(r: Any) -> batch_pb2.Contact:
+        word = r[i_status]
+        status = statuses.get(word)
+        if status is None:
+            status = statuses[word] = contact_status(word)
+        fields: dict[str, Any] = {
+            "name": contact_name(r[i_batch], r[i_id]),
+            "contact_id": str(r[i_id]),
+            "phone_number": r[i_phone],
+            "status": status,
+            "attempts": r[i_attempts],
+            "max_attempts": r[i_max],
+            "row_number": r[i_row],
+        }
+        for field, i in texts:
+            value = r[i]
+            if value:
+                fields[field] = value
+        if last_outcome := r[i_outcome]:
+            outcome = outcomes.get(last_outcome)
+            if outcome is None:
+                outcome = outcomes[last_outcome] = call_outcome(last_outcome)
+            fields["last_outcome"] = outcome
+        if variables := r[i_vars]:
+            fields["variables"] = {str(k): str(v) for k, v in variables.items()}
+        if timezones := r[i_zones]:
+            fields["timezones"] = list(timezones)
+        if i_consent_source is not None and (consent_source := r[i_consent_source]):
+            fields["consent_source"] = consent_source
+        for field, i in times:
+            when = r[i]
+            if when is not None:
+                d = when - epoch
+                fields[field] = timestamp(seconds=d.days * 86400 + d.seconds, nanos=d.microseconds * 1000)
+        return contact(**fields)
+
+    return read
 
 
 def report_msg(report: Any, suppressed: set[int] | dict[int, str] | None = None) -> batch_pb2.ValidationReport:
