@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -58,12 +59,33 @@ _WARM_NUMBERS = (
 )
 
 
-def _warm_worker() -> None:
-    """Worker initializer: import phonenumbers and load common region metadata.
+#: How often a worker checks that the process that started it is alive (s).
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int, interval: float = PARENT_CHECK_SECONDS) -> None:
+    """Ends this worker once its parent is gone (the worker is re-parented).
+
+    A server killed outright (SIGKILL, an OOM kill, a test or benchmark
+    tearing it down) never shuts its pool down, and its idle workers would
+    wait on their call queue forever, holding the server's stdout and stderr
+    open (a ``| tail`` of the server never ends)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(0)
+
+
+def _warm_worker(parent: int | None = None) -> None:
+    """Worker initializer: exit with the parent (``parent``: its pid), import
+    phonenumbers and load common region metadata.
 
     phonenumbers loads each region's metadata on first use; doing it here
     keeps that one-off cost out of the first upload's latency.
     """
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
     for number in _WARM_NUMBERS:
         phone_outcome(number, None)
 
@@ -112,6 +134,7 @@ class ValidationRunner:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_warm_worker,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 
