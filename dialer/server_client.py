@@ -241,6 +241,12 @@ ANSWERS_LINGER_SECONDS = 0.1
 FINISHES_LINGER_SECONDS = 0.1
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Done callback of an abandoned call: its outcome is nobody's now."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Coalescer:
     """Group commit for one kind of request.
 
@@ -405,15 +411,26 @@ class ServerClient:
         DEADLINE_EXCEEDED, which every caller already treats as "not
         answered, try again" (the server's fencing makes a late grant or
         outcome harmless)."""
+        # Not asyncio.wait_for: on its timeout it cancels the call and then
+        # waits for the cancellation to complete, which a lost completion
+        # never does (CI saw a claim stuck 20 s at this await). The call is
+        # cancelled and left behind instead.
+        task = asyncio.ensure_future(call)
         try:
-            return await asyncio.wait_for(call, self._timeout + CALL_WATCHDOG_MARGIN_SECONDS)
-        except asyncio.TimeoutError:
-            if hasattr(call, "cancel"):
-                call.cancel()
-            raise grpc.aio.AioRpcError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                details=f"no answer within {self._timeout + CALL_WATCHDOG_MARGIN_SECONDS:g} s (client watchdog)",
-            ) from None
+            done, _ = await asyncio.wait({task}, timeout=self._timeout + CALL_WATCHDOG_MARGIN_SECONDS)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if done:
+            return task.result()
+        task.add_done_callback(_retrieve)
+        task.cancel()
+        if hasattr(call, "cancel"):
+            call.cancel()
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+            details=f"no answer within {self._timeout + CALL_WATCHDOG_MARGIN_SECONDS:g} s (client watchdog)",
+        )
 
     def _sender(
         self, single: Any, batch: Any, batch_request: Any, unpack: Callable[[Any], list[Any]],
