@@ -9,8 +9,8 @@ import gc
 
 from redis.asyncio.connection import Connection
 
+from contract.resp import pack_zadd_same_score
 from server.adapters.db.contacts_copy import _ids
-from server.adapters.redis.state import _zadd_same_score
 from server.domain.csv_ingest import split_csv, validate_csv
 
 
@@ -20,7 +20,7 @@ def test_zadd_same_score_is_the_command_redis_py_packs() -> None:
     for m in members:
         args += ["1741791600000", str(m)]
     packed = b"".join(Connection().pack_command(*args))
-    assert _zadd_same_score("bc:{org_x}:batch:batch_y:ready", "1741791600000", members) == packed
+    assert pack_zadd_same_score("bc:{org_x}:batch:batch_y:ready", "1741791600000", members) == packed
 
 
 def test_ids_of_one_answer() -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from contract import keys
 from contract.lease import LEASE_INFO_TTL_MS
+from contract.resp import pack_zadd_same_score
 from contract.scripts import Scripts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,14 +49,6 @@ def _s(value: Any) -> str:
 
 def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
-
-
-def _zadd_same_score(key: str, score: str, members: Sequence[int]) -> bytes:
-    """``ZADD key score m1 score m2 ...`` in the Redis protocol (RESP)."""
-    field = f"${len(score)}\r\n{score}\r\n"
-    body = "".join([f"{field}${len(m)}\r\n{m}\r\n" for m in map(str, members)])
-    raw = key.encode()
-    return b"*%d\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n" % (2 + 2 * len(members), len(raw), raw) + body.encode()
 
 
 @dataclass(frozen=True)
@@ -273,7 +266,7 @@ class RedisState:
                 pipe.zadd(key, {str(c): int(score) for c in chunk})
             await pipe.execute()
             return
-        await self._send_packed(b"".join(_zadd_same_score(key, score, chunk) for chunk in chunks), len(chunks))
+        await self._send_packed(b"".join(pack_zadd_same_score(key, score, chunk) for chunk in chunks), len(chunks))
 
     async def _send_packed(self, payload: bytes, replies: int) -> None:
         """Write already packed commands on one pooled connection and read
