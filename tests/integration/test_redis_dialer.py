@@ -895,7 +895,11 @@ def test_kill_9_between_call_end_and_finish_attempt(redis_url, simcarrier):
 
             await wait_until(four_ended, timeout=30, what="four ended calls awaiting their outcome")
             assert await env.state.slots_in_use(env.org_id) == 0
-            assert env.service.stalled  # FinishAttempt was sent and is stalled
+            # Outcomes leave the dialer grouped, up to 100 ms after the calls
+            # end, so the ended count can reach four first: wait until the
+            # server holds one (the rest queue behind it), then kill.
+            await wait_until(lambda: bool(env.service.stalled), timeout=30,
+                             what="a FinishAttempt sent and stalled")
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             assert env.service.finished == []
