@@ -32,9 +32,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy import bindparam, func, select
 
-from server.adapters.db.reads import read_connection
+from server.adapters.db.reads import read_connection, sql_constant
 from server.adapters.db.schema import contacts
 from server.domain.compliance import REASON_OUTSIDE_WINDOW
 from server.domain.contact_rules import ContactStatus
@@ -49,26 +49,8 @@ ESTIMATED_STATUSES = ("running", "scheduled")
 DUE_BUCKET = "minute"
 
 
-def _const(value: str | int) -> Any:
-    """``value`` written into the SQL text, not bound.
-
-    psycopg prepares a statement run 5 times on a connection; Postgres plans
-    a prepared statement for the values given 5 times, then keeps a generic
-    plan (planned once) only if it costs less than those (they count an
-    allowance for planning, a few units). A bound
-    ``status = $n`` is estimated as any status (1/distinct statuses) in the
-    generic plan but as 'queued' (its own frequency) in the custom ones: the
-    costs differed, so GetBatch planned its statement on every call (0.6 ms,
-    more than running it; bench/reads.py --explain). Written constants leave
-    only the batch and organization ids bound, and the contacts scan is
-    estimated the same either way (a LATERAL on ``batches.id``)."""
-    if isinstance(value, int):
-        return literal_column(str(value))
-    return literal_column("'" + value.replace("'", "''") + "'")
-
-
 def _due_bucket():  # type: ignore[no-untyped-def]
-    return func.date_trunc(_const(DUE_BUCKET), contacts.c.next_attempt_at)
+    return func.date_trunc(sql_constant(DUE_BUCKET), contacts.c.next_attempt_at)
 
 
 def queued_summary_query(batch_id: Any) -> Any:
@@ -78,10 +60,10 @@ def queued_summary_query(batch_id: Any) -> Any:
         select(
             due,
             func.count().label("n"),
-            func.count().filter(contacts.c.wait_reason == _const(REASON_OUTSIDE_WINDOW)).label("window"),
-            func.count().filter(contacts.c.attempts > _const(0)).label("retries"),
+            func.count().filter(contacts.c.wait_reason == sql_constant(REASON_OUTSIDE_WINDOW)).label("window"),
+            func.count().filter(contacts.c.attempts > sql_constant(0)).label("retries"),
         )
-        .where(contacts.c.batch_id == batch_id, contacts.c.status == _const(ContactStatus.QUEUED.value))
+        .where(contacts.c.batch_id == batch_id, contacts.c.status == sql_constant(ContactStatus.QUEUED.value))
         .group_by(due)
     )
 

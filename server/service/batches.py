@@ -16,7 +16,7 @@ from sqlalchemy.types import NullType
 
 from server.adapters.db import counters
 from server.adapters.db.contacts_copy import copy_contacts
-from server.adapters.db.reads import read_connection
+from server.adapters.db.reads import read_connection, sql_constant
 from server.adapters.db.schema import agents, attempts, batches, contacts, organizations, phone_numbers
 from server.domain import batch_rules as rules
 from server.domain.auth import Principal
@@ -517,21 +517,6 @@ _PAGE_COLUMNS = tuple(
 )
 
 
-def _literal(value: str | int) -> Any:
-    """``value`` written into the SQL text, not bound (server/service/
-    analytics.py's ``_const``). psycopg prepares a statement run 5 times on
-    a connection; Postgres then keeps a generic plan (planned once) only if
-    it costs no more than the custom plans of the values given. A bound
-    LIMIT is estimated at a tenth of the rows in the generic plan (cost
-    7,991 for the deep page against 367 with LIMIT 101), and a bound status
-    at any status's share: the page statement was planned on every call.
-    With the limit and the statuses written, only the batch, organization
-    and position are bound."""
-    if isinstance(value, int):
-        return literal_column(str(value))
-    return literal_column("'" + value.replace("'", "''") + "'")
-
-
 def _page_query(size: int, conditions: tuple[Any, ...], total: Any, totals: Any = None) -> Any:
     """The statement of a page of ``size`` (see _IN_BATCH): the batch's
     ``total`` (labelled page_total, an expression of batches and ``totals``,
@@ -540,7 +525,7 @@ def _page_query(size: int, conditions: tuple[Any, ...], total: Any, totals: Any 
         select(*_PAGE_COLUMNS)
         .where(_IN_BATCH, contacts.c.id > bindparam("p_after", type_=BigInteger), *conditions)
         .order_by(*_PAGE_ORDER)
-        .limit(_literal(size + 1))
+        .limit(sql_constant(size + 1))
         .subquery("page")
     )
     q = select(total.label("page_total"), *page.c).select_from(batches)
@@ -567,8 +552,8 @@ def _page_of_statuses(size: int, statuses: tuple[str, ...]) -> Any:
         return _page_query(size, (), batches.c.total_contacts)
     counted = tuple(counter_column(s) for s in statuses if s in _STATUS_VALUES)
     totals = counters.totals_lateral(counted) if counted else None
-    total = sum((totals.c[c] for c in counted[1:]), totals.c[counted[0]]) if counted else _literal(0)
-    return _page_query(size, (contacts.c.status.in_([_literal(s) for s in statuses]),), total, totals)
+    total = sum((totals.c[c] for c in counted[1:]), totals.c[counted[0]]) if counted else sql_constant(0)
+    return _page_query(size, (contacts.c.status.in_([sql_constant(s) for s in statuses]),), total, totals)
 
 
 def _only_statuses(f: ContactFilter) -> bool:
