@@ -143,25 +143,9 @@ class CarrierHttpClient:
         Raises SimulatedProviderError when the carrier cannot be reached and
         TimeoutError when it does not answer within ``timeout`` seconds.
         """
-        if self._closed:
-            raise SimulatedProviderError("provider is closed")
-        session = self._session_for_loop()
-        body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
-        # Paths are built already quoted (call ids through quote()): no re-encoding.
-        url = URL(self.base_url + path, encoded=True)
-        for attempt in (0, 1):
-            try:
-                async with session.request(method, url, data=body, timeout=self._timeout(timeout)) as response:
-                    return _HttpResponse(response.status, await response.read())
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if method == "POST" and attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError):
-                    continue  # a stale pooled connection: once more on a fresh one
-                raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
-            except aiohttp.ClientError as exc:
-                if isinstance(exc, TimeoutError):
-                    raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s") from exc
-                raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
-        raise AssertionError("unreachable")
+        response = await self._exchange(method, path, payload, timeout, None)
+        assert response is not None  # only a followed answer is None
+        return response
 
     async def follow(self, path: str, payload: Any, on_line: Callable[[dict[str, Any]], Awaitable[None]],
                      timeout: float) -> _HttpResponse | None:
@@ -172,22 +156,31 @@ class CarrierHttpClient:
         in full (an error, a refusal, a carrier without ``?follow``).
 
         Raises like ``request`` when no line arrived."""
+        return await self._exchange("POST", path, payload, timeout, on_line)
+
+    async def _exchange(self, method: str, path: str, payload: Any, timeout: float,
+                        on_line: Callable[[dict[str, Any]], Awaitable[None]] | None) -> _HttpResponse | None:
+        """``request`` (``on_line`` None) and ``follow``: one request, a
+        stale pooled connection retried once for a POST (idempotent on the
+        call id), errors mapped to SimulatedProviderError / TimeoutError."""
         if self._closed:
             raise SimulatedProviderError("provider is closed")
         session = self._session_for_loop()
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
+        # Paths are built already quoted (call ids through quote()): no re-encoding.
         url = URL(self.base_url + path, encoded=True)
         lines = 0
         for attempt in (0, 1):
             try:
-                async with session.post(url, data=body, timeout=self._timeout(timeout)) as response:
-                    if response.status // 100 != 2 or response.content_type != NDJSON:
+                async with session.request(method, url, data=body, timeout=self._timeout(timeout)) as response:
+                    if on_line is None or response.status // 100 != 2 or response.content_type != NDJSON:
                         return _HttpResponse(response.status, await response.read())
                     while raw := await response.content.readline():
                         try:
                             line = json.loads(raw)
                         except ValueError as exc:
-                            raise SimulatedProviderError(f"POST {path}: not a JSON line: {raw[:200]!r}") from exc
+                            raise SimulatedProviderError(
+                                f"{method} {path}: not a JSON line: {raw[:200]!r}") from exc
                         lines += 1
                         await on_line(line)
                     return None
@@ -195,12 +188,12 @@ class CarrierHttpClient:
                 if lines:
                     log.info("following %s cut after %d lines: %r", path, lines, exc)
                     return None
-                if (isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and attempt == 0
-                        and not isinstance(exc, aiohttp.ClientConnectorError)):
+                if (isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and method == "POST"
+                        and attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError)):
                     continue  # a stale pooled connection: once more on a fresh one
                 if isinstance(exc, TimeoutError):
-                    raise TimeoutError(f"POST {path}: no answer within {timeout:g}s") from exc
-                raise SimulatedProviderError(f"POST {path}: {exc!r}") from exc
+                    raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s") from exc
+                raise SimulatedProviderError(f"{method} {path}: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
