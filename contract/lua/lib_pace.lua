@@ -127,19 +127,21 @@ local function pace_decide(trunk_key, org_key, a)
 
   local status, wait_at = nil, nil
   local trunk_rate, trunk_tat
+  local trunk_last = pace_num(f[1])
   if trunk_cps then
     trunk_rate = pace_effective(trunk_cps, pace_num(f[2]))
     local allow_at
-    allow_at, trunk_tat = pace_gcra(pace_num(f[1]), now_us, trunk_rate, trunk_burst)
+    allow_at, trunk_tat = pace_gcra(trunk_last, now_us, trunk_rate, trunk_burst)
     if now_us < allow_at then
       status, wait_at = 'trunk', allow_at
     end
   end
 
-  local org_tat
+  local org_tat, org_last
   if org_cps then
+    org_last = pace_num(redis.call('HGET', org_key, 'tat'))
     local allow_at
-    allow_at, org_tat = pace_gcra(pace_num(redis.call('HGET', org_key, 'tat')), now_us, org_cps, org_burst)
+    allow_at, org_tat = pace_gcra(org_last, now_us, org_cps, org_burst)
     if now_us < allow_at and (not wait_at or allow_at > wait_at) then
       status, wait_at = 'org', allow_at
     end
@@ -153,11 +155,11 @@ local function pace_decide(trunk_key, org_key, a)
     delay_us = at - now_us
     if trunk_cps then
       local _
-      _, trunk_tat = pace_gcra(pace_num(f[1]), at, trunk_rate, trunk_burst)
+      _, trunk_tat = pace_gcra(trunk_last, at, trunk_rate, trunk_burst)
     end
     if org_cps then
       local _
-      _, org_tat = pace_gcra(pace_num(redis.call('HGET', org_key, 'tat')), at, org_cps, org_burst)
+      _, org_tat = pace_gcra(org_last, at, org_cps, org_burst)
     end
     status = nil
   end
